@@ -1,0 +1,90 @@
+"""ShopHook's HTTP API on Chalice. Thin: read the request, call a use case, shape the answer."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from chalice import Chalice, Response
+
+from chalicelib.observability import logger
+from chalicelib.platforms.base import InboundRequest
+from chalicelib.service import ingest, keys, queries
+from chalicelib.service.errors import ApiError, StorageUnavailableError
+
+app = Chalice(app_name="shophook")
+JSON = {"Content-Type": "application/json"}
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(body=body, status_code=status, headers=JSON)
+
+
+def answers_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Every client error becomes its specific 4xx; storage trouble a 503 the caller
+    may retry. (Chalice turns exceptions into 500s before any middleware sees them.)"""
+
+    @functools.wraps(view)
+    def answering(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except ApiError as error:
+            return _json(error.status, error.body())
+        except StorageUnavailableError:
+            logger.exception("storage unavailable")
+            return _json(503, {"code": "storage_unavailable", "message": "try again shortly"})
+
+    return answering
+
+
+def _authorized_shop(shop_id: str) -> None:
+    key = keys.authenticate(app.current_request.headers.get("authorization"))
+    keys.require_shop(key, shop_id)
+
+
+@app.route("/health", methods=["GET"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+# Any content type is accepted here so that a wrong one is answered in the
+# platform's own error shape, after the signature check, not by the framework.
+@app.route("/webhooks/{platform}", methods=["POST"], content_types=["*/*"])
+@answers_errors
+def receive_webhook(platform: str) -> Response:
+    request = app.current_request
+    query = request.query_params
+    reply = ingest.receive(
+        platform,
+        InboundRequest(
+            query={name: query.getlist(name) for name in query} if query else {},
+            headers=dict(request.headers),
+            raw_body=request.raw_body or b"",
+        ),
+        now=datetime.now(UTC),
+    )
+    return _json(reply.status, reply.body)
+
+
+@app.route("/shops/{shop_id}/orders/{order_id}", methods=["GET"])
+@answers_errors
+def get_order(shop_id: str, order_id: str) -> dict[str, Any]:
+    _authorized_shop(shop_id)
+    return queries.order(shop_id, order_id)
+
+
+@app.route("/shops/{shop_id}/after-sales", methods=["GET"])
+@answers_errors
+def list_after_sales(shop_id: str) -> dict[str, Any]:
+    _authorized_shop(shop_id)
+    params = app.current_request.query_params or {}
+    return queries.cases(shop_id, params.get("status"), params.get("limit"), params.get("cursor"))
+
+
+@app.route("/shops/{shop_id}/after-sales/{case_id}", methods=["GET"])
+@answers_errors
+def get_after_sale(shop_id: str, case_id: str) -> dict[str, Any]:
+    _authorized_shop(shop_id)
+    return queries.case(shop_id, case_id)

@@ -1,0 +1,104 @@
+"""The one small interface every platform module implements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.domain.model import Inbound
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    app_key: str
+    app_secret: str
+
+    def __repr__(self) -> str:
+        return f"AppCredentials(app_key={self.app_key!r}, app_secret=<redacted>)"
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """What a platform module sees of an HTTP request: no web framework types."""
+
+    query: Mapping[str, list[str]]
+    headers: Mapping[str, str]
+    raw_body: bytes
+
+
+@dataclass(frozen=True)
+class VerifiedDelivery:
+    """A request whose signature and timestamp checked out; parsing comes next."""
+
+    platform: str
+    raw_body: bytes
+    params: Mapping[str, str]
+
+
+class WebhookRejectedError(Exception):
+    """The request failed verification: nothing of it is trusted or stored."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class MalformedMessageError(Exception):
+    """A well-signed message that cannot be applied; it goes to the quarantine."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+class Platform(Protocol):
+    name: str
+
+    def verify(
+        self, request: InboundRequest, credentials: AppCredentials, now: datetime
+    ) -> VerifiedDelivery:
+        """Check signature, app key and timestamp window; raise WebhookRejectedError."""
+
+    def message_id(self, delivery: VerifiedDelivery) -> str | None:
+        """The platform's message id if it can be read at all (keys the quarantine)."""
+
+    def parse(self, delivery: VerifiedDelivery) -> Inbound:
+        """Turn a verified delivery into a canonical event; raise MalformedMessageError."""
+
+    def ack(self) -> dict[str, Any]:
+        """The body that tells the platform the message is durably stored."""
+
+    def failure(self, code: str, message: str) -> dict[str, Any]:
+        """The body of a non-2xx answer in the platform's own error shape."""
+
+
+def single_valued(pairs: list[tuple[str, str]] | Mapping[str, list[str]]) -> dict[str, str]:
+    """Parameters as a plain dict; a name given twice makes the signature ambiguous."""
+    items = (
+        pairs
+        if isinstance(pairs, list)
+        else [(name, value) for name, values in pairs.items() for value in values]
+    )
+    params: dict[str, str] = {}
+    for name, value in items:
+        if name in params:
+            raise WebhookRejectedError(
+                400, "duplicate_parameter", f"parameter '{name}' is given more than once"
+            )
+        params[name] = value
+    return params
+
+
+def require_param(params: Mapping[str, str], name: str, code: str) -> str:
+    value = params.get(name)
+    if not value:
+        raise WebhookRejectedError(401, code, f"parameter '{name}' is missing")
+    return value
+
+
+def check_app_key(params: Mapping[str, str], credentials: AppCredentials) -> None:
+    app_key = require_param(params, "app_key", "missing_app_key")
+    if app_key != credentials.app_key:
+        raise WebhookRejectedError(401, "unknown_app_key", "app_key is not known to ShopHook")

@@ -1,0 +1,280 @@
+"""JD-style marketplace: JOS push webhooks (platforms.md 1.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from chalicelib.domain.model import (
+    CanonicalEvent,
+    CaseKind,
+    CaseSnapshot,
+    CaseStatus,
+    Inbound,
+    Item,
+    LogisticsTrace,
+    OrderSnapshot,
+    OrderStatus,
+    ShipmentStatus,
+)
+from chalicelib.platforms.base import (
+    AppCredentials,
+    InboundRequest,
+    MalformedMessageError,
+    VerifiedDelivery,
+    WebhookRejectedError,
+    check_app_key,
+    require_param,
+    single_valued,
+)
+from chalicelib.platforms.signing import joined_params, md5_sign, signatures_match
+from chalicelib.platforms.wire import (
+    Identifier,
+    WireModel,
+    WireTime,
+    Yuan,
+    check_timestamp,
+    one_of,
+    validate_json,
+)
+
+PAYLOAD_FIELD = "360buy_param_json"
+
+ORDER_STATUS = {
+    "WAIT_SELLER_STOCK_OUT": OrderStatus.PAID,
+    "WAIT_GOODS_RECEIVE_CONFIRM": OrderStatus.SHIPPED,
+    "FINISHED_L": OrderStatus.COMPLETED,
+    "TRADE_CANCELED": OrderStatus.CLOSED,
+}
+# A refund apply has no goods to send back: once approved (1), the platform pays
+# the buyer and the seller's part is done, so it reads as refunded.
+REFUND_STATUS = {
+    "0": CaseStatus.REQUESTED,
+    "1": CaseStatus.REFUNDED,
+    "2": CaseStatus.REFUSED,
+    "3": CaseStatus.REFUNDED,
+    "4": CaseStatus.CLOSED,
+}
+AFS_KIND = {"10": CaseKind.RETURN_REFUND, "20": CaseKind.EXCHANGE, "30": CaseKind.REPAIR}
+AFS_STATUS = {
+    "10": CaseStatus.REQUESTED,
+    "20": CaseStatus.AWAITING_RETURN,
+    "30": CaseStatus.REFUSED,
+    "40": CaseStatus.RETURNED,
+    "50": CaseStatus.RETURNED,
+    "70": CaseStatus.CLOSED,
+}
+AFS_DONE = "60"
+SCAN_STATUS = {
+    "揽收": ShipmentStatus.PICKED_UP,
+    "运输": ShipmentStatus.IN_TRANSIT,
+    "派送": ShipmentStatus.IN_TRANSIT,
+    "签收": ShipmentStatus.DELIVERED,
+    "异常": ShipmentStatus.EXCEPTION,
+}
+
+
+class OrderItem(WireModel):
+    skuId: Identifier
+    skuName: str
+    itemTotal: int
+    jdPrice: Yuan
+    category: str
+    noReasonReturn: bool
+
+
+class Order(WireModel):
+    orderId: Identifier
+    venderId: Identifier
+    orderState: one_of(ORDER_STATUS)
+    orderTotalPrice: Yuan
+    freightPrice: Yuan
+    freeShipping: bool
+    province: str
+    modified: WireTime
+    paymentConfirmTime: WireTime | None = None
+    waybill: str | None = None
+    logisticsId: str | None = None
+    items: list[OrderItem]
+
+
+class RefundApply(WireModel):
+    id: Identifier
+    orderId: Identifier
+    venderId: Identifier
+    applyRefundSum: Yuan
+    status: one_of(REFUND_STATUS)
+    reason: str
+    applyTime: WireTime
+    modified: WireTime
+
+
+class AfterSaleService(WireModel):
+    afsServiceId: Identifier
+    orderId: Identifier
+    venderId: Identifier
+    customerExpect: one_of(AFS_KIND)
+    afsServiceStatus: one_of((*AFS_STATUS, AFS_DONE))
+    questionTypeCode: Literal["quality", "other"]
+    applyTime: WireTime
+    modified: WireTime
+    expressCode: str | None = None
+
+
+class Trace(WireModel):
+    orderId: Identifier
+    waybill: str
+    logisticsId: str
+    opeTitle: one_of(SCAN_STATUS)
+    opeTime: WireTime
+    opeRemark: str
+
+
+def _order_event(order: Order) -> OrderSnapshot:
+    status = ORDER_STATUS[order.orderState]
+    return OrderSnapshot(
+        order_id=order.orderId,
+        status=status,
+        platform_status=order.orderState,
+        total_fen=order.orderTotalPrice,
+        shipping_fee_fen=order.freightPrice,
+        free_shipping=order.freeShipping,
+        region=order.province,
+        items=tuple(
+            Item(
+                item_id=item.skuId,
+                title=item.skuName,
+                quantity=item.itemTotal,
+                price_fen=item.jdPrice,
+                category=item.category,
+                no_reason_return=item.noReasonReturn,
+            )
+            for item in order.items
+        ),
+        modified=order.modified,
+        paid_at=order.paymentConfirmTime,
+        # JD sends no ship time: the out-of-stock message's `modified` is when it shipped.
+        shipped_at=order.modified if status is OrderStatus.SHIPPED else None,
+        tracking_no=order.waybill or None,
+        carrier=order.logisticsId or None,
+    )
+
+
+def _refund_event(refund: RefundApply) -> CaseSnapshot:
+    return CaseSnapshot(
+        case_id=f"refund-{refund.id}",
+        order_id=refund.orderId,
+        kind=CaseKind.REFUND_ONLY,
+        status=REFUND_STATUS[refund.status],
+        platform_status=refund.status,
+        amount_fen=refund.applyRefundSum,
+        reason=refund.reason,
+        quality_issue=False,
+        modified=refund.modified,
+    )
+
+
+def _afs_event(service: AfterSaleService) -> CaseSnapshot:
+    kind = AFS_KIND[service.customerExpect]
+    done = CaseStatus.REFUNDED if kind is CaseKind.RETURN_REFUND else CaseStatus.COMPLETED
+    return CaseSnapshot(
+        case_id=f"afs-{service.afsServiceId}",
+        order_id=service.orderId,
+        kind=kind,
+        status=AFS_STATUS.get(service.afsServiceStatus, done),
+        platform_status=service.afsServiceStatus,
+        amount_fen=None,
+        reason=service.questionTypeCode,
+        quality_issue=service.questionTypeCode == "quality",
+        modified=service.modified,
+        return_tracking_no=service.expressCode or None,
+    )
+
+
+def _trace_event(trace: Trace) -> LogisticsTrace:
+    return LogisticsTrace(
+        order_id=trace.orderId,
+        tracking_no=trace.waybill,
+        carrier=trace.logisticsId,
+        status=SCAN_STATUS[trace.opeTitle],
+        scanned_at=trace.opeTime,
+        description=trace.opeRemark,
+    )
+
+
+_TOPICS: dict[str, tuple[type[WireModel], Callable[[Any], CanonicalEvent]]] = {
+    **dict.fromkeys(
+        (
+            "jd_pop_order_create",
+            "jd_pop_order_pay",
+            "jd_pop_order_out_stock",
+            "jd_pop_order_finish",
+            "jd_pop_order_cancel",
+        ),
+        (Order, _order_event),
+    ),
+    "jd_pop_refund_apply": (RefundApply, _refund_event),
+    "jd_pop_refund_status": (RefundApply, _refund_event),
+    "jd_pop_afs_apply": (AfterSaleService, _afs_event),
+    "jd_pop_afs_status": (AfterSaleService, _afs_event),
+    "jd_pop_logistics_trace": (Trace, _trace_event),
+}
+TOPICS = tuple(_TOPICS)
+
+
+class Jd:
+    name = "jd"
+
+    def verify(
+        self, request: InboundRequest, credentials: AppCredentials, now: datetime
+    ) -> VerifiedDelivery:
+        try:
+            form = single_valued(
+                parse_qsl(request.raw_body.decode(), keep_blank_values=True, errors="strict")
+            )
+        except UnicodeDecodeError:
+            raise WebhookRejectedError(
+                400, "malformed_form", "body is not a UTF-8 application/x-www-form-urlencoded form"
+            ) from None
+        check_app_key(form, credentials)
+        provided = require_param(form, "sign", "missing_signature")
+        signed = {name: value for name, value in form.items() if name != "sign"}
+        expected = md5_sign(credentials.app_secret, joined_params(signed))
+        if not signatures_match(expected, provided):
+            raise WebhookRejectedError(401, "bad_signature", "sign does not match the request")
+        check_timestamp(form, now)
+        return VerifiedDelivery(self.name, request.raw_body, form)
+
+    def message_id(self, delivery: VerifiedDelivery) -> str | None:
+        return delivery.params.get("msg_id") or None
+
+    def parse(self, delivery: VerifiedDelivery) -> Inbound:
+        message_id = self.message_id(delivery)
+        if message_id is None:
+            raise MalformedMessageError("msg_id", "Field required")
+        topic = delivery.params.get("method", "")
+        if topic not in _TOPICS:
+            raise MalformedMessageError(
+                "method", f"unknown topic {topic!r}; expected one of {', '.join(TOPICS)}"
+            )
+        model, to_event = _TOPICS[topic]
+        payload = validate_json(model, delivery.params.get(PAYLOAD_FIELD, ""), PAYLOAD_FIELD)
+        vender_id = getattr(payload, "venderId", None)
+        return Inbound(
+            platform=self.name,
+            message_id=message_id,
+            topic=topic,
+            shop_id=f"{self.name}:{vender_id}" if vender_id is not None else None,
+            event=to_event(payload),
+        )
+
+    def ack(self) -> dict[str, Any]:
+        return {"code": "0", "msg": "success"}
+
+    def failure(self, code: str, message: str) -> dict[str, Any]:
+        return {"code": code, "msg": message}
+
+
+PLATFORM = Jd()

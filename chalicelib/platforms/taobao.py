@@ -1,0 +1,271 @@
+"""Taobao-style marketplace: TOP push webhooks (platforms.md 1.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+
+from chalicelib.domain.model import (
+    CanonicalEvent,
+    CaseKind,
+    CaseSnapshot,
+    CaseStatus,
+    Inbound,
+    Item,
+    LogisticsTrace,
+    OrderSnapshot,
+    OrderStatus,
+    ShipmentStatus,
+)
+from chalicelib.platforms.base import (
+    AppCredentials,
+    InboundRequest,
+    MalformedMessageError,
+    VerifiedDelivery,
+    WebhookRejectedError,
+    check_app_key,
+    require_param,
+    single_valued,
+)
+from chalicelib.platforms.signing import (
+    hmac_sha256_sign,
+    joined_params,
+    md5_sign,
+    signatures_match,
+)
+from chalicelib.platforms.wire import (
+    Identifier,
+    WireModel,
+    WireTime,
+    Yuan,
+    check_timestamp,
+    one_of,
+    validate_json,
+)
+
+SIGNERS: dict[str, Callable[[str, bytes], str]] = {
+    "md5": md5_sign,
+    "hmac-sha256": hmac_sha256_sign,
+}
+
+TRADE_STATUS = {
+    "WAIT_BUYER_PAY": OrderStatus.PENDING_PAYMENT,
+    "WAIT_SELLER_SEND_GOODS": OrderStatus.PAID,
+    "WAIT_BUYER_CONFIRM_GOODS": OrderStatus.SHIPPED,
+    "TRADE_FINISHED": OrderStatus.COMPLETED,
+    "TRADE_CLOSED": OrderStatus.CLOSED,
+    "TRADE_CLOSED_BY_TAOBAO": OrderStatus.CLOSED,
+}
+REFUND_STATUS = {
+    "WAIT_SELLER_AGREE": CaseStatus.REQUESTED,
+    "WAIT_BUYER_RETURN_GOODS": CaseStatus.AWAITING_RETURN,
+    "WAIT_SELLER_CONFIRM_GOODS": CaseStatus.RETURNED,
+    "SELLER_REFUSE_BUYER": CaseStatus.REFUSED,
+    "CLOSED": CaseStatus.CLOSED,
+    "SUCCESS": CaseStatus.REFUNDED,
+}
+SCAN_STATUS = {
+    "CONSIGN": ShipmentStatus.AWAITING_PICKUP,
+    "GOT": ShipmentStatus.PICKED_UP,
+    "TRANSPORT": ShipmentStatus.IN_TRANSIT,
+    "SENT_SCAN": ShipmentStatus.IN_TRANSIT,
+    "SIGNED": ShipmentStatus.DELIVERED,
+    "FAILED": ShipmentStatus.EXCEPTION,
+}
+
+
+class MessageId(WireModel):
+    id: Identifier
+
+
+class Push(MessageId):
+    topic: str
+    user_id: Identifier
+    user_nick: str = ""
+    pub_time: WireTime
+    content: str
+
+
+class TradeItem(WireModel):
+    oid: Identifier
+    title: str
+    num: int
+    price: Yuan
+    category: str
+    no_reason_return: bool
+
+
+class Trade(WireModel):
+    tid: Identifier
+    status: one_of(TRADE_STATUS)
+    payment: Yuan
+    post_fee: Yuan
+    free_shipping: bool
+    receiver_state: str
+    modified: WireTime
+    pay_time: WireTime | None = None
+    consign_time: WireTime | None = None
+    out_sid: str | None = None
+    company_code: str | None = None
+    items: list[TradeItem]
+
+
+class Refund(WireModel):
+    refund_id: Identifier
+    tid: Identifier
+    oid: Identifier
+    refund_fee: Yuan
+    refund_phase: Literal["onsale", "aftersale"]
+    has_good_return: bool
+    good_status: Literal["BUYER_NOT_RECEIVED", "BUYER_RECEIVED", "BUYER_RETURNED_GOODS"]
+    reason: str
+    quality_issue: bool
+    status: one_of(REFUND_STATUS)
+    modified: WireTime
+    return_out_sid: str | None = None
+
+
+class Trace(WireModel):
+    tid: Identifier
+    out_sid: str
+    company_code: str
+    action: one_of(SCAN_STATUS)
+    action_time: WireTime
+    desc: str
+
+
+def _trade_event(trade: Trade) -> OrderSnapshot:
+    return OrderSnapshot(
+        order_id=trade.tid,
+        status=TRADE_STATUS[trade.status],
+        platform_status=trade.status,
+        total_fen=trade.payment,
+        shipping_fee_fen=trade.post_fee,
+        free_shipping=trade.free_shipping,
+        region=trade.receiver_state,
+        items=tuple(
+            Item(
+                item_id=item.oid,
+                title=item.title,
+                quantity=item.num,
+                price_fen=item.price,
+                category=item.category,
+                no_reason_return=item.no_reason_return,
+            )
+            for item in trade.items
+        ),
+        modified=trade.modified,
+        paid_at=trade.pay_time,
+        shipped_at=trade.consign_time,
+        tracking_no=trade.out_sid or None,
+        carrier=trade.company_code or None,
+    )
+
+
+def _refund_event(refund: Refund) -> CaseSnapshot:
+    return CaseSnapshot(
+        case_id=refund.refund_id,
+        order_id=refund.tid,
+        line_item_id=refund.oid,
+        kind=CaseKind.RETURN_REFUND if refund.has_good_return else CaseKind.REFUND_ONLY,
+        status=REFUND_STATUS[refund.status],
+        platform_status=refund.status,
+        amount_fen=refund.refund_fee,
+        reason=refund.reason,
+        quality_issue=refund.quality_issue,
+        modified=refund.modified,
+        return_tracking_no=refund.return_out_sid or None,
+    )
+
+
+def _trace_event(trace: Trace) -> LogisticsTrace:
+    return LogisticsTrace(
+        order_id=trace.tid,
+        tracking_no=trace.out_sid,
+        carrier=trace.company_code,
+        status=SCAN_STATUS[trace.action],
+        scanned_at=trace.action_time,
+        description=trace.desc,
+    )
+
+
+_TOPICS: dict[str, tuple[type[WireModel], Callable[[Any], CanonicalEvent]]] = {
+    **dict.fromkeys(
+        (
+            "taobao_trade_TradeCreate",
+            "taobao_trade_TradeBuyerPay",
+            "taobao_trade_TradeSellerShip",
+            "taobao_trade_TradeSuccess",
+            "taobao_trade_TradeClose",
+        ),
+        (Trade, _trade_event),
+    ),
+    **dict.fromkeys(
+        (
+            "taobao_refund_RefundCreated",
+            "taobao_refund_RefundSellerAgreeAgreement",
+            "taobao_refund_RefundSellerRefuseAgreement",
+            "taobao_refund_RefundBuyerReturnGoods",
+            "taobao_refund_RefundSuccess",
+            "taobao_refund_RefundClosed",
+        ),
+        (Refund, _refund_event),
+    ),
+    "taobao_logistics_LogisticsTrace": (Trace, _trace_event),
+}
+TOPICS = tuple(_TOPICS)
+
+
+class Taobao:
+    name = "taobao"
+
+    def verify(
+        self, request: InboundRequest, credentials: AppCredentials, now: datetime
+    ) -> VerifiedDelivery:
+        params = single_valued(request.query)
+        check_app_key(params, credentials)
+        provided = require_param(params, "sign", "missing_signature")
+        method = params.get("sign_method", "")
+        signer = SIGNERS.get(method)
+        if signer is None:
+            raise WebhookRejectedError(
+                401, "unsupported_sign_method", "sign_method must be 'md5' or 'hmac-sha256'"
+            )
+        signed = {name: value for name, value in params.items() if name != "sign"}
+        expected = signer(credentials.app_secret, joined_params(signed) + request.raw_body)
+        if not signatures_match(expected, provided):
+            raise WebhookRejectedError(401, "bad_signature", "sign does not match the request")
+        check_timestamp(params, now)
+        return VerifiedDelivery(self.name, request.raw_body, params)
+
+    def message_id(self, delivery: VerifiedDelivery) -> str | None:
+        try:
+            return validate_json(MessageId, delivery.raw_body, "body").id
+        except MalformedMessageError:
+            return None
+
+    def parse(self, delivery: VerifiedDelivery) -> Inbound:
+        push = validate_json(Push, delivery.raw_body, "body")
+        if push.topic not in _TOPICS:
+            raise MalformedMessageError(
+                "topic", f"unknown topic {push.topic!r}; expected one of {', '.join(TOPICS)}"
+            )
+        model, to_event = _TOPICS[push.topic]
+        content = validate_json(model, push.content, "content")
+        return Inbound(
+            platform=self.name,
+            message_id=push.id,
+            topic=push.topic,
+            shop_id=f"{self.name}:{push.user_id}",
+            event=to_event(content),
+        )
+
+    def ack(self) -> dict[str, Any]:
+        return {"success": True}
+
+    def failure(self, code: str, message: str) -> dict[str, Any]:
+        return {"success": False, "code": code, "msg": message}
+
+
+PLATFORM = Taobao()

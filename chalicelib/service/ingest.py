@@ -1,0 +1,299 @@
+"""Receive a webhook: verify, parse, store once, acknowledge.
+
+AWS budget per webhook: one TransactGetItems (inbox row, entity row, shop) and
+one TransactWriteItems (inbox row put only if absent, entity row guarded by its
+version, event-log row). A duplicate is answered after the read alone. A
+well-signed message that cannot be applied costs one UpdateItem (quarantine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from time import perf_counter
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.models import Model, _ModelFuture
+from pynamodb.transactions import TransactGet, TransactWrite
+
+from chalicelib.config import app_credentials
+from chalicelib.domain.model import CaseSnapshot, Inbound, LogisticsTrace, OrderSnapshot
+from chalicelib.domain.state import (
+    ShopMismatchError,
+    apply_case_snapshot,
+    apply_order_snapshot,
+    apply_trace,
+)
+from chalicelib.observability import emit, logger
+from chalicelib.platforms import registry
+from chalicelib.platforms.base import (
+    InboundRequest,
+    MalformedMessageError,
+    Platform,
+    VerifiedDelivery,
+    WebhookRejectedError,
+)
+from chalicelib.service.errors import ApiError, StorageUnavailableError
+from chalicelib.store import codec
+from chalicelib.store.records import (
+    CaseRecord,
+    EventLogRecord,
+    InboxRecord,
+    OrderRecord,
+    QuarantineRecord,
+    ShopRecord,
+    connection,
+    entity_key,
+)
+
+MAX_BODY_BYTES = 256 * 1024
+# Platforms redeliver for days at most; the inbox remembers message ids for longer.
+INBOX_RETENTION = timedelta(days=30)
+# Optimistic concurrency: another webhook for the same entity won the race.
+MAX_ATTEMPTS = 3
+CONDITION_FAILED = "ConditionalCheckFailed"
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    STALE = "stale"
+    DUPLICATE = "duplicate"
+    SHOP_NOT_CONNECTED = "shop_not_connected"
+
+
+OUTCOME_METRICS = {
+    Outcome.APPLIED: "WebhookApplied",
+    Outcome.STALE: "WebhookStale",
+    Outcome.DUPLICATE: "WebhookDuplicate",
+    Outcome.SHOP_NOT_CONNECTED: "WebhookForUnconnectedShop",
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+
+
+class _ConcurrentUpdateError(Exception):
+    pass
+
+
+def receive(platform_name: str, request: InboundRequest, now: datetime) -> Reply:
+    platform = registry().get(platform_name)
+    if platform is None:
+        raise ApiError(404, "unknown_platform", f"no webhook endpoint for '{platform_name}'")
+    started = perf_counter()
+    emit("WebhookReceived", platform=platform.name)
+    try:
+        delivery = _verify(platform, request, now)
+    except WebhookRejectedError as rejection:
+        emit("WebhookRejected", platform=platform.name, reason=rejection.code)
+        logger.warning(
+            "webhook rejected", extra={"platform": platform.name, "reason": rejection.code}
+        )
+        return Reply(rejection.status, platform.failure(rejection.code, rejection.message))
+    try:
+        reply = _store(platform, delivery, now)
+    except StorageUnavailableError as failure:
+        emit("WebhookStorageFailure", platform=platform.name)
+        logger.exception("webhook not stored", extra={"platform": platform.name})
+        reply = Reply(503, platform.failure("storage_unavailable", str(failure)))
+    emit("IngestLatency", (perf_counter() - started) * 1000, "Milliseconds", platform=platform.name)
+    return reply
+
+
+def _verify(platform: Platform, request: InboundRequest, now: datetime) -> VerifiedDelivery:
+    if len(request.raw_body) > MAX_BODY_BYTES:
+        raise WebhookRejectedError(
+            413, "body_too_large", f"body is over {MAX_BODY_BYTES // 1024} KiB"
+        )
+    credentials = app_credentials(platform.name)
+    if credentials is None:
+        raise WebhookRejectedError(
+            401, "unknown_app_key", f"no {platform.name} app is configured in ShopHook"
+        )
+    return platform.verify(request, credentials, now)
+
+
+def _store(platform: Platform, delivery: VerifiedDelivery, now: datetime) -> Reply:
+    try:
+        inbound = platform.parse(delivery)
+        outcome = _store_once(inbound, now)
+    except MalformedMessageError as malformed:
+        _quarantine(platform, delivery, malformed, now)
+        emit("WebhookQuarantined", platform=platform.name)
+        logger.warning(
+            "webhook quarantined",
+            extra={"platform": platform.name, "field": malformed.field, "error": malformed.message},
+        )
+        return Reply(
+            422,
+            {
+                **platform.failure("malformed_message", f"{malformed.field}: {malformed.message}"),
+                "field": malformed.field,
+            },
+        )
+    emit(OUTCOME_METRICS[outcome], platform=platform.name)
+    logger.info(
+        "webhook stored",
+        extra={
+            "platform": inbound.platform,
+            "message_id": inbound.message_id,
+            "shop_id": inbound.shop_id,
+            "topic": inbound.topic,
+            "outcome": outcome,
+        },
+    )
+    return Reply(200, platform.ack())
+
+
+def _store_once(inbound: Inbound, now: datetime) -> Outcome:
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            return _read_apply_write(inbound, now)
+        except _ConcurrentUpdateError:
+            continue
+    raise StorageUnavailableError("the entity kept changing underneath this message")
+
+
+def _found(future: _ModelFuture | None) -> Any:
+    if future is None:
+        return None
+    try:
+        return future.get()
+    except DoesNotExist:
+        return None
+
+
+def _read_apply_write(inbound: Inbound, now: datetime) -> Outcome:
+    event = inbound.event
+    is_case = isinstance(event, CaseSnapshot)
+    record_type: type[OrderRecord | CaseRecord] = CaseRecord if is_case else OrderRecord
+    entity_id = event.case_id if isinstance(event, CaseSnapshot) else event.order_id
+    key = entity_key(inbound.platform, entity_id)
+    message_key = entity_key(inbound.platform, inbound.message_id)
+    try:
+        with TransactGet(connection=connection()) as read:
+            inbox_future = read.get(InboxRecord, message_key)
+            held_future = read.get(record_type, key)
+            shop_future = read.get(ShopRecord, inbound.shop_id) if inbound.shop_id else None
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not read current state") from error
+    if _found(inbox_future) is not None:
+        return Outcome.DUPLICATE
+    held_record = _found(held_future)
+    shop = _found(shop_future)
+
+    if inbound.shop_id is not None and (shop is None or shop.status != "connected"):
+        outcome, state = Outcome.SHOP_NOT_CONNECTED, None
+    else:
+        state = _apply(inbound, held_record)
+        outcome = Outcome.APPLIED if state is not None else Outcome.STALE
+
+    try:
+        with TransactWrite(connection=connection()) as write:
+            write.save(
+                InboxRecord(
+                    message_key,
+                    shop_id=inbound.shop_id,
+                    topic=inbound.topic,
+                    outcome=outcome,
+                    received_at=now,
+                    expires_at=now + INBOX_RETENTION,
+                ),
+                condition=InboxRecord.message_key.does_not_exist(),
+            )
+            if state is not None:
+                write.save(_state_record(record_type, key, held_record, state))
+            write.save(
+                EventLogRecord(
+                    f"{inbound.platform}#{'case' if is_case else 'order'}#{entity_id}",
+                    f"{now.isoformat()}#{inbound.message_id}",
+                    shop_id=inbound.shop_id,
+                    platform=inbound.platform,
+                    message_id=inbound.message_id,
+                    topic=inbound.topic,
+                    outcome=outcome,
+                    event_type=type(event).__name__,
+                    event=codec.EVENT.encode(event),
+                    received_at=now,
+                )
+            )
+    except TransactWriteError as error:
+        reasons = [reason.code if reason else None for reason in error.cancellation_reasons]
+        if reasons and reasons[0] == CONDITION_FAILED:
+            return Outcome.DUPLICATE
+        if CONDITION_FAILED in reasons:
+            raise _ConcurrentUpdateError from error
+        raise StorageUnavailableError("could not write the message") from error
+    return outcome
+
+
+def _apply(inbound: Inbound, held_record: OrderRecord | CaseRecord | None) -> Any:
+    event, platform = inbound.event, inbound.platform
+    try:
+        if isinstance(event, CaseSnapshot):
+            held_case = codec.CASE.decode(held_record.document) if held_record else None
+            return apply_case_snapshot(held_case, platform, _named_shop(inbound), event)
+        held_order = codec.ORDER.decode(held_record.document) if held_record else None
+        if isinstance(event, LogisticsTrace):
+            return apply_trace(held_order, platform, event)
+        if isinstance(event, OrderSnapshot):
+            return apply_order_snapshot(held_order, platform, _named_shop(inbound), event)
+    except ShopMismatchError as mismatch:
+        raise MalformedMessageError("shop_id", str(mismatch)) from None
+    raise TypeError(f"no state change is defined for {type(event).__name__}")
+
+
+def _named_shop(inbound: Inbound) -> str:
+    if inbound.shop_id is None:
+        raise MalformedMessageError("shop_id", "the message does not name its shop")
+    return inbound.shop_id
+
+
+def _state_record(
+    record_type: type[OrderRecord | CaseRecord],
+    key: str,
+    held_record: OrderRecord | CaseRecord | None,
+    state: Any,
+) -> Model:
+    record = held_record or record_type(key)
+    record.shop_id = state.shop_id
+    if isinstance(record, CaseRecord):
+        record.case_id = state.case_id
+        record.status = state.snapshot.status
+        record.document = codec.CASE.encode(state)
+    else:
+        record.status = state.snapshot.status if state.snapshot else None
+        record.document = codec.ORDER.encode(state)
+    return record
+
+
+def _quarantine(
+    platform: Platform, delivery: VerifiedDelivery, malformed: MalformedMessageError, now: datetime
+) -> None:
+    message_id = platform.message_id(delivery)
+    # Without a readable message id, the body itself identifies the delivery.
+    identity = message_id or "sha256:" + hashlib.sha256(delivery.raw_body).hexdigest()
+    record = QuarantineRecord(entity_key(platform.name, identity))
+    try:
+        record.update(
+            actions=[
+                QuarantineRecord.platform.set(platform.name),
+                *([QuarantineRecord.message_id.set(message_id)] if message_id else []),
+                QuarantineRecord.raw_body.set(delivery.raw_body),
+                QuarantineRecord.params.set(json.dumps(dict(delivery.params), ensure_ascii=False)),
+                QuarantineRecord.field.set(malformed.field),
+                QuarantineRecord.error.set(malformed.message),
+                QuarantineRecord.first_received_at.set(QuarantineRecord.first_received_at | now),
+                QuarantineRecord.last_received_at.set(now),
+                QuarantineRecord.deliveries.add(1),
+            ]
+        )
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not quarantine the message") from error

@@ -1,0 +1,109 @@
+"""The read API: canonical orders and after-sale cases of one shop."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
+
+from chalicelib.domain.model import OPEN_CASE_STATUSES, CaseStatus
+from chalicelib.domain.views import case_view, order_view
+from chalicelib.service.errors import ApiError, StorageUnavailableError
+from chalicelib.store import codec
+from chalicelib.store.records import CaseRecord, OrderRecord, entity_key
+
+MAX_PAGE = 100
+
+
+def _platform(shop_id: str) -> str:
+    return shop_id.partition(":")[0]
+
+
+def _not_found(kind: str, entity_id: str) -> ApiError:
+    return ApiError(404, f"{kind}_not_found", f"no {kind} '{entity_id}' in this shop")
+
+
+def _get(record_type: type[OrderRecord | CaseRecord], shop_id: str, entity_id: str) -> Any:
+    try:
+        record = record_type.get(entity_key(_platform(shop_id), entity_id))
+    except DoesNotExist:
+        return None
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not read") from error
+    return record if record.shop_id == shop_id else None
+
+
+def order(shop_id: str, order_id: str) -> dict[str, Any]:
+    record = _get(OrderRecord, shop_id, order_id)
+    state = codec.ORDER.decode(record.document) if record else None
+    # A courier scan may arrive before the trade itself: such an order is not shown yet.
+    if state is None or state.snapshot is None:
+        raise _not_found("order", order_id)
+    return order_view(state, record.version)
+
+
+def case(shop_id: str, case_id: str) -> dict[str, Any]:
+    record = _get(CaseRecord, shop_id, case_id)
+    if record is None:
+        raise _not_found("case", case_id)
+    return case_view(codec.CASE.decode(record.document), record.version)
+
+
+def _statuses(status: str | None) -> set[str] | None:
+    if status is None:
+        return None
+    if status == "open":
+        return set(OPEN_CASE_STATUSES)
+    if status in CaseStatus.__members__.values():
+        return {status}
+    allowed = ", ".join(["open", *CaseStatus])
+    raise ApiError(400, "invalid_status", f"status must be one of {allowed}", "status")
+
+
+def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if cursor is None:
+        return None
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, binascii.Error):
+        decoded = None
+    if not isinstance(decoded, dict):
+        raise ApiError(400, "invalid_cursor", "cursor is not one this API returned", "cursor")
+    return decoded
+
+
+def _parse_limit(limit: str | None) -> int:
+    if limit is None:
+        return 50
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+        raise ApiError(400, "invalid_limit", f"limit must be 1 to {MAX_PAGE}", "limit")
+    return int(limit)
+
+
+def cases(
+    shop_id: str, status: str | None, limit: str | None, cursor: str | None
+) -> dict[str, Any]:
+    statuses = _statuses(status)
+    page = _parse_limit(limit)
+    try:
+        results = CaseRecord.by_shop.query(
+            shop_id,
+            filter_condition=CaseRecord.status.is_in(*statuses) if statuses else None,
+            limit=page,
+            last_evaluated_key=_decode_cursor(cursor),
+        )
+        items = [case_view(codec.CASE.decode(r.document), r.version) for r in results]
+    except PynamoDBException as error:
+        if cursor is not None and error.cause_response_code == "ValidationException":
+            raise ApiError(
+                400, "invalid_cursor", "cursor is not one this API returned", "cursor"
+            ) from None
+        raise StorageUnavailableError("could not list cases") from error
+    next_key = results.last_evaluated_key
+    next_cursor = (
+        base64.urlsafe_b64encode(json.dumps(next_key).encode()).decode() if next_key else None
+    )
+    return {"items": items, "next_cursor": next_cursor}

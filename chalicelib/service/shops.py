@@ -1,0 +1,29 @@
+"""Connected shops: `taobao:<user_id>`, `jd:<venderId>`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from chalicelib.platforms import registry
+from chalicelib.service.errors import ApiError
+from chalicelib.store.records import ShopRecord
+
+
+def parse_shop_id(shop_id: str) -> tuple[str, str]:
+    platform, _, platform_shop = shop_id.partition(":")
+    if platform not in registry() or not platform_shop:
+        known = ", ".join(f"{name}:<id>" for name in registry())
+        raise ApiError(400, "invalid_shop_id", f"shop id must look like {known}", "shop_id")
+    return platform, platform_shop
+
+
+def connect(shop_id: str, name: str, now: datetime) -> ShopRecord:
+    platform, _ = parse_shop_id(shop_id)
+    record = ShopRecord(shop_id, platform=platform, name=name, status="connected", connected_at=now)
+    record.save()
+    return record
+
+
+def all_shops() -> list[ShopRecord]:
+    # The operator's view of a small table; the request paths never scan.
+    return sorted(ShopRecord.scan(), key=lambda shop: shop.shop_id)

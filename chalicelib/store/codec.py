@@ -1,0 +1,27 @@
+"""Domain state to and from the JSON kept in a record's `document`."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import TypeAdapter
+
+from chalicelib.domain.model import CanonicalEvent, CaseState, OrderState
+
+_T = TypeVar("_T")
+
+
+class Codec(Generic[_T]):
+    def __init__(self, kind: type[_T]) -> None:
+        self._adapter = TypeAdapter(kind)
+
+    def encode(self, value: _T) -> str:
+        return self._adapter.dump_json(value).decode()
+
+    def decode(self, document: str) -> _T:
+        return self._adapter.validate_json(document)
+
+
+ORDER = Codec(OrderState)
+CASE = Codec(CaseState)
+EVENT = Codec(CanonicalEvent)

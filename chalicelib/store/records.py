@@ -1,0 +1,168 @@
+"""PynamoDB models: one table per kind of record.
+
+Orders and cases are keyed by `platform#id` (ids are unique per platform, and a
+JD-style logistics trace names its order but not its shop); a GSI lists a
+shop's cases. Table names carry SHOPHOOK_TABLE_PREFIX so stages never collide.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pynamodb.attributes import (
+    BinaryAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.config import aws_region, table_prefix
+
+
+def entity_key(platform: str, entity_id: str) -> str:
+    return f"{platform}#{entity_id}"
+
+
+@cache
+def connection() -> Connection:
+    """One connection (one botocore client) for every transaction in this process."""
+    return Connection(region=aws_region())
+
+
+class _Meta:
+    region = aws_region()
+    billing_mode = "PAY_PER_REQUEST"
+
+
+class ShopRecord(Model):
+    class Meta(_Meta):
+        table_name = f"{table_prefix()}shops"
+
+    shop_id = UnicodeAttribute(hash_key=True)
+    platform = UnicodeAttribute()
+    name = UnicodeAttribute(default="")
+    status = UnicodeAttribute(default="connected")
+    connected_at = UTCDateTimeAttribute()
+
+
+class OrderRecord(Model):
+    class Meta(_Meta):
+        table_name = f"{table_prefix()}orders"
+
+    entity_key = UnicodeAttribute(hash_key=True)
+    shop_id = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    document = UnicodeAttribute()
+    version = VersionAttribute()
+
+
+class ShopCasesIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_shop"
+        projection = AllProjection()
+
+    shop_id = UnicodeAttribute(hash_key=True)
+    case_id = UnicodeAttribute(range_key=True)
+
+
+class CaseRecord(Model):
+    class Meta(_Meta):
+        table_name = f"{table_prefix()}cases"
+
+    entity_key = UnicodeAttribute(hash_key=True)
+    shop_id = UnicodeAttribute()
+    case_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    document = UnicodeAttribute()
+    version = VersionAttribute()
+    by_shop = ShopCasesIndex()
+
+
+class InboxRecord(Model):
+    """One row per platform message id: the dedup key, written in the same
+    transaction as the state it changed."""
+
+    class Meta(_Meta):
+        table_name = f"{table_prefix()}inbox"
+
+    message_key = UnicodeAttribute(hash_key=True)
+    shop_id = UnicodeAttribute(null=True)
+    topic = UnicodeAttribute()
+    outcome = UnicodeAttribute()
+    received_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute()
+
+
+class EventLogRecord(Model):
+    """Every accepted message, applied or not, per entity, in arrival order."""
+
+    class Meta(_Meta):
+        table_name = f"{table_prefix()}event-log"
+
+    stream = UnicodeAttribute(hash_key=True)
+    sequence = UnicodeAttribute(range_key=True)
+    shop_id = UnicodeAttribute(null=True)
+    platform = UnicodeAttribute()
+    message_id = UnicodeAttribute()
+    topic = UnicodeAttribute()
+    outcome = UnicodeAttribute()
+    event_type = UnicodeAttribute()
+    event = UnicodeAttribute()
+    received_at = UTCDateTimeAttribute()
+
+
+class QuarantineRecord(Model):
+    """A well-signed message that could not be applied, kept whole for inspection."""
+
+    class Meta(_Meta):
+        table_name = f"{table_prefix()}quarantine"
+
+    message_key = UnicodeAttribute(hash_key=True)
+    platform = UnicodeAttribute()
+    message_id = UnicodeAttribute(null=True)
+    raw_body = BinaryAttribute(legacy_encoding=False)
+    params = UnicodeAttribute()
+    field = UnicodeAttribute()
+    error = UnicodeAttribute()
+    first_received_at = UTCDateTimeAttribute()
+    last_received_at = UTCDateTimeAttribute()
+    deliveries = NumberAttribute(default=0)
+
+
+class ApiKeyRecord(Model):
+    """An integrator key, stored only as its SHA-256 (keys are 256-bit random)."""
+
+    class Meta(_Meta):
+        table_name = f"{table_prefix()}api-keys"
+
+    key_hash = UnicodeAttribute(hash_key=True)
+    key_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    shops = UnicodeSetAttribute()
+    created_at = UTCDateTimeAttribute()
+    revoked_at = UTCDateTimeAttribute(null=True)
+
+
+ALL_RECORDS: tuple[type[Model], ...] = (
+    ShopRecord,
+    OrderRecord,
+    CaseRecord,
+    InboxRecord,
+    EventLogRecord,
+    QuarantineRecord,
+    ApiKeyRecord,
+)
+
+
+def create_tables() -> None:
+    """Create every table that does not exist yet (local stack and tests;
+    on AWS the tables come from infra/)."""
+    for record in ALL_RECORDS:
+        if not record.exists():
+            record.create_table(wait=True)

@@ -1,0 +1,180 @@
+"""`shophook`: the operator CLI. Works against the local stack and against AWS
+with the standard AWS environment; `--stage` loads a stage's variables from
+.chalice/config.json (table names)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from shophook.stage import apply_stage
+
+console = Console()
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        return
+    table = Table(title=title)
+    for column in rows[0] if rows else ["(none)"]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(value) for value in row.values()))
+    console.print(table)
+
+
+def _local(args: argparse.Namespace) -> int:
+    from shophook import local
+
+    return local.run(args.host, args.port, args.moto_port)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import requests
+
+    from chalicelib.config import app_credentials
+    from simulator.scenarios import DEMO_CREDENTIALS, SCENARIOS, default_start
+
+    scenario = SCENARIOS[args.scenario]
+    now = datetime.now(UTC)
+    order_id = args.order or scenario.default_order_id
+    messages = scenario.build(order_id, default_start(now))
+    shuffler = random.Random(args.seed)  # noqa: S311 - test traffic, not security
+    messages += [shuffler.choice(messages) for _ in range(args.duplicates)]
+    if args.shuffle:
+        shuffler.shuffle(messages)
+    rows = []
+    with requests.Session() as session:
+        for message in messages:
+            credentials = app_credentials(message.platform) or DEMO_CREDENTIALS[message.platform]
+            webhook = message.signed(credentials, now)
+            answer = session.post(
+                args.url + webhook.path, data=webhook.body, headers=webhook.headers, timeout=10
+            )
+            rows.append(
+                {
+                    "message": message.message_id,
+                    "topic": message.topic,
+                    "status": answer.status_code,
+                    "answer": answer.text.strip(),
+                }
+            )
+    _print_rows(rows, args.json, f"{args.scenario}: {scenario.description}")
+    if not args.json:
+        console.print(
+            f"See the order: GET {args.url}/shops/{scenario.shop_id}/orders/{order_id}",
+            highlight=False,
+        )
+    return 0 if all(row["status"] == 200 for row in rows) else 1
+
+
+def _shops_list(args: argparse.Namespace) -> int:
+    from chalicelib.service import shops
+
+    rows = [
+        {
+            "shop_id": shop.shop_id,
+            "name": shop.name,
+            "status": shop.status,
+            "connected_at": shop.connected_at.isoformat(),
+        }
+        for shop in shops.all_shops()
+    ]
+    _print_rows(rows, args.json, "shops")
+    return 0
+
+
+def _shops_add(args: argparse.Namespace) -> int:
+    from chalicelib.service import shops
+    from chalicelib.service.errors import ApiError
+
+    try:
+        shop = shops.connect(args.shop_id, args.name, datetime.now(UTC))
+    except ApiError as error:
+        raise SystemExit(error.message) from None
+    console.print(f"connected {shop.shop_id}", highlight=False)
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from chalicelib.service import keys, shops
+    from chalicelib.service.errors import ApiError
+
+    try:
+        for shop_id in args.shop:
+            shops.parse_shop_id(shop_id)
+    except ApiError as error:
+        raise SystemExit(error.message) from None
+    key_id, key = keys.create_key(args.name, args.shop, datetime.now(UTC))
+    if args.json:
+        print(json.dumps({"key_id": key_id, "key": key, "shops": args.shop}))
+    else:
+        console.print(
+            f"key id  {key_id}\nkey     {key}\n(shown once: store it now)", highlight=False
+        )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="shophook", description=__doc__)
+    root.add_argument("--stage", help="load this stage's variables from .chalice/config.json")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="run the whole stack on this machine")
+    local.add_argument("--host", default="127.0.0.1")
+    local.add_argument("--port", type=int, default=8000, help="HTTP API port")
+    local.add_argument("--moto-port", type=int, default=5000, help="embedded moto server port")
+    local.set_defaults(handler=_local)
+
+    from simulator.scenarios import SCENARIOS
+
+    simulate = commands.add_parser("simulate", help="send a scenario's signed webhooks")
+    simulate.add_argument("scenario", choices=sorted(SCENARIOS))
+    simulate.add_argument("--url", default="http://127.0.0.1:8000", help="ShopHook's API")
+    simulate.add_argument("--order", help="order id to use (default: the scenario's)")
+    simulate.add_argument("--shuffle", action="store_true", help="send in random order")
+    simulate.add_argument("--duplicates", type=int, default=0, help="extra copies to send")
+    simulate.add_argument("--seed", type=int, help="random seed for --shuffle/--duplicates")
+    simulate.add_argument("--json", action="store_true")
+    simulate.set_defaults(handler=_simulate)
+
+    shops = commands.add_parser("shops", help="connected shops").add_subparsers(
+        dest="action", required=True
+    )
+    shops_list = shops.add_parser("list")
+    shops_list.add_argument("--json", action="store_true")
+    shops_list.set_defaults(handler=_shops_list)
+    shops_add = shops.add_parser("add", help="connect a shop by id (taobao:<id>, jd:<id>)")
+    shops_add.add_argument("shop_id")
+    shops_add.add_argument("--name", default="")
+    shops_add.set_defaults(handler=_shops_add)
+
+    keys = commands.add_parser("keys", help="integrator API keys").add_subparsers(
+        dest="action", required=True
+    )
+    keys_create = keys.add_parser("create", help="create a key scoped to shops; shown once")
+    keys_create.add_argument("--name", required=True)
+    keys_create.add_argument("--shop", action="append", required=True, help="repeat per shop")
+    keys_create.add_argument("--json", action="store_true")
+    keys_create.set_defaults(handler=_keys_create)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.stage:
+        apply_stage(args.stage)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

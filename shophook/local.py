@@ -1,0 +1,145 @@
+"""`shophook local`: the whole stack on one machine with nothing but Python.
+
+An embedded moto server stands in for DynamoDB, `chalice local` serves the API,
+and demo shops and a demo integrator key are seeded. Runs in the foreground
+and stops everything it started on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shophook.stage import PROJECT_DIR, apply_stage
+from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS
+
+STAGE = "local"
+STARTUP_TIMEOUT_SECONDS = 60
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex((host, port)) != 0
+
+
+def prepare_environment(moto_url: str) -> None:
+    """Point every AWS client at moto with throwaway credentials: the local stack
+    never reaches a real AWS account, whatever the caller's environment holds."""
+    os.environ.update(
+        AWS_ENDPOINT_URL=moto_url,
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - moto accepts any credentials
+        AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    for platform, credentials in DEMO_CREDENTIALS.items():
+        os.environ.setdefault(f"SHOPHOOK_{platform.upper()}_APP_KEY", credentials.app_key)
+        os.environ.setdefault(f"SHOPHOOK_{platform.upper()}_APP_SECRET", credentials.app_secret)
+    apply_stage(STAGE)
+
+
+def seed(now: datetime) -> str:
+    """Tables, demo shops and the demo key; returns the demo key."""
+    from chalicelib.service import keys, shops
+    from chalicelib.store.records import create_tables
+
+    create_tables()
+    for shop_id, name in DEMO_SHOPS.items():
+        shops.connect(shop_id, name, now)
+    _, api_key = keys.create_key(
+        "demo integrator", DEMO_SHOPS, now, key=os.environ.get("SHOPHOOK_DEMO_API_KEY")
+    )
+    return api_key
+
+
+def _wait_until_healthy(url: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"chalice local exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - our own loopback URL
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    raise SystemExit(f"the API did not answer {url} within {STARTUP_TIMEOUT_SECONDS}s")
+
+
+def banner(api_url: str, moto_url: str, api_key: str) -> str:
+    shop = next(iter(DEMO_SHOPS))
+    return f"""
+ShopHook local stack is ready.
+  API            {api_url}
+  AWS (moto)     {moto_url}   (DynamoDB)
+  demo shops     {", ".join(DEMO_SHOPS)}
+  demo API key   {api_key}
+
+Try it from another terminal:
+  .venv/bin/shophook simulate taobao-order --url {api_url}
+  curl -s -H 'Authorization: Bearer {api_key}' {api_url}/shops/{shop}/orders/3010001
+
+Operator CLI against this stack:
+  AWS_ENDPOINT_URL={moto_url} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\
+    .venv/bin/shophook --stage local shops list
+
+Ctrl-C stops everything.
+"""
+
+
+def run(host: str, port: int, moto_port: int) -> int:
+    for label, wanted in (("--port", port), ("--moto-port", moto_port)):
+        if not _port_is_free(host, wanted):
+            raise SystemExit(f"port {wanted} on {host} is in use; choose another with {label}")
+    from moto.server import ThreadedMotoServer
+
+    moto_url = f"http://{host}:{moto_port}"
+    api_url = f"http://{host}:{port}"
+    prepare_environment(moto_url)
+    # moto answers every "does this table exist?" with a logged 400: keep the console readable.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    moto = ThreadedMotoServer(ip_address=host, port=moto_port, verbose=False)
+    moto.start()
+    stop = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stop.set())
+    try:
+        api_key = seed(datetime.now(UTC))
+        chalice = Path(sys.executable).parent / "chalice"
+        server = subprocess.Popen(  # noqa: S603 - fixed arguments
+            [
+                str(chalice),
+                "local",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--stage",
+                STAGE,
+                "--no-autoreload",
+            ],
+            cwd=PROJECT_DIR,
+            env=os.environ.copy(),
+        )
+        try:
+            _wait_until_healthy(f"{api_url}/health", server)
+            print(banner(api_url, moto_url, api_key), flush=True)
+            while not stop.is_set() and server.poll() is None:
+                stop.wait(1)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    finally:
+        moto.stop()
+    return 0
