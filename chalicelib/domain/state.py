@@ -21,6 +21,7 @@ from chalicelib.domain.model import (
     SHIPMENT_STATUS_RANK,
     CaseSnapshot,
     CaseState,
+    Inbound,
     LogisticsTrace,
     OrderSnapshot,
     OrderState,
@@ -30,10 +31,7 @@ from chalicelib.domain.model import (
 
 
 class ShopMismatchError(ValueError):
-    """A message names a different shop than the one that already owns the entity."""
-
-    def __init__(self, entity: str, held_by: str, claimed_by: str) -> None:
-        super().__init__(f"{entity} belongs to {held_by}, but the message names {claimed_by}")
+    """A message names no shop, or another shop than the one that owns the entity."""
 
 
 def _earliest(held: datetime | None, seen: datetime | None) -> datetime | None:
@@ -68,7 +66,7 @@ def _scan_precedence(scans: ScanSummary) -> tuple:
 
 def _claim_shop(entity: str, held_by: str | None, claimed_by: str) -> str:
     if held_by is not None and held_by != claimed_by:
-        raise ShopMismatchError(entity, held_by, claimed_by)
+        raise ShopMismatchError(f"{entity} belongs to {held_by}, not {claimed_by}")
     return claimed_by
 
 
@@ -137,3 +135,23 @@ def apply_case_snapshot(
     if _case_precedence(snapshot) <= _case_precedence(state.snapshot):
         return None
     return replace(state, snapshot=snapshot)
+
+
+def entity_of(event: OrderSnapshot | LogisticsTrace | CaseSnapshot) -> tuple[str, str]:
+    """Which entity an event changes: ("order", order id) or ("case", case id)."""
+    if isinstance(event, CaseSnapshot):
+        return "case", event.case_id
+    return "order", event.order_id
+
+
+def apply(inbound: Inbound, held: OrderState | CaseState | None) -> OrderState | CaseState | None:
+    """The state after `inbound`, or None if it changes nothing. `held` is the
+    current state of `entity_of(inbound.event)`."""
+    event, platform = inbound.event, inbound.platform
+    if isinstance(event, LogisticsTrace):
+        return apply_trace(held, platform, event)
+    if inbound.shop_id is None:
+        raise ShopMismatchError(f"{entity_of(event)[0]} messages must name their shop")
+    if isinstance(event, CaseSnapshot):
+        return apply_case_snapshot(held, platform, inbound.shop_id, event)
+    return apply_order_snapshot(held, platform, inbound.shop_id, event)

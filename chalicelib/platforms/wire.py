@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from chalicelib.domain.model import SHANGHAI
 from chalicelib.platforms.base import MalformedMessageError, WebhookRejectedError
@@ -40,8 +40,12 @@ def yuan_to_fen(value: str) -> int:
     return int(Decimal(value) * 100)
 
 
-def _identifier(value: str | int) -> str:
-    text = str(value)
+def _integer_as_text(value: object) -> object:
+    # Codes and ids are text in the contract; integers are accepted and kept as text.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _not_blank(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
     return text
@@ -49,8 +53,7 @@ def _identifier(value: str | int) -> str:
 
 WireTime = Annotated[str, AfterValidator(parse_wire_time)]
 Yuan = Annotated[str, AfterValidator(yuan_to_fen)]
-# Ids arrive as strings in the contract; numeric ids are accepted and kept as text.
-Identifier = Annotated[str | int, AfterValidator(_identifier)]
+Identifier = Annotated[str, BeforeValidator(_integer_as_text), AfterValidator(_not_blank)]
 
 
 def one_of(codes: Iterable[str]) -> Any:
@@ -58,12 +61,12 @@ def one_of(codes: Iterable[str]) -> Any:
     allowed = tuple(codes)
     expected = ", ".join(allowed)
 
-    def check(value: str | int) -> str:
-        if str(value) not in allowed:
+    def check(value: str) -> str:
+        if value not in allowed:
             raise ValueError(f"unknown value {value!r}; expected one of {expected}")
-        return str(value)
+        return value
 
-    return Annotated[str | int, AfterValidator(check)]
+    return Annotated[str, BeforeValidator(_integer_as_text), AfterValidator(check)]
 
 
 class WireModel(BaseModel):

@@ -21,13 +21,8 @@ from pynamodb.models import Model, _ModelFuture
 from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.config import app_credentials
-from chalicelib.domain.model import CaseSnapshot, Inbound, LogisticsTrace, OrderSnapshot
-from chalicelib.domain.state import (
-    ShopMismatchError,
-    apply_case_snapshot,
-    apply_order_snapshot,
-    apply_trace,
-)
+from chalicelib.domain.model import Inbound
+from chalicelib.domain.state import ShopMismatchError, apply, entity_of
 from chalicelib.observability import emit, logger
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import (
@@ -172,9 +167,8 @@ def _found(future: _ModelFuture | None) -> Any:
 
 def _read_apply_write(inbound: Inbound, now: datetime) -> Outcome:
     event = inbound.event
-    is_case = isinstance(event, CaseSnapshot)
-    record_type: type[OrderRecord | CaseRecord] = CaseRecord if is_case else OrderRecord
-    entity_id = event.case_id if isinstance(event, CaseSnapshot) else event.order_id
+    kind, entity_id = entity_of(event)
+    record_type: type[OrderRecord | CaseRecord] = CaseRecord if kind == "case" else OrderRecord
     key = entity_key(inbound.platform, entity_id)
     message_key = entity_key(inbound.platform, inbound.message_id)
     try:
@@ -212,7 +206,7 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> Outcome:
                 write.save(_state_record(record_type, key, held_record, state))
             write.save(
                 EventLogRecord(
-                    f"{inbound.platform}#{'case' if is_case else 'order'}#{entity_id}",
+                    f"{inbound.platform}#{kind}#{entity_id}",
                     f"{now.isoformat()}#{inbound.message_id}",
                     shop_id=inbound.shop_id,
                     platform=inbound.platform,
@@ -235,25 +229,12 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> Outcome:
 
 
 def _apply(inbound: Inbound, held_record: OrderRecord | CaseRecord | None) -> Any:
-    event, platform = inbound.event, inbound.platform
+    held_codec = codec.CASE if isinstance(held_record, CaseRecord) else codec.ORDER
+    held = held_codec.decode(held_record.document) if held_record else None
     try:
-        if isinstance(event, CaseSnapshot):
-            held_case = codec.CASE.decode(held_record.document) if held_record else None
-            return apply_case_snapshot(held_case, platform, _named_shop(inbound), event)
-        held_order = codec.ORDER.decode(held_record.document) if held_record else None
-        if isinstance(event, LogisticsTrace):
-            return apply_trace(held_order, platform, event)
-        if isinstance(event, OrderSnapshot):
-            return apply_order_snapshot(held_order, platform, _named_shop(inbound), event)
+        return apply(inbound, held)
     except ShopMismatchError as mismatch:
         raise MalformedMessageError("shop_id", str(mismatch)) from None
-    raise TypeError(f"no state change is defined for {type(event).__name__}")
-
-
-def _named_shop(inbound: Inbound) -> str:
-    if inbound.shop_id is None:
-        raise MalformedMessageError("shop_id", "the message does not name its shop")
-    return inbound.shop_id
 
 
 def _state_record(

@@ -1,0 +1,53 @@
+"""Shared fixtures. The environment is set before any app module is imported,
+because table names are fixed when the PynamoDB models are defined."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    SHOPHOOK_TABLE_PREFIX="test-",
+    SHOPHOOK_TAOBAO_APP_KEY="demo-app-key",
+    SHOPHOOK_TAOBAO_APP_SECRET="demo-secret",
+    SHOPHOOK_JD_APP_KEY="demo-jd-key",
+    SHOPHOOK_JD_APP_SECRET="demo-jd-secret",
+    POWERTOOLS_METRICS_NAMESPACE="ShopHookTest",
+)
+for variable in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+    os.environ.pop(variable, None)
+
+from collections.abc import Iterator  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from tests.support import NOW, AwsCalls, Faults, Stack  # noqa: E402
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    """Fresh moto tables with the demo shops connected and a key for both."""
+    with mock_aws():
+        yield Stack.create()
+
+
+@pytest.fixture
+def aws_calls() -> Iterator[AwsCalls]:
+    with AwsCalls.recording() as calls:
+        yield calls
+
+
+@pytest.fixture
+def faults() -> Iterator[Faults]:
+    with Faults.injecting() as injected:
+        yield injected
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOW.astimezone(UTC)

@@ -1,0 +1,229 @@
+"""Webhooks through the HTTP route into moto's DynamoDB, read back through the API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.store.records import EventLogRecord, InboxRecord, OrderRecord, QuarantineRecord
+from simulator.scenarios import DEMO_CREDENTIALS, Message, jd_order, taobao_order
+from simulator.webhooks import taobao_webhook
+from tests.catalogue import EVERY_TOPIC
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP
+
+START = NOW - timedelta(days=6)
+TAOBAO = taobao_order("3010001", START)
+JD = jd_order("9001", START)
+ORDER_PATH = f"/shops/{TAOBAO_SHOP}/orders/3010001"
+
+
+def entity_path(message: Message, kind: str, entity_id: str) -> str:
+    shop = TAOBAO_SHOP if message.platform == "taobao" else JD_SHOP
+    return f"/shops/{shop}/{'orders' if kind == 'order' else 'after-sales'}/{entity_id}"
+
+
+@pytest.mark.parametrize(
+    ("message", "kind", "entity_id", "field", "expected"),
+    EVERY_TOPIC,
+    ids=[f"{m.topic}-{e}" for m, _, _, _, e in EVERY_TOPIC],
+)
+def test_every_topic_is_acked_and_visible_through_the_read_api(
+    stack, message, kind, entity_id, field, expected
+):
+    if field == "shipment_status":  # a trace shows on an order the platform has named
+        order = next(
+            m for m, k, i, f, _ in EVERY_TOPIC if (k, i, f) == ("order", entity_id, "status")
+        )
+        assert stack.deliver(order).status == 200
+    answer = stack.deliver(message)
+    assert answer.status == 200
+    assert answer.body == (
+        {"success": True} if message.platform == "taobao" else {"code": "0", "msg": "success"}
+    )
+    shown = stack.get(entity_path(message, kind, entity_id))
+    assert shown.status == 200
+    value = shown.body["shipment"]["status"] if field == "shipment_status" else shown.body[field]
+    assert value == expected
+
+
+def test_a_full_lifecycle_reads_back_in_the_canonical_shape(stack):
+    for message in TAOBAO + JD:
+        assert stack.deliver(message).status == 200
+    order = stack.get(ORDER_PATH).body
+    assert set(order) == {
+        "shop_id",
+        "platform",
+        "order_id",
+        "status",
+        "total_fen",
+        "shipping_fee_fen",
+        "free_shipping",
+        "items",
+        "paid_at",
+        "shipped_at",
+        "shipment",
+        "flags",
+        "updated_at",
+        "version",
+    }
+    assert order["shipment"] == {
+        "tracking_no": "SF3010001",
+        "carrier": "SF",
+        "status": "delivered",
+        "picked_up_at": (START + timedelta(hours=22)).isoformat(),
+        "signed_at": (START + timedelta(hours=48)).isoformat(),
+    }
+    case = stack.get(f"/shops/{TAOBAO_SHOP}/after-sales/R3010001").body
+    assert case["decisions"] == [] and case["deadlines"] == []
+    assert case["status"] == "refunded"
+    jd_open = stack.get(f"/shops/{JD_SHOP}/after-sales?status=open").body
+    assert [c["case_id"] for c in jd_open["items"]] == ["afs-90017"]
+    assert stack.get(f"/shops/{TAOBAO_SHOP}/after-sales?status=open").body["items"] == []
+
+
+def test_one_webhook_costs_one_read_and_one_transaction(stack, aws_calls):
+    answer = stack.deliver(TAOBAO[0])
+    assert answer.status == 200
+    assert aws_calls.operations == ["TransactGetItems", "TransactWriteItems"]
+    aws_calls.clear()
+    assert stack.deliver(TAOBAO[0]).status == 200
+    assert aws_calls.operations == ["TransactGetItems"]
+
+
+def test_the_same_message_n_times_changes_state_once_with_the_same_ack(stack):
+    answers = [stack.deliver(TAOBAO[1]) for _ in range(5)]
+    assert {(a.status, str(a.body)) for a in answers} == {(200, "{'success': True}")}
+    assert stack.get(ORDER_PATH).body["version"] == 1
+    log = list(EventLogRecord.query("taobao#order#3010001"))
+    assert len(log) == 1
+
+
+def test_a_stale_message_lands_only_in_the_event_log(stack):
+    stack.deliver(TAOBAO[2])
+    before = stack.get(ORDER_PATH).body
+    assert stack.deliver(TAOBAO[1]).status == 200
+    assert stack.get(ORDER_PATH).body == before
+    outcomes = sorted(entry.outcome for entry in EventLogRecord.query("taobao#order#3010001"))
+    assert outcomes == ["applied", "stale"]
+
+
+def test_a_message_for_an_unconnected_shop_is_acked_and_recorded(stack):
+    stranger = taobao_order("4040404", START, user_id="999")[1]
+    answer = stack.deliver(stranger)
+    assert answer.status == 200
+    assert InboxRecord.get(f"taobao#{stranger.message_id}").outcome == "shop_not_connected"
+    assert OrderRecord.count() == 0
+
+
+def raw_taobao(body: bytes, sign_method: str = "md5") -> tuple[str, bytes]:
+    webhook = taobao_webhook(DEMO_CREDENTIALS["taobao"], "x", "t", "1", {}, NOW, sign_method)
+    # Re-sign the given body with the same scheme, as the platform would.
+    from urllib.parse import parse_qsl, urlencode
+
+    from tests.support import oracle_top_sign
+
+    query = dict(parse_qsl(webhook.path.split("?", 1)[1]))
+    query["sign"] = oracle_top_sign("demo-secret", query, body, sign_method)
+    return f"/webhooks/taobao?{urlencode(query)}", body
+
+
+def test_a_well_signed_malformed_message_is_quarantined_not_applied(stack):
+    bad = Message(
+        "taobao", "q-1", TAOBAO[1].topic, {**TAOBAO[1].payload, "payment": "lots"}, "2200000001"
+    )
+    for delivery in (1, 2):
+        answer = stack.deliver(bad)
+        assert answer.status == 422
+        assert answer.body["field"] == "content.payment"
+        assert answer.body["code"] == "malformed_message" and answer.body["success"] is False
+        held = QuarantineRecord.get("taobao#q-1")
+        assert held.deliveries == delivery
+    assert held.raw_body == bad.signed(DEMO_CREDENTIALS["taobao"], NOW).body
+    assert InboxRecord.count() == 0 and OrderRecord.count() == 0 and EventLogRecord.count() == 0
+
+
+def test_a_body_without_a_readable_id_is_quarantined_by_its_hash(stack):
+    path, body = raw_taobao(b"\x00\xff not json")
+    answer = stack.request("POST", path, body, {"Content-Type": "application/json"})
+    assert (answer.status, answer.body["field"]) == (422, "body")
+    (held,) = list(QuarantineRecord.scan())
+    assert held.message_key.startswith("taobao#sha256:") and held.raw_body == body
+
+
+def test_a_message_naming_another_shop_than_the_owner_is_quarantined(stack):
+    stack.deliver(TAOBAO[1])
+    hijack = Message("taobao", "h-1", TAOBAO[2].topic, TAOBAO[2].payload, "2200000002")
+    from chalicelib.service import shops
+
+    shops.connect("taobao:2200000002", "other", NOW)
+    answer = stack.deliver(hijack)
+    assert (answer.status, answer.body["field"]) == (422, "shop_id")
+    assert stack.get(ORDER_PATH).body["status"] == "paid"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/webhooks/taobao?app_key=demo-app-key", 401, "missing_signature"),
+        ("/webhooks/taobao", 401, "missing_app_key"),
+    ],
+)
+def test_unsigned_requests_are_401_in_the_platform_shape(stack, path, status, code):
+    answer = stack.request("POST", path, b"{}", {"Content-Type": "application/json"})
+    assert (answer.status, answer.body["code"], answer.body["success"]) == (status, code, False)
+
+
+def test_a_stale_timestamp_is_401(stack):
+    answer = stack.send(TAOBAO[0].signed(DEMO_CREDENTIALS["taobao"], NOW - timedelta(minutes=11)))
+    assert (answer.status, answer.body["code"]) == (401, "stale_timestamp")
+    jd = stack.send(JD[0].signed(DEMO_CREDENTIALS["jd"], NOW + timedelta(minutes=11)))
+    assert (jd.status, jd.body["code"]) == (401, "stale_timestamp")
+
+
+def test_a_body_over_256_kib_is_413_before_anything_else(stack, aws_calls):
+    path, body = raw_taobao(b"{" + b" " * (256 * 1024) + b"}")
+    answer = stack.request("POST", path, body, {"Content-Type": "application/json"})
+    assert (answer.status, answer.body["code"]) == (413, "body_too_large")
+    assert aws_calls.operations == []
+
+
+def test_an_unknown_platform_is_404(stack):
+    answer = stack.request("POST", "/webhooks/amazon", b"{}", {"Content-Type": "application/json"})
+    assert (answer.status, answer.body["code"]) == (404, "unknown_platform")
+
+
+@pytest.mark.parametrize("operation", ["TransactGetItems", "TransactWriteItems"])
+def test_a_storage_failure_is_503_and_the_redelivery_lands_exactly_once(stack, faults, operation):
+    faults.fail_next(operation)
+    failed = stack.deliver(TAOBAO[1])
+    assert (failed.status, failed.body["code"]) == (503, "storage_unavailable")
+    assert faults.injected == 1
+    assert stack.get(ORDER_PATH).status == 404
+    assert stack.deliver(TAOBAO[1]).status == 200
+    assert stack.deliver(TAOBAO[1]).status == 200
+    assert stack.get(ORDER_PATH).body["version"] == 1
+    assert len(list(EventLogRecord.query("taobao#order#3010001"))) == 1
+
+
+def test_a_concurrent_update_is_retried_with_a_fresh_read(stack, aws_calls, faults):
+    # aws_calls is registered first, so it also sees the call the fault answers.
+    stack.deliver(TAOBAO[0])
+    faults.fail_next(
+        "TransactWriteItems",
+        code="TransactionCanceledException",
+        cancellation_reasons=["None", "ConditionalCheckFailed", "None"],
+    )
+    aws_calls.clear()
+    assert stack.deliver(TAOBAO[1]).status == 200
+    assert aws_calls.operations == ["TransactGetItems", "TransactWriteItems"] * 2
+    assert stack.get(ORDER_PATH).body["status"] == "paid"
+
+
+def test_losing_the_inbox_race_is_a_duplicate_not_an_error(stack, faults):
+    faults.fail_next(
+        "TransactWriteItems",
+        code="TransactionCanceledException",
+        cancellation_reasons=["ConditionalCheckFailed", "None", "None"],
+    )
+    assert stack.deliver(TAOBAO[1]).body == {"success": True}

@@ -1,0 +1,177 @@
+"""Test helpers: the moto-backed stack, AWS call counting and fault injection
+through botocore's event hooks, and an independent signature oracle."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import time_machine
+from botocore.awsrequest import AWSResponse
+from chalice.test import Client
+
+from app import app
+from chalicelib.domain.model import SHANGHAI, Inbound
+from chalicelib.platforms import registry
+from chalicelib.platforms.base import VerifiedDelivery
+from chalicelib.service import keys, shops
+from chalicelib.store.records import ALL_RECORDS, connection, create_tables
+from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message
+from simulator.webhooks import SignedWebhook
+
+# The frozen "now" of the suite: 2026-11-23 10:00:05 in Shanghai.
+NOW = datetime(2026, 11, 23, 10, 0, 5, tzinfo=SHANGHAI)
+TAOBAO_SHOP, JD_SHOP = DEMO_SHOPS
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+
+
+@dataclass
+class Stack:
+    """The Chalice app in process, on moto tables, at the frozen NOW."""
+
+    client: Client
+    api_key: str
+
+    @classmethod
+    def create(cls) -> Stack:
+        create_tables()
+        for shop_id, name in DEMO_SHOPS.items():
+            shops.connect(shop_id, name, NOW)
+        _, api_key = keys.create_key("test integrator", DEMO_SHOPS, NOW)
+        return cls(client=Client(app, stage_name="test"), api_key=api_key)
+
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
+    ) -> Answer:
+        with time_machine.travel(NOW, tick=False):
+            response = self.client.http.request(
+                method, path, headers=dict(headers or {}), body=body
+            )
+        try:
+            decoded = json.loads(response.body) if response.body else None
+        except ValueError:
+            decoded = response.body
+        return Answer(response.status_code, decoded, response.headers)
+
+    def send(self, webhook: SignedWebhook) -> Answer:
+        return self.request("POST", webhook.path, webhook.body, webhook.headers)
+
+    def deliver(self, message: Message, sent_at: datetime = NOW) -> Answer:
+        return self.send(message.signed(DEMO_CREDENTIALS[message.platform], sent_at))
+
+    def get(self, path: str, api_key: str | None = None) -> Answer:
+        key = self.api_key if api_key is None else api_key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return self.request("GET", path, headers=headers)
+
+
+def parsed(message: Message) -> Inbound:
+    """The canonical form of a simulator message, through the real platform parser."""
+    webhook = message.signed(DEMO_CREDENTIALS[message.platform], NOW)
+    params = dict(parse_qsl(webhook.body.decode())) if message.platform == "jd" else {}
+    return registry()[message.platform].parse(
+        VerifiedDelivery(message.platform, webhook.body, params)
+    )
+
+
+def _dynamodb_clients() -> list[Any]:
+    clients = {id(connection().client): connection().client}
+    for record in ALL_RECORDS:
+        client = record._get_connection().connection.client
+        clients[id(client)] = client
+    return list(clients.values())
+
+
+@dataclass
+class AwsCalls:
+    """Every DynamoDB operation the app makes, in order."""
+
+    operations: list[str] = field(default_factory=list)
+
+    @classmethod
+    @contextmanager
+    def recording(cls) -> Iterator[AwsCalls]:
+        calls = cls()
+        clients = _dynamodb_clients()
+        for client in clients:
+            client.meta.events.register("before-call.dynamodb", calls._record)
+        try:
+            yield calls
+        finally:
+            for client in clients:
+                client.meta.events.unregister("before-call.dynamodb", calls._record)
+
+    def _record(self, model: Any, **_: Any) -> None:
+        self.operations.append(model.name)
+
+    def clear(self) -> None:
+        self.operations.clear()
+
+
+@dataclass
+class Faults:
+    """Make the next call(s) of a DynamoDB operation fail as AWS would."""
+
+    pending: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    injected: int = 0
+
+    @classmethod
+    @contextmanager
+    def injecting(cls) -> Iterator[Faults]:
+        faults = cls()
+        clients = _dynamodb_clients()
+        for client in clients:
+            client.meta.events.register("before-call.dynamodb", faults._answer)
+        try:
+            yield faults
+        finally:
+            for client in clients:
+                client.meta.events.unregister("before-call.dynamodb", faults._answer)
+
+    def fail_next(
+        self,
+        operation: str,
+        code: str = "ProvisionedThroughputExceededException",
+        cancellation_reasons: list[str] | None = None,
+    ) -> None:
+        error: dict[str, Any] = {
+            "Error": {"Code": code, "Message": "injected fault"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        if cancellation_reasons is not None:
+            error["CancellationReasons"] = [{"Code": reason} for reason in cancellation_reasons]
+        self.pending.setdefault(operation, []).append(error)
+
+    def _answer(self, model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        queue = self.pending.get(model.name)
+        if not queue:
+            return None
+        self.injected += 1
+        return AWSResponse("https://dynamodb.invalid", 400, {}, None), queue.pop(0)
+
+
+# An independent oracle for the platforms' signatures, written from
+# platforms.md, not from the production signer.
+def oracle_top_sign(secret: str, params: Mapping[str, str], body: bytes, method: str) -> str:
+    text = ""
+    for name in sorted(params, key=lambda n: n.encode("utf-8")):
+        if name != "sign":
+            text += name + params[name]
+    message = text.encode("utf-8") + body
+    if method == "md5":
+        digest = hashlib.md5(secret.encode() + message + secret.encode())
+        return digest.hexdigest().upper()
+    return hmac.new(secret.encode(), message, "sha256").hexdigest().upper()

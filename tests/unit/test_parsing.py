@@ -1,0 +1,153 @@
+"""Wire to canonical: every topic, every malformed shape named by its field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chalicelib.domain.model import CaseSnapshot, LogisticsTrace, OrderSnapshot
+from chalicelib.platforms import jd, taobao
+from chalicelib.platforms.base import MalformedMessageError, VerifiedDelivery
+from chalicelib.platforms.wire import yuan_to_fen
+from simulator.scenarios import Message
+from tests.catalogue import EVERY_TOPIC, _trade
+from tests.support import parsed
+
+
+def test_the_catalogue_covers_every_topic_of_both_platforms():
+    covered = {message.topic for message, *_ in EVERY_TOPIC}
+    assert covered == set(taobao.TOPICS) | set(jd.TOPICS)
+
+
+@pytest.mark.parametrize(
+    ("message", "kind", "entity_id", "field", "expected"),
+    EVERY_TOPIC,
+    ids=[f"{m.topic}-{e}" for m, _, _, _, e in EVERY_TOPIC],
+)
+def test_every_topic_parses_to_its_canonical_event(message, kind, entity_id, field, expected):
+    inbound = parsed(message)
+    assert inbound.message_id == message.message_id
+    event = inbound.event
+    if kind == "case":
+        assert isinstance(event, CaseSnapshot)
+        assert event.case_id == entity_id
+        assert getattr(event, field) == expected
+    elif field == "shipment_status":
+        assert isinstance(event, LogisticsTrace)
+        assert (event.order_id, event.status) == (entity_id, expected)
+    else:
+        assert isinstance(event, OrderSnapshot)
+        assert (event.order_id, event.status) == (entity_id, expected)
+    if inbound.shop_id is not None:
+        assert inbound.shop_id in ("taobao:2200000001", "jd:10000001")
+
+
+def test_taobao_trade_fields_become_fen_and_shanghai_times():
+    event = parsed(_trade).event
+    assert event.total_fen == 19900
+    assert event.items[0].price_fen == 9950
+    assert event.paid_at.utcoffset().total_seconds() == 8 * 3600
+
+
+def malformed(message: Message) -> MalformedMessageError:
+    with pytest.raises(MalformedMessageError) as caught:
+        parsed(message)
+    return caught.value
+
+
+def with_content(**changes: object) -> Message:
+    return Message("taobao", "m", _trade.topic, {**_trade.payload, **changes}, _trade.shop_ref)
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        (with_content(payment="12.345"), "content.payment"),
+        (with_content(payment=12.5), "content.payment"),
+        (with_content(status="SHIPPED_MAYBE"), "content.status"),
+        (with_content(free_shipping="yes"), "content.free_shipping"),
+        (with_content(modified="2026/11/23"), "content.modified"),
+        (with_content(items=[{"oid": "1"}]), "content.items.0.title"),
+        (Message("taobao", "m", "taobao_trade_Unknown", _trade.payload, "1"), "topic"),
+        (Message("jd", "m", "jd_pop_order_pay", {"orderId": "1"}), "360buy_param_json.venderId"),
+        (Message("jd", "", "jd_pop_order_pay", {}), "msg_id"),
+        (Message("jd", "m", "jd_pop_nothing", {}), "method"),
+    ],
+)
+def test_malformed_messages_name_the_field(message, field):
+    assert malformed(message).field == field
+
+
+def test_missing_content_field_and_bad_json_are_named():
+    assert malformed(with_content(tid=None)).field == "content.tid"
+    body = json.dumps(
+        {
+            "id": "1",
+            "topic": _trade.topic,
+            "user_id": "1",
+            "pub_time": "2026-11-23 10:00:00",
+            "content": "{",
+        }
+    )
+    with pytest.raises(MalformedMessageError) as caught:
+        taobao.PLATFORM.parse(VerifiedDelivery("taobao", body.encode(), {}))
+    assert caught.value.field == "content"
+    with pytest.raises(MalformedMessageError) as caught:
+        taobao.PLATFORM.parse(VerifiedDelivery("taobao", b"\xff{not json", {}))
+    assert caught.value.field == "body"
+
+
+@given(st.binary(max_size=2000))
+def test_taobao_parse_raises_only_malformed_on_any_bytes(body):
+    try:
+        taobao.PLATFORM.parse(VerifiedDelivery("taobao", body, {}))
+    except MalformedMessageError as error:
+        assert error.field
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(
+    topic=st.sampled_from(jd.TOPICS),
+    payload=st.dictionaries(
+        st.sampled_from(
+            ["orderId", "venderId", "orderState", "modified", "items", "id", "status", "waybill"]
+        ),
+        json_values,
+    ),
+)
+def test_jd_parse_raises_only_malformed_on_any_payload(topic, payload):
+    try:
+        parsed(Message("jd", "m1", topic, payload))
+    except MalformedMessageError as error:
+        assert error.field.startswith(("360buy_param_json", "msg_id", "method"))
+
+
+def test_deeply_nested_json_is_malformed_not_a_crash():
+    body = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(MalformedMessageError):
+        taobao.PLATFORM.parse(VerifiedDelivery("taobao", body, {}))
+
+
+@given(st.integers(min_value=0, max_value=10**12 - 1), st.integers(min_value=0, max_value=99))
+def test_yuan_strings_convert_exactly_to_fen(yuan, fen):
+    assert yuan_to_fen(f"{yuan}.{fen:02d}") == yuan * 100 + fen
+    assert yuan_to_fen(str(yuan)) == yuan * 100
+
+
+@pytest.mark.parametrize(
+    "text", ["", "1000000000000.00", "-1.00", "1.234", "1e3", "NaN", " 1.00", "01.00", "1."]
+)
+def test_invalid_yuan_strings_are_refused(text):
+    with pytest.raises(ValueError):
+        yuan_to_fen(text)
