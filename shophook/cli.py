@@ -124,6 +124,15 @@ def _keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tables_create(args: argparse.Namespace) -> int:
+    from chalicelib.store.records import ALL_RECORDS, create_tables
+
+    create_tables()
+    for record in ALL_RECORDS:
+        console.print(f"ready  {record.Meta.table_name}", highlight=False)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="shophook", description=__doc__)
     root.add_argument("--stage", help="load this stage's variables from .chalice/config.json")
@@ -157,6 +166,13 @@ def parser() -> argparse.ArgumentParser:
     shops_add.add_argument("shop_id")
     shops_add.add_argument("--name", default="")
     shops_add.set_defaults(handler=_shops_add)
+
+    tables = commands.add_parser("tables", help="DynamoDB tables").add_subparsers(
+        dest="action", required=True
+    )
+    tables.add_parser("create", help="create any missing table (on-demand billing)").set_defaults(
+        handler=_tables_create
+    )
 
     keys = commands.add_parser("keys", help="integrator API keys").add_subparsers(
         dest="action", required=True

@@ -1,0 +1,118 @@
+"""`shophook local` as a user runs it: a subprocess with moto, chalice local and
+the demo data, driven over HTTP by the simulator."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+BIN = Path(sys.executable).parent
+DEMO_KEY = "shk_e2e-demo-key"
+STARTUP_SECONDS = 90
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def local_stack():
+    port, moto_port = free_port(), free_port()
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "SHOPHOOK_"))
+    }
+    env.update(SHOPHOOK_DEMO_API_KEY=DEMO_KEY, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [BIN / "shophook", "local", "--port", str(port), "--moto-port", str(moto_port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in process.stdout], daemon=True
+    ).start()
+    output = []
+    while True:
+        line = lines.get(timeout=STARTUP_SECONDS)
+        output.append(line)
+        if "Ctrl-C stops everything" in line or process.poll() is not None:
+            break
+    assert process.poll() is None, "".join(output)
+    yield f"http://127.0.0.1:{port}", process, output
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+@pytest.mark.e2e
+def test_make_run_then_the_printed_example_shows_a_normalised_order(local_stack):
+    url, _, output = local_stack
+    banner = "".join(output)
+    assert f"Bearer {DEMO_KEY}" in banner and "shophook simulate taobao-order" in banner
+
+    simulated = subprocess.run(
+        [BIN / "shophook", "simulate", "taobao-order", "--url", url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert simulated.returncode == 0, simulated.stdout + simulated.stderr
+    order = requests.get(
+        f"{url}/shops/taobao:2200000001/orders/3010001",
+        headers={"Authorization": f"Bearer {DEMO_KEY}"},
+        timeout=10,
+    ).json()
+    assert order["status"] == "completed"
+    assert order["total_fen"] == 19900
+    assert order["shipment"]["status"] == "delivered"
+
+    shuffled = subprocess.run(
+        [
+            BIN / "shophook",
+            "simulate",
+            "jd-order",
+            "--url",
+            url,
+            "--shuffle",
+            "--duplicates",
+            "5",
+            "--seed",
+            "7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shuffled.returncode == 0, shuffled.stdout
+    jd = requests.get(
+        f"{url}/shops/jd:10000001/after-sales?status=open",
+        headers={"Authorization": f"Bearer {DEMO_KEY}"},
+        timeout=10,
+    ).json()
+    assert [case["status"] for case in jd["items"]] == ["returned"]
+
+
+@pytest.mark.e2e
+def test_sigterm_stops_everything_it_started(local_stack):
+    url, process, _ = local_stack
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/health", timeout=2)
