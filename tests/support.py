@@ -87,12 +87,20 @@ def parsed(message: Message) -> Inbound:
     )
 
 
-def _dynamodb_clients() -> list[Any]:
+@contextmanager
+def _on_every_dynamodb_call(handler: Any) -> Iterator[None]:
+    """Hook `handler` into before-call of every DynamoDB client the app uses."""
     clients = {id(connection().client): connection().client}
     for record in ALL_RECORDS:
         client = record._get_connection().connection.client
         clients[id(client)] = client
-    return list(clients.values())
+    for client in clients.values():
+        client.meta.events.register("before-call.dynamodb", handler)
+    try:
+        yield
+    finally:
+        for client in clients.values():
+            client.meta.events.unregister("before-call.dynamodb", handler)
 
 
 @dataclass
@@ -105,14 +113,8 @@ class AwsCalls:
     @contextmanager
     def recording(cls) -> Iterator[AwsCalls]:
         calls = cls()
-        clients = _dynamodb_clients()
-        for client in clients:
-            client.meta.events.register("before-call.dynamodb", calls._record)
-        try:
+        with _on_every_dynamodb_call(calls._record):
             yield calls
-        finally:
-            for client in clients:
-                client.meta.events.unregister("before-call.dynamodb", calls._record)
 
     def _record(self, model: Any, **_: Any) -> None:
         self.operations.append(model.name)
@@ -132,14 +134,8 @@ class Faults:
     @contextmanager
     def injecting(cls) -> Iterator[Faults]:
         faults = cls()
-        clients = _dynamodb_clients()
-        for client in clients:
-            client.meta.events.register("before-call.dynamodb", faults._answer)
-        try:
+        with _on_every_dynamodb_call(faults._answer):
             yield faults
-        finally:
-            for client in clients:
-                client.meta.events.unregister("before-call.dynamodb", faults._answer)
 
     def fail_next(
         self,

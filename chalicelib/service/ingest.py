@@ -35,6 +35,7 @@ from chalicelib.platforms.base import (
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 from chalicelib.store import codec
 from chalicelib.store.records import (
+    SHOP_CONNECTED,
     CaseRecord,
     EventLogRecord,
     InboxRecord,
@@ -183,7 +184,7 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> Outcome:
     held_record = _found(held_future)
     shop = _found(shop_future)
 
-    if inbound.shop_id is not None and (shop is None or shop.status != "connected"):
+    if inbound.shop_id is not None and (shop is None or shop.status != SHOP_CONNECTED):
         outcome, state = Outcome.SHOP_NOT_CONNECTED, None
     else:
         state = _apply(inbound, held_record)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from chalicelib.platforms import registry
 from chalicelib.service.errors import ApiError
-from chalicelib.store.records import ShopRecord
+from chalicelib.store.records import SHOP_CONNECTED, ShopRecord
 
 
 def parse_shop_id(shop_id: str) -> tuple[str, str]:
@@ -19,7 +19,9 @@ def parse_shop_id(shop_id: str) -> tuple[str, str]:
 
 def connect(shop_id: str, name: str, now: datetime) -> ShopRecord:
     platform, _ = parse_shop_id(shop_id)
-    record = ShopRecord(shop_id, platform=platform, name=name, status="connected", connected_at=now)
+    record = ShopRecord(
+        shop_id, platform=platform, name=name, status=SHOP_CONNECTED, connected_at=now
+    )
     record.save()
     return record
 

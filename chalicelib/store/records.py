@@ -24,6 +24,8 @@ from pynamodb.models import Model
 
 from chalicelib.config import aws_region, table_prefix
 
+SHOP_CONNECTED = "connected"
+
 
 def entity_key(platform: str, entity_id: str) -> str:
     return f"{platform}#{entity_id}"
@@ -47,7 +49,7 @@ class ShopRecord(Model):
     shop_id = UnicodeAttribute(hash_key=True)
     platform = UnicodeAttribute()
     name = UnicodeAttribute(default="")
-    status = UnicodeAttribute(default="connected")
+    status = UnicodeAttribute(default=SHOP_CONNECTED)
     connected_at = UTCDateTimeAttribute()
 
 
