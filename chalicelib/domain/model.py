@@ -5,7 +5,7 @@ Pure data. Times are timezone-aware datetimes, money is integer fen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
@@ -164,10 +164,30 @@ class ScanSummary:
     signed_at: datetime | None = None
 
 
+# Explanations are kept in every language the API answers in ({"en": ..., "zh": ...}).
+Explanation = dict[str, str]
+
+
 @dataclass(frozen=True)
 class Flag:
     rule: str
-    explanation: str
+    explanation: Explanation
+
+
+class DeadlineState(StrEnum):
+    PENDING = "pending"
+    MET = "met"
+    BREACHED = "breached"
+
+
+@dataclass(frozen=True)
+class Deadline:
+    rule: str
+    started_at: datetime
+    due_at: datetime
+    state: DeadlineState
+    # Whether the 75%-of-the-window warning has been given.
+    warned: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,22 +201,23 @@ class OrderState:
     shipped_at: datetime | None = None
     scans: ScanSummary | None = None
     flags: tuple[Flag, ...] = ()
+    deadlines: tuple[Deadline, ...] = ()
+
+
+class Outcome(StrEnum):
+    ELIGIBLE = "eligible"
+    INELIGIBLE = "ineligible"
+    NEEDS_REVIEW = "needs_review"
+    AUTO_ACTION = "auto_action"
 
 
 @dataclass(frozen=True)
 class Decision:
     rule: str
-    outcome: str
+    outcome: Outcome
     source: str
-    explanation: str
+    explanation: Explanation
     decided_at: datetime
-
-
-@dataclass(frozen=True)
-class Deadline:
-    rule: str
-    due_at: datetime
-    state: str
 
 
 @dataclass(frozen=True)
@@ -205,5 +226,10 @@ class CaseState:
     case_id: str
     shop_id: str
     snapshot: CaseSnapshot
-    decisions: tuple[Decision, ...] = field(default=())
-    deadlines: tuple[Deadline, ...] = field(default=())
+    # When the case first reached each status (earliest `modified` seen).
+    status_times: tuple[tuple[CaseStatus, datetime], ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    deadlines: tuple[Deadline, ...] = ()
+
+    def reached(self, status: CaseStatus) -> datetime | None:
+        return dict(self.status_times).get(status)

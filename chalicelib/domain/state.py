@@ -127,14 +127,22 @@ def apply_trace(
 def apply_case_snapshot(
     state: CaseState | None, platform: str, shop_id: str, snapshot: CaseSnapshot
 ) -> CaseState | None:
+    fresh = state is None
     if state is None:
-        return CaseState(
+        state = CaseState(
             platform=platform, case_id=snapshot.case_id, shop_id=shop_id, snapshot=snapshot
         )
     _claim_shop(f"after-sale case {snapshot.case_id}", state.shop_id, shop_id)
-    if _case_precedence(snapshot) <= _case_precedence(state.snapshot):
-        return None
-    return replace(state, snapshot=snapshot)
+    newest = (
+        snapshot
+        if _case_precedence(snapshot) > _case_precedence(state.snapshot)
+        else state.snapshot
+    )
+    times = dict(state.status_times)
+    times[snapshot.status] = _earliest(times.get(snapshot.status), snapshot.modified)
+    ordered = tuple(sorted(times.items(), key=lambda pair: CASE_STATUS_RANK[pair[0]]))
+    changed = replace(state, snapshot=newest, status_times=ordered)
+    return changed if fresh else _changed(state, changed)
 
 
 def entity_of(event: OrderSnapshot | LogisticsTrace | CaseSnapshot) -> tuple[str, str]:
