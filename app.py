@@ -9,6 +9,7 @@ from typing import Any
 
 from chalice import Chalice, Response
 
+from chalicelib.domain.views import preferred_language
 from chalicelib.observability import logger
 from chalicelib.platforms.base import InboundRequest
 from chalicelib.service import ingest, keys, queries
@@ -39,9 +40,11 @@ def answers_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     return answering
 
 
-def _authorized_shop(shop_id: str) -> None:
-    key = keys.authenticate(app.current_request.headers.get("authorization"))
-    keys.require_shop(key, shop_id)
+def _authorized_shop(shop_id: str) -> str:
+    """Check the caller's key covers the shop; return the reader's language."""
+    headers = app.current_request.headers
+    keys.require_shop(keys.authenticate(headers.get("authorization")), shop_id)
+    return preferred_language(headers.get("accept-language"))
 
 
 @app.route("/health", methods=["GET"])
@@ -71,20 +74,25 @@ def receive_webhook(platform: str) -> Response:
 @app.route("/shops/{shop_id}/orders/{order_id}", methods=["GET"])
 @answers_errors
 def get_order(shop_id: str, order_id: str) -> dict[str, Any]:
-    _authorized_shop(shop_id)
-    return queries.order(shop_id, order_id)
+    return queries.order(shop_id, order_id, _authorized_shop(shop_id))
 
 
 @app.route("/shops/{shop_id}/after-sales", methods=["GET"])
 @answers_errors
 def list_after_sales(shop_id: str) -> dict[str, Any]:
-    _authorized_shop(shop_id)
+    language = _authorized_shop(shop_id)
     params = app.current_request.query_params or {}
-    return queries.cases(shop_id, params.get("status"), params.get("limit"), params.get("cursor"))
+    return queries.cases(
+        shop_id,
+        params.get("status"),
+        params.get("limit"),
+        params.get("cursor"),
+        language,
+        datetime.now(UTC),
+    )
 
 
 @app.route("/shops/{shop_id}/after-sales/{case_id}", methods=["GET"])
 @answers_errors
 def get_after_sale(shop_id: str, case_id: str) -> dict[str, Any]:
-    _authorized_shop(shop_id)
-    return queries.case(shop_id, case_id)
+    return queries.case(shop_id, case_id, _authorized_shop(shop_id), datetime.now(UTC))

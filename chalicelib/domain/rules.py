@@ -64,10 +64,23 @@ def _deadline(
 ) -> Deadline:
     if done_at is not None:
         state = DeadlineState.MET if done_at <= due else DeadlineState.BREACHED
-    else:
-        state = DeadlineState.BREACHED if now > due else DeadlineState.PENDING
-    warn_at = started + (due - started) * WARNING_AT
-    return Deadline(rule, started, due, state, warned=now >= warn_at)
+        return Deadline(rule, started, due, state, warned=now >= warn_at(started, due))
+    return advance(Deadline(rule, started, due, DeadlineState.PENDING), now)
+
+
+def warn_at(started: datetime, due: datetime) -> datetime:
+    return started + (due - started) * WARNING_AT
+
+
+def advance(deadline: Deadline, now: datetime) -> Deadline:
+    """What time alone does to a deadline: warn at 75% of the window, breach after it."""
+    if deadline.state is not DeadlineState.PENDING:
+        return deadline
+    return replace(
+        deadline,
+        state=DeadlineState.BREACHED if now > deadline.due_at else DeadlineState.PENDING,
+        warned=deadline.warned or now >= warn_at(deadline.started_at, deadline.due_at),
+    )
 
 
 @dataclass(frozen=True)

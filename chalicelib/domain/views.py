@@ -6,11 +6,33 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain.model import CaseState, OrderState, ShipmentStatus
+from chalicelib.domain.model import CaseState, Deadline, Explanation, OrderState, ShipmentStatus
+
+LANGUAGES = ("en", "zh")
 
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+def _text(explanation: Explanation, language: str | None) -> str | Explanation:
+    """One language for a reader; every language (None) for outbound events."""
+    return explanation if language is None else explanation.get(language, explanation["en"])
+
+
+def preferred_language(accept_language: str | None) -> str:
+    """The best of our languages for an Accept-Language header (RFC 9110 q-values)."""
+    ranked: list[tuple[float, str]] = []
+    for part in (accept_language or "").split(","):
+        tag, _, quality = part.strip().partition(";q=")
+        try:
+            weight = float(quality) if quality else 1.0
+        except ValueError:
+            continue
+        primary = tag.split("-")[0].lower()
+        if primary in LANGUAGES:
+            ranked.append((weight, primary))
+    return max(ranked, key=lambda pair: pair[0])[1] if ranked else "en"
 
 
 def _shipment_view(state: OrderState) -> dict[str, Any] | None:
@@ -41,7 +63,7 @@ def order_updated_at(state: OrderState) -> datetime | None:
     return max(moments) if moments else None
 
 
-def order_view(state: OrderState, version: int) -> dict[str, Any]:
+def order_view(state: OrderState, version: int, language: str | None = None) -> dict[str, Any]:
     snapshot = state.snapshot
     if snapshot is None:
         raise ValueError("an order is shown only once a trade message has named it")
@@ -57,13 +79,16 @@ def order_view(state: OrderState, version: int) -> dict[str, Any]:
         "paid_at": _iso(state.paid_at),
         "shipped_at": _iso(state.shipped_at),
         "shipment": _shipment_view(state),
-        "flags": [asdict(flag) for flag in state.flags],
+        "flags": [
+            {"rule": flag.rule, "explanation": _text(flag.explanation, language)}
+            for flag in state.flags
+        ],
         "updated_at": _iso(order_updated_at(state)),
         "version": version,
     }
 
 
-def case_view(state: CaseState, version: int) -> dict[str, Any]:
+def case_view(state: CaseState, version: int, language: str | None = None) -> dict[str, Any]:
     snapshot = state.snapshot
     return {
         "shop_id": state.shop_id,
@@ -75,12 +100,20 @@ def case_view(state: CaseState, version: int) -> dict[str, Any]:
         "reason": snapshot.reason,
         "quality_issue": snapshot.quality_issue,
         "decisions": [
-            {**asdict(decision), "decided_at": _iso(decision.decided_at)}
+            {
+                "rule": decision.rule,
+                "outcome": decision.outcome,
+                "source": decision.source,
+                "explanation": _text(decision.explanation, language),
+                "decided_at": _iso(decision.decided_at),
+            }
             for decision in state.decisions
         ],
-        "deadlines": [
-            {**asdict(deadline), "due_at": _iso(deadline.due_at)} for deadline in state.deadlines
-        ],
+        "deadlines": [deadline_view(deadline) for deadline in state.deadlines],
         "updated_at": _iso(snapshot.modified),
         "version": version,
     }
+
+
+def deadline_view(deadline: Deadline) -> dict[str, Any]:
+    return {"rule": deadline.rule, "due_at": _iso(deadline.due_at), "state": deadline.state}

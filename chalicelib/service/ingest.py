@@ -17,11 +17,12 @@ from time import perf_counter
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
-from pynamodb.models import Model, _ModelFuture
+from pynamodb.models import _ModelFuture
 from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.config import app_credentials
-from chalicelib.domain.model import Inbound
+from chalicelib.domain.model import CaseState, Inbound, OrderState
+from chalicelib.domain.rules import decide_case, decide_order
 from chalicelib.domain.state import ShopMismatchError, apply, entity_of
 from chalicelib.observability import emit, logger
 from chalicelib.platforms import registry
@@ -32,6 +33,9 @@ from chalicelib.platforms.base import (
     VerifiedDelivery,
     WebhookRejectedError,
 )
+from chalicelib.policies import default_policy
+from chalicelib.service import policy
+from chalicelib.service.changes import stage_change
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 from chalicelib.store import codec
 from chalicelib.store.records import (
@@ -177,18 +181,30 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> Outcome:
             inbox_future = read.get(InboxRecord, message_key)
             held_future = read.get(record_type, key)
             shop_future = read.get(ShopRecord, inbound.shop_id) if inbound.shop_id else None
+            # The rules decide a case with its order in view.
+            order_future = (
+                read.get(OrderRecord, entity_key(inbound.platform, event.order_id))
+                if kind == "case"
+                else None
+            )
     except PynamoDBException as error:
         raise StorageUnavailableError("could not read current state") from error
     if _found(inbox_future) is not None:
         return Outcome.DUPLICATE
     held_record = _found(held_future)
     shop = _found(shop_future)
+    held = _decoded(held_record)
 
     if inbound.shop_id is not None and (shop is None or shop.status != SHOP_CONNECTED):
         outcome, state = Outcome.SHOP_NOT_CONNECTED, None
     else:
-        state = _apply(inbound, held_record)
+        state = _apply(inbound, held)
         outcome = Outcome.APPLIED if state is not None else Outcome.STALE
+    if isinstance(state, CaseState):
+        state = decide_case(policy.for_shop(shop), state, _decoded(_found(order_future)), now)
+    elif isinstance(state, OrderState):
+        # Order rules use the platform's policy: a courier scan may not name its shop.
+        state = decide_order(default_policy(inbound.platform), state, now)
 
     try:
         with TransactWrite(connection=connection()) as write:
@@ -204,7 +220,7 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> Outcome:
                 condition=InboxRecord.message_key.does_not_exist(),
             )
             if state is not None:
-                write.save(_state_record(record_type, key, held_record, state))
+                stage_change(write, held_record or record_type(key), held, state, now)
             write.save(
                 EventLogRecord(
                     f"{inbound.platform}#{kind}#{entity_id}",
@@ -229,31 +245,17 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> Outcome:
     return outcome
 
 
-def _apply(inbound: Inbound, held_record: OrderRecord | CaseRecord | None) -> Any:
-    held_codec = codec.CASE if isinstance(held_record, CaseRecord) else codec.ORDER
-    held = held_codec.decode(held_record.document) if held_record else None
+def _decoded(record: OrderRecord | CaseRecord | None) -> Any:
+    if record is None:
+        return None
+    return (codec.CASE if isinstance(record, CaseRecord) else codec.ORDER).decode(record.document)
+
+
+def _apply(inbound: Inbound, held: Any) -> Any:
     try:
         return apply(inbound, held)
     except ShopMismatchError as mismatch:
         raise MalformedMessageError("shop_id", str(mismatch)) from None
-
-
-def _state_record(
-    record_type: type[OrderRecord | CaseRecord],
-    key: str,
-    held_record: OrderRecord | CaseRecord | None,
-    state: Any,
-) -> Model:
-    record = held_record or record_type(key)
-    record.shop_id = state.shop_id
-    if isinstance(record, CaseRecord):
-        record.case_id = state.case_id
-        record.status = state.snapshot.status
-        record.document = codec.CASE.encode(state)
-    else:
-        record.status = state.snapshot.status if state.snapshot else None
-        record.document = codec.ORDER.encode(state)
-    return record
 
 
 def _quarantine(

@@ -5,15 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import datetime
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from chalicelib.domain.model import OPEN_CASE_STATUSES, CaseStatus
+from chalicelib.domain.rules import decide_case
 from chalicelib.domain.views import case_view, order_view
+from chalicelib.service import policy
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 from chalicelib.store import codec
-from chalicelib.store.records import CaseRecord, OrderRecord, entity_key
+from chalicelib.store.records import CaseRecord, OrderRecord, ShopRecord, entity_key
 
 MAX_PAGE = 100
 
@@ -36,20 +39,51 @@ def _get(record_type: type[OrderRecord | CaseRecord], shop_id: str, entity_id: s
     return record if record.shop_id == shop_id else None
 
 
-def order(shop_id: str, order_id: str) -> dict[str, Any]:
+def order(shop_id: str, order_id: str, language: str) -> dict[str, Any]:
     record = _get(OrderRecord, shop_id, order_id)
     state = codec.ORDER.decode(record.document) if record else None
     # A courier scan may arrive before the trade itself: such an order is not shown yet.
     if state is None or state.snapshot is None:
         raise _not_found("order", order_id)
-    return order_view(state, record.version)
+    return order_view(state, record.version, language)
 
 
-def case(shop_id: str, case_id: str) -> dict[str, Any]:
+def _decided_views(
+    records: list[CaseRecord], shop_id: str, language: str, now: datetime
+) -> list[dict[str, Any]]:
+    """Cases as the rules see them now, with their orders as they are now: what a
+    reader sees never depends on the order the platform's messages arrived in."""
+    if not records:
+        return []
+    platform = _platform(shop_id)
+    cases = [codec.CASE.decode(record.document) for record in records]
+    order_keys = {entity_key(platform, case.snapshot.order_id) for case in cases}
+    try:
+        shop = ShopRecord.get(shop_id)
+        orders = {
+            order.entity_key: codec.ORDER.decode(order.document)
+            for order in OrderRecord.batch_get(order_keys)
+        }
+    except (DoesNotExist, PynamoDBException) as error:
+        raise StorageUnavailableError("could not read the cases' context") from error
+    shop_policy = policy.for_shop(shop)
+    return [
+        case_view(
+            decide_case(
+                shop_policy, case, orders.get(entity_key(platform, case.snapshot.order_id)), now
+            ),
+            record.version,
+            language,
+        )
+        for case, record in zip(cases, records, strict=True)
+    ]
+
+
+def case(shop_id: str, case_id: str, language: str, now: datetime) -> dict[str, Any]:
     record = _get(CaseRecord, shop_id, case_id)
     if record is None:
         raise _not_found("case", case_id)
-    return case_view(codec.CASE.decode(record.document), record.version)
+    return _decided_views([record], shop_id, language, now)[0]
 
 
 def _statuses(status: str | None) -> set[str] | None:
@@ -84,7 +118,12 @@ def _parse_limit(limit: str | None) -> int:
 
 
 def cases(
-    shop_id: str, status: str | None, limit: str | None, cursor: str | None
+    shop_id: str,
+    status: str | None,
+    limit: str | None,
+    cursor: str | None,
+    language: str,
+    now: datetime,
 ) -> dict[str, Any]:
     statuses = _statuses(status)
     page = _parse_limit(limit)
@@ -95,13 +134,14 @@ def cases(
             limit=page,
             last_evaluated_key=_decode_cursor(cursor),
         )
-        items = [case_view(codec.CASE.decode(r.document), r.version) for r in results]
+        records = list(results)
     except PynamoDBException as error:
         if cursor is not None and error.cause_response_code == "ValidationException":
             raise ApiError(
                 400, "invalid_cursor", "cursor is not one this API returned", "cursor"
             ) from None
         raise StorageUnavailableError("could not list cases") from error
+    items = _decided_views(records, shop_id, language, now)
     next_key = results.last_evaluated_key
     next_cursor = (
         base64.urlsafe_b64encode(json.dumps(next_key).encode()).decode() if next_key else None

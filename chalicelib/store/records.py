@@ -51,6 +51,8 @@ class ShopRecord(Model):
     name = UnicodeAttribute(default="")
     status = UnicodeAttribute(default=SHOP_CONNECTED)
     connected_at = UTCDateTimeAttribute()
+    # The shop's own seller targets: {"seller.refund_within": {"hours": 12}}.
+    policy_overrides = UnicodeAttribute(default="{}")
 
 
 class OrderRecord(Model):
@@ -137,6 +139,70 @@ class QuarantineRecord(Model):
     deliveries = NumberAttribute(default=0)
 
 
+class DueIndex(GlobalSecondaryIndex):
+    """Pending deadlines by the time they next need attention (warning, then due),
+    spread over DEADLINE_SHARDS partitions so no partition gets hot. Sparse: a
+    met or breached deadline has no shard and drops out of the index."""
+
+    class Meta:
+        index_name = "due"
+        projection = AllProjection()
+
+    due_shard = UnicodeAttribute(hash_key=True)
+    next_check = UnicodeAttribute(range_key=True)
+
+
+class ShopDeadlinesIndex(GlobalSecondaryIndex):
+    """A shop's pending deadlines, soonest first (sparse, like DueIndex)."""
+
+    class Meta:
+        index_name = "pending_by_shop"
+        projection = AllProjection()
+
+    pending_shop = UnicodeAttribute(hash_key=True)
+    due_key = UnicodeAttribute(range_key=True)
+
+
+DEADLINE_SHARDS = 8
+
+
+class DeadlineRecord(Model):
+    """The index of one deadline; the entity's document holds its truth."""
+
+    class Meta(_Meta):
+        table_name = f"{table_prefix()}deadlines"
+
+    deadline_key = UnicodeAttribute(hash_key=True)
+    entity_key = UnicodeAttribute()
+    entity_kind = UnicodeAttribute()
+    shop_id = UnicodeAttribute()
+    rule = UnicodeAttribute()
+    due_at = UTCDateTimeAttribute()
+    state = UnicodeAttribute()
+    due_shard = UnicodeAttribute(null=True)
+    next_check = UnicodeAttribute(null=True)
+    pending_shop = UnicodeAttribute(null=True)
+    due_key = UnicodeAttribute(null=True)
+    due = DueIndex()
+    pending_by_shop = ShopDeadlinesIndex()
+
+
+class OutboxRecord(Model):
+    """Work for the outside world, written in the same transaction as the change
+    that caused it: a canonical event, or an action for the platform."""
+
+    class Meta(_Meta):
+        table_name = f"{table_prefix()}outbox"
+
+    outbox_id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()
+    type = UnicodeAttribute()
+    shop_id = UnicodeAttribute()
+    payload = UnicodeAttribute()
+    state = UnicodeAttribute(default="pending")
+    created_at = UTCDateTimeAttribute()
+
+
 class ApiKeyRecord(Model):
     """An integrator key, stored only as its SHA-256 (keys are 256-bit random)."""
 
@@ -158,6 +224,8 @@ ALL_RECORDS: tuple[type[Model], ...] = (
     InboxRecord,
     EventLogRecord,
     QuarantineRecord,
+    DeadlineRecord,
+    OutboxRecord,
     ApiKeyRecord,
 )
 

@@ -75,8 +75,11 @@ def test_a_full_lifecycle_reads_back_in_the_canonical_shape(stack):
         "signed_at": (START + timedelta(hours=48)).isoformat(),
     }
     case = stack.get(f"/shops/{TAOBAO_SHOP}/after-sales/R3010001").body
-    assert case["decisions"] == [] and case["deadlines"] == []
     assert case["status"] == "refunded"
+    assert [(d["rule"], d["outcome"]) for d in case["decisions"]] == [
+        ("law.no_reason_return", "eligible")
+    ]
+    assert {d["rule"]: d["state"] for d in case["deadlines"]}["law.refund_after_return"] == "met"
     jd_open = stack.get(f"/shops/{JD_SHOP}/after-sales?status=open").body
     assert [c["case_id"] for c in jd_open["items"]] == ["afs-90017"]
     assert stack.get(f"/shops/{TAOBAO_SHOP}/after-sales?status=open").body["items"] == []

@@ -1,0 +1,122 @@
+"""One shape for every write of an order or case, shared by ingest and the
+sweeper: the entity row (version-checked), its deadline index rows, and the
+outbox rows for what the change tells the outside world, in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.domain.events import auto_actions, case_changes, order_changes
+from chalicelib.domain.model import CaseState, Deadline, DeadlineState, OrderState
+from chalicelib.domain.rules import warn_at
+from chalicelib.store import codec
+from chalicelib.store.records import (
+    DEADLINE_SHARDS,
+    CaseRecord,
+    DeadlineRecord,
+    OrderRecord,
+    OutboxRecord,
+)
+
+EntityRecord = OrderRecord | CaseRecord
+EntityState = OrderState | CaseState
+
+
+def sortable(moment: datetime) -> str:
+    """UTC, fixed width: sorts as text the way the times sort."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _shard(deadline_key: str) -> str:
+    return str(int(hashlib.sha256(deadline_key.encode()).hexdigest()[:8], 16) % DEADLINE_SHARDS)
+
+
+def deadline_record(entity: str, kind: str, shop_id: str, deadline: Deadline) -> DeadlineRecord:
+    key = f"{entity}#{deadline.rule}"
+    pending = deadline.state is DeadlineState.PENDING
+    next_check = (
+        deadline.due_at if deadline.warned else warn_at(deadline.started_at, deadline.due_at)
+    )
+    return DeadlineRecord(
+        key,
+        entity_key=entity,
+        entity_kind=kind,
+        shop_id=shop_id,
+        rule=deadline.rule,
+        due_at=deadline.due_at,
+        state=deadline.state,
+        due_shard=_shard(key) if pending else None,
+        next_check=sortable(next_check) if pending else None,
+        pending_shop=shop_id if pending else None,
+        due_key=sortable(deadline.due_at) if pending else None,
+    )
+
+
+def entity_ref(state: EntityState) -> tuple[str, str]:
+    """(entity reference, kind): `taobao#order#3010001`, "order"."""
+    if isinstance(state, CaseState):
+        return f"{state.platform}#case#{state.case_id}", "case"
+    return f"{state.platform}#order#{state.order_id}", "order"
+
+
+def stage_change(
+    write: TransactWrite,
+    record: EntityRecord,
+    held: EntityState | None,
+    new: EntityState,
+    now: datetime,
+) -> list[str]:
+    """Add the entity's new state and everything that follows from it to `write`;
+    return the outbound event types (for logs and metrics)."""
+    version = (record.version or 0) + 1
+    record.shop_id = new.shop_id
+    if isinstance(new, CaseState):
+        record.case_id = new.case_id
+        record.status = new.snapshot.status
+        record.document = codec.CASE.encode(new)
+        events = case_changes(held, new, version)
+        actions = auto_actions(held, new)
+    else:
+        record.status = new.snapshot.status if new.snapshot else None
+        record.document = codec.ORDER.encode(new)
+        events = order_changes(held, new, version)
+        actions = []
+    write.save(record)
+
+    entity, kind = entity_ref(new)
+    before = {deadline.rule: deadline for deadline in (held.deadlines if held else ())}
+    for deadline in new.deadlines:
+        if before.pop(deadline.rule, None) != deadline:
+            write.save(deadline_record(entity, kind, new.shop_id, deadline))
+    for gone in before:
+        write.delete(DeadlineRecord(f"{entity}#{gone}"))
+
+    for event in events:
+        payload = {"type": event.type, "timestamp": now.isoformat(), "data": event.data}
+        write.save(
+            OutboxRecord(
+                event.event_id,
+                kind="event",
+                type=event.type,
+                shop_id=event.shop_id,
+                payload=json.dumps(payload, ensure_ascii=False, default=str),
+                created_at=now,
+            )
+        )
+    for action in actions:
+        payload = {"action": action.action, "case_id": action.case_id, "origin": "rules"}
+        write.save(
+            OutboxRecord(
+                action.action_id,
+                kind="action",
+                type=action.action,
+                shop_id=action.shop_id,
+                payload=json.dumps(payload),
+                created_at=now,
+            )
+        )
+    return [event.type for event in events] + [action.action for action in actions]
