@@ -7,12 +7,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
 from chalicelib.domain.views import preferred_language
 from chalicelib.observability import logger
 from chalicelib.platforms.base import InboundRequest
-from chalicelib.service import ingest, keys, queries
+from chalicelib.service import ingest, keys, queries, sweep
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 
 app = Chalice(app_name="shophook")
@@ -96,3 +96,18 @@ def list_after_sales(shop_id: str) -> dict[str, Any]:
 @answers_errors
 def get_after_sale(shop_id: str, case_id: str) -> dict[str, Any]:
     return queries.case(shop_id, case_id, _authorized_shop(shop_id), datetime.now(UTC))
+
+
+@app.route("/shops/{shop_id}/deadlines", methods=["GET"])
+@answers_errors
+def list_deadlines(shop_id: str) -> dict[str, Any]:
+    _authorized_shop(shop_id)
+    params = app.current_request.query_params or {}
+    return queries.deadlines(shop_id, params.get("before"), params.get("limit"))
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def sweep_deadlines(event: Any) -> dict[str, int]:
+    """Warn at 75% of each window, breach at its end: only due deadlines are read."""
+    report = sweep.sweep(datetime.now(UTC))
+    return {"due": report.due, "entities": report.entities, "events": len(report.events)}

@@ -26,7 +26,7 @@ from datetime import UTC, datetime  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from tests.support import NOW, AwsCalls, Faults, Stack  # noqa: E402
+from tests.support import NOW, AwsCalls, Faults, ItemsRead, Stack  # noqa: E402
 
 
 @pytest.fixture
@@ -40,6 +40,12 @@ def stack() -> Iterator[Stack]:
 def aws_calls() -> Iterator[AwsCalls]:
     with AwsCalls.recording() as calls:
         yield calls
+
+
+@pytest.fixture
+def aws_scanned() -> Iterator[ItemsRead]:
+    with ItemsRead.recording() as counter:
+        yield counter
 
 
 @pytest.fixture

@@ -88,19 +88,19 @@ def parsed(message: Message) -> Inbound:
 
 
 @contextmanager
-def _on_every_dynamodb_call(handler: Any) -> Iterator[None]:
-    """Hook `handler` into before-call of every DynamoDB client the app uses."""
+def _on_every_dynamodb_call(handler: Any, event: str = "before-call.dynamodb") -> Iterator[None]:
+    """Hook `handler` into `event` of every DynamoDB client the app uses."""
     clients = {id(connection().client): connection().client}
     for record in ALL_RECORDS:
         client = record._get_connection().connection.client
         clients[id(client)] = client
     for client in clients.values():
-        client.meta.events.register("before-call.dynamodb", handler)
+        client.meta.events.register(event, handler)
     try:
         yield
     finally:
         for client in clients.values():
-            client.meta.events.unregister("before-call.dynamodb", handler)
+            client.meta.events.unregister(event, handler)
 
 
 @dataclass
@@ -121,6 +121,37 @@ class AwsCalls:
 
     def clear(self) -> None:
         self.operations.clear()
+
+
+@dataclass
+class ItemsRead:
+    """Items DynamoDB read per operation, from the responses' ScannedCount / Count."""
+
+    read: dict[str, int] = field(default_factory=dict)
+    made: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    @contextmanager
+    def recording(cls) -> Iterator[ItemsRead]:
+        counter = cls()
+        with _on_every_dynamodb_call(counter._count, event="after-call.dynamodb"):
+            yield counter
+
+    def _count(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        name = model.name
+        self.made[name] = self.made.get(name, 0) + 1
+        scanned = parsed.get("ScannedCount", parsed.get("Count", 0))
+        self.read[name] = self.read.get(name, 0) + scanned
+
+    def items_read(self, operation: str) -> int:
+        return self.read.get(operation, 0)
+
+    def calls(self, operation: str) -> int:
+        return self.made.get(operation, 0)
+
+    def clear(self) -> None:
+        self.read.clear()
+        self.made.clear()
 
 
 @dataclass

@@ -20,6 +20,7 @@ from chalicelib.store.records import (
     DeadlineRecord,
     OrderRecord,
     OutboxRecord,
+    entity_key,
 )
 
 EntityRecord = OrderRecord | CaseRecord
@@ -35,7 +36,8 @@ def _shard(deadline_key: str) -> str:
     return str(int(hashlib.sha256(deadline_key.encode()).hexdigest()[:8], 16) % DEADLINE_SHARDS)
 
 
-def deadline_record(entity: str, kind: str, shop_id: str, deadline: Deadline) -> DeadlineRecord:
+def deadline_record(state: EntityState, deadline: Deadline) -> DeadlineRecord:
+    entity, kind = entity_ref(state)
     key = f"{entity}#{deadline.rule}"
     pending = deadline.state is DeadlineState.PENDING
     next_check = (
@@ -45,13 +47,18 @@ def deadline_record(entity: str, kind: str, shop_id: str, deadline: Deadline) ->
         key,
         entity_key=entity,
         entity_kind=kind,
-        shop_id=shop_id,
+        order_key=(
+            entity_key(state.platform, state.snapshot.order_id)
+            if isinstance(state, CaseState)
+            else None
+        ),
+        shop_id=state.shop_id,
         rule=deadline.rule,
         due_at=deadline.due_at,
         state=deadline.state,
         due_shard=_shard(key) if pending else None,
         next_check=sortable(next_check) if pending else None,
-        pending_shop=shop_id if pending else None,
+        pending_shop=state.shop_id if pending else None,
         due_key=sortable(deadline.due_at) if pending else None,
     )
 
@@ -69,9 +76,11 @@ def stage_change(
     held: EntityState | None,
     new: EntityState,
     now: datetime,
+    refresh: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Add the entity's new state and everything that follows from it to `write`;
-    return the outbound event types (for logs and metrics)."""
+    return the outbound event types (for logs and metrics). Deadline rows of the
+    rules in `refresh` are rewritten even when unchanged (the sweeper's rows)."""
     version = (record.version or 0) + 1
     record.shop_id = new.shop_id
     if isinstance(new, CaseState):
@@ -87,12 +96,13 @@ def stage_change(
         actions = []
     write.save(record)
 
-    entity, kind = entity_ref(new)
+    entity, _ = entity_ref(new)
     before = {deadline.rule: deadline for deadline in (held.deadlines if held else ())}
     for deadline in new.deadlines:
-        if before.pop(deadline.rule, None) != deadline:
-            write.save(deadline_record(entity, kind, new.shop_id, deadline))
-    for gone in before:
+        if before.pop(deadline.rule, None) != deadline or deadline.rule in refresh:
+            write.save(deadline_record(new, deadline))
+    current = {deadline.rule for deadline in new.deadlines}
+    for gone in set(before) | (refresh - current):
         write.delete(DeadlineRecord(f"{entity}#{gone}"))
 
     for event in events:

@@ -10,13 +10,20 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
-from chalicelib.domain.model import OPEN_CASE_STATUSES, CaseStatus
+from chalicelib.domain.model import OPEN_CASE_STATUSES, SHANGHAI, CaseStatus
 from chalicelib.domain.rules import decide_case
 from chalicelib.domain.views import case_view, order_view
 from chalicelib.service import policy
+from chalicelib.service.changes import sortable
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 from chalicelib.store import codec
-from chalicelib.store.records import CaseRecord, OrderRecord, ShopRecord, entity_key
+from chalicelib.store.records import (
+    CaseRecord,
+    DeadlineRecord,
+    OrderRecord,
+    ShopRecord,
+    entity_key,
+)
 
 MAX_PAGE = 100
 
@@ -147,3 +154,44 @@ def cases(
         base64.urlsafe_b64encode(json.dumps(next_key).encode()).decode() if next_key else None
     )
     return {"items": items, "next_cursor": next_cursor}
+
+
+def _parse_before(before: str | None) -> datetime | None:
+    if before is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(before)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ApiError(
+            400, "invalid_before", "before must be an ISO 8601 time with an offset", "before"
+        )
+    return moment
+
+
+def deadlines(shop_id: str, before: str | None, limit: str | None) -> dict[str, Any]:
+    """The shop's pending deadlines, soonest first (read from a sparse index)."""
+    cutoff = _parse_before(before)
+    page = _parse_limit(limit)
+    try:
+        rows = list(
+            DeadlineRecord.pending_by_shop.query(
+                shop_id,
+                range_key_condition=DeadlineRecord.due_key <= sortable(cutoff) if cutoff else None,
+                limit=page,
+            )
+        )
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not list deadlines") from error
+    return {
+        "items": [
+            {
+                "entity": f"{row.entity_kind}:{row.entity_key.split('#', 2)[2]}",
+                "rule": row.rule,
+                "due_at": row.due_at.astimezone(SHANGHAI).isoformat(),
+                "state": row.state,
+            }
+            for row in rows
+        ]
+    }

@@ -175,6 +175,8 @@ class DeadlineRecord(Model):
     deadline_key = UnicodeAttribute(hash_key=True)
     entity_key = UnicodeAttribute()
     entity_kind = UnicodeAttribute()
+    # For a case's deadline, its order's key: the sweeper reads both at once.
+    order_key = UnicodeAttribute(null=True)
     shop_id = UnicodeAttribute()
     rule = UnicodeAttribute()
     due_at = UTCDateTimeAttribute()

@@ -1,0 +1,107 @@
+"""The deadline sweeper: reads only the deadlines whose time has come, from the
+sharded `due` index (never a scan), and re-decides their entities with the
+same rules and the same write shape as ingest."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.transactions import TransactGet, TransactWrite
+
+from chalicelib.domain.rules import decide_case, decide_order
+from chalicelib.observability import emit, logger
+from chalicelib.policies import default_policy
+from chalicelib.service import policy
+from chalicelib.service.changes import sortable, stage_change
+from chalicelib.service.errors import StorageUnavailableError
+from chalicelib.store import codec
+from chalicelib.store.records import (
+    DEADLINE_SHARDS,
+    CaseRecord,
+    DeadlineRecord,
+    OrderRecord,
+    ShopRecord,
+    connection,
+)
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class SweepReport:
+    due: int = 0
+    entities: int = 0
+    events: list[str] = field(default_factory=list)
+
+
+def due_deadlines(now: datetime) -> list[DeadlineRecord]:
+    threshold = sortable(now)
+    return [
+        row
+        for shard in range(DEADLINE_SHARDS)
+        for row in DeadlineRecord.due.query(str(shard), DeadlineRecord.next_check <= threshold)
+    ]
+
+
+def sweep(now: datetime) -> SweepReport:
+    rows = due_deadlines(now)
+    by_entity: dict[str, list[DeadlineRecord]] = defaultdict(list)
+    for row in rows:
+        by_entity[row.entity_key].append(row)
+    report = SweepReport(due=len(rows), entities=len(by_entity))
+    for entity_rows in by_entity.values():
+        try:
+            report.events += _sweep_entity(entity_rows, now)
+        except StorageUnavailableError:
+            # The rows stay due: the next sweep takes them up again.
+            logger.exception("deadline sweep failed", extra={"entity": entity_rows[0].entity_key})
+    for event_type in report.events:
+        emit("DeadlineEvent", event=event_type)
+    emit("DeadlinesDue", report.due)
+    return report
+
+
+def _found(future: object) -> object | None:
+    try:
+        return future.get()
+    except DoesNotExist:
+        return None
+
+
+def _sweep_entity(rows: list[DeadlineRecord], now: datetime) -> list[str]:
+    first = rows[0]
+    platform, kind, entity_id = first.entity_key.split("#", 2)
+    key = f"{platform}#{entity_id}"
+    refresh = frozenset(row.rule for row in rows)
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            if kind == "case":
+                with TransactGet(connection=connection()) as read:
+                    case_future = read.get(CaseRecord, key)
+                    order_future = read.get(OrderRecord, first.order_key)
+                    shop_future = read.get(ShopRecord, first.shop_id)
+                record, order_record, shop = (
+                    _found(case_future),
+                    _found(order_future),
+                    _found(shop_future),
+                )
+                held = codec.CASE.decode(record.document)
+                order = codec.ORDER.decode(order_record.document) if order_record else None
+                new = decide_case(policy.for_shop(shop), held, order, now)
+            else:
+                record = OrderRecord.get(key)
+                held = codec.ORDER.decode(record.document)
+                new = decide_order(default_policy(platform), held, now)
+            with TransactWrite(connection=connection()) as write:
+                events = stage_change(write, record, held, new, now, refresh)
+            return events
+        except TransactWriteError as error:
+            if "ConditionalCheckFailed" in [r.code for r in error.cancellation_reasons if r]:
+                continue
+            raise StorageUnavailableError("could not write the sweep") from error
+        except PynamoDBException as error:
+            raise StorageUnavailableError("could not read for the sweep") from error
+    raise StorageUnavailableError("the entity kept changing during the sweep")
