@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,7 @@ from chalice import Chalice, Rate, Response
 from chalicelib.domain.views import preferred_language
 from chalicelib.observability import logger
 from chalicelib.platforms.base import InboundRequest
-from chalicelib.service import ingest, keys, queries, sweep
+from chalicelib.service import ingest, keys, policy, queries, sweep
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 
 app = Chalice(app_name="shophook")
@@ -104,6 +105,23 @@ def list_deadlines(shop_id: str) -> dict[str, Any]:
     _authorized_shop(shop_id)
     params = app.current_request.query_params or {}
     return queries.deadlines(shop_id, params.get("before"), params.get("limit"))
+
+
+@app.route("/shops/{shop_id}/policy", methods=["GET"])
+@answers_errors
+def get_policy(shop_id: str) -> dict[str, Any]:
+    return policy.show(shop_id, _authorized_shop(shop_id))
+
+
+@app.route("/shops/{shop_id}/policy", methods=["PUT"])
+@answers_errors
+def put_policy(shop_id: str) -> dict[str, Any]:
+    language = _authorized_shop(shop_id)
+    try:
+        body = json.loads(app.current_request.raw_body or b"")
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_json", "the body is not JSON", "body") from None
+    return policy.update(shop_id, body, language)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

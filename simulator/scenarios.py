@@ -56,8 +56,11 @@ def taobao_order(
     user_id: str = DEMO_TAOBAO_USER_ID,
     category: str = "apparel",
     quality_issue: bool = False,
+    return_requested_after: float = 72,
 ) -> list[Message]:
-    """Paid, shipped, picked up, signed, confirmed, then a return and refund."""
+    """Paid, shipped, picked up, signed (48h after payment), confirmed, then a
+    return requested `return_requested_after` hours after payment, and refunded."""
+    requested = return_requested_after
     item = {
         "oid": f"{tid}01",
         "title": "Cotton T-shirt",
@@ -114,24 +117,24 @@ def taobao_order(
         ("SIGNED", 48, "已签收"),
     ]
     refund_steps = [
-        ("taobao_refund_RefundCreated", 72, "WAIT_SELLER_AGREE", "BUYER_RECEIVED", {}),
+        ("taobao_refund_RefundCreated", requested, "WAIT_SELLER_AGREE", "BUYER_RECEIVED", {}),
         (
             "taobao_refund_RefundSellerAgreeAgreement",
-            74,
+            requested + 2,
             "WAIT_BUYER_RETURN_GOODS",
             "BUYER_RECEIVED",
             {},
         ),
         (
             "taobao_refund_RefundBuyerReturnGoods",
-            96,
+            requested + 24,
             "WAIT_SELLER_CONFIRM_GOODS",
             "BUYER_RETURNED_GOODS",
             {"return_out_sid": f"YT{tid}"},
         ),
         (
             "taobao_refund_RefundSuccess",
-            120,
+            requested + 48,
             "SUCCESS",
             "BUYER_RETURNED_GOODS",
             {"return_out_sid": f"YT{tid}"},
