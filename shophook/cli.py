@@ -42,12 +42,12 @@ def _simulate(args: argparse.Namespace) -> int:
     import requests
 
     from chalicelib.config import app_credentials
-    from simulator.scenarios import DEMO_CREDENTIALS, SCENARIOS, default_start
+    from simulator.scenarios import DEMO_CREDENTIALS, SCENARIOS
 
     scenario = SCENARIOS[args.scenario]
     now = datetime.now(UTC)
     order_id = args.order or scenario.default_order_id
-    messages = scenario.build(order_id, default_start(now))
+    messages = scenario.build(order_id, now)
     shuffler = random.Random(args.seed)  # noqa: S311 - test traffic, not security
     messages += [shuffler.choice(messages) for _ in range(args.duplicates)]
     if args.shuffle:
@@ -124,6 +124,46 @@ def _keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from chalicelib.service import queries
+    from chalicelib.service.errors import ApiError
+
+    now = datetime.now(UTC)
+    try:
+        case = queries.case(args.shop_id, args.case_id, args.lang, now)
+    except ApiError as error:
+        raise SystemExit(error.message) from None
+    timeline = queries.case_timeline(args.shop_id, args.case_id)
+    if args.json:
+        print(
+            json.dumps(
+                {"case": case, "timeline": timeline}, ensure_ascii=False, indent=2, default=str
+            )
+        )
+        return 0
+    console.print(
+        f"[bold]{case['case_id']}[/bold]  order {case['order_id']}  {case['kind']}  "
+        f"[bold]{case['status']}[/bold]  amount {case['amount_fen']} fen  "
+        f"quality issue: {'yes' if case['quality_issue'] else 'no'}"
+    )
+    _print_rows(timeline, False, "timeline")
+    _print_rows(
+        [
+            {
+                "rule": d["rule"],
+                "outcome": d["outcome"],
+                "why": d["explanation"],
+                "source": d["source"],
+            }
+            for d in case["decisions"]
+        ],
+        False,
+        "decisions",
+    )
+    _print_rows(case["deadlines"], False, "deadlines")
+    return 0
+
+
 def _tables_create(args: argparse.Namespace) -> int:
     from chalicelib.store.records import ALL_RECORDS, create_tables
 
@@ -166,6 +206,13 @@ def parser() -> argparse.ArgumentParser:
     shops_add.add_argument("shop_id")
     shops_add.add_argument("--name", default="")
     shops_add.set_defaults(handler=_shops_add)
+
+    explain = commands.add_parser("explain", help="a case's timeline, decisions and deadlines")
+    explain.add_argument("shop_id")
+    explain.add_argument("case_id")
+    explain.add_argument("--lang", choices=["en", "zh"], default="en")
+    explain.add_argument("--json", action="store_true")
+    explain.set_defaults(handler=_explain)
 
     tables = commands.add_parser("tables", help="DynamoDB tables").add_subparsers(
         dest="action", required=True

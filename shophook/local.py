@@ -25,6 +25,7 @@ from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS
 
 STAGE = "local"
 STARTUP_TIMEOUT_SECONDS = 60
+SCHEDULE_SECONDS_VARIABLE = "SHOPHOOK_LOCAL_SCHEDULE_SECONDS"
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -98,6 +99,21 @@ Ctrl-C stops everything.
 """
 
 
+def _drive_schedules(stop: threading.Event, server: subprocess.Popen) -> None:
+    """Run the app's schedules every SHOPHOOK_LOCAL_SCHEDULE_SECONDS until stopped."""
+    import app as app_module
+    from shophook.driver import run_schedules
+
+    interval = float(os.environ.get(SCHEDULE_SECONDS_VARIABLE, "60"))
+    while not stop.wait(interval) and server.poll() is None:
+        try:
+            results = run_schedules(app_module, datetime.now(UTC))
+        except Exception:  # a failing schedule must not take the local stack down
+            logging.getLogger("shophook.local").exception("a scheduled function failed")
+            continue
+        print(f"schedules ran: {results}", flush=True)
+
+
 def run(host: str, port: int, moto_port: int) -> int:
     for label, wanted in (("--port", port), ("--moto-port", moto_port)):
         if not _port_is_free(host, wanted):
@@ -135,8 +151,7 @@ def run(host: str, port: int, moto_port: int) -> int:
         try:
             _wait_until_healthy(f"{api_url}/health", server)
             print(banner(api_url, moto_url, api_key), flush=True)
-            while not stop.is_set() and server.poll() is None:
-                stop.wait(1)
+            _drive_schedules(stop, server)
         finally:
             server.terminate()
             server.wait(timeout=10)

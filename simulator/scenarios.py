@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.domain.model import SHANGHAI
 from chalicelib.platforms.base import AppCredentials
 from chalicelib.platforms.wire import format_wire_time
 from simulator.webhooks import SignedWebhook, jd_webhook, taobao_webhook
@@ -272,25 +271,60 @@ class Scenario:
     description: str
     shop_id: str
     default_order_id: str
+    # (order id, now) -> the messages, timed relative to now.
     build: Callable[[str, datetime], list[Message]]
 
+
+DAY = timedelta(days=1)
+TAOBAO_SHOP = f"taobao:{DEMO_TAOBAO_USER_ID}"
+# taobao_order's messages: trade 0-3, courier scans 4-7, the return 8-11.
+UP_TO_RETURN_REQUEST = 9
 
 SCENARIOS = {
     "taobao-order": Scenario(
         "a Taobao-style order from payment to a refunded return",
-        f"taobao:{DEMO_TAOBAO_USER_ID}",
+        TAOBAO_SHOP,
         "3010001",
-        taobao_order,
+        lambda order_id, now: taobao_order(order_id, now - 5 * DAY),
     ),
     "jd-order": Scenario(
         "a JD-style order from payment to a return request",
         f"jd:{DEMO_JD_VENDER_ID}",
         "9001",
-        jd_order,
+        lambda order_id, now: jd_order(order_id, now - 5 * DAY),
+    ),
+    "late-shipment": Scenario(
+        "an order paid three days ago that never ships (ship-by breached)",
+        TAOBAO_SHOP,
+        "3020001",
+        lambda order_id, now: taobao_order(order_id, now - 3 * DAY)[:2],
+    ),
+    "late-return": Scenario(
+        "a no-reason return asked for ten days after signing (ineligible)",
+        TAOBAO_SHOP,
+        "3030001",
+        lambda order_id, now: taobao_order(
+            order_id, now - 13 * DAY, return_requested_after=48 + 240
+        )[:UP_TO_RETURN_REQUEST],
+    ),
+    "fresh-return": Scenario(
+        "a no-reason return of fresh food (excluded by law)",
+        TAOBAO_SHOP,
+        "3040001",
+        lambda order_id, now: taobao_order(order_id, now - 5 * DAY, category="fresh")[
+            :UP_TO_RETURN_REQUEST
+        ],
+    ),
+    "quality-return": Scenario(
+        "a late return of fresh food with a quality problem (never refused)",
+        TAOBAO_SHOP,
+        "3050001",
+        lambda order_id, now: taobao_order(
+            order_id,
+            now - 13 * DAY,
+            category="fresh",
+            quality_issue=True,
+            return_requested_after=48 + 240,
+        )[:UP_TO_RETURN_REQUEST],
     ),
 }
-
-
-def default_start(now: datetime) -> datetime:
-    """Scenarios end by `now`: the order was paid five days ago, Shanghai time."""
-    return (now - timedelta(days=5)).astimezone(SHANGHAI).replace(microsecond=0)

@@ -20,6 +20,7 @@ from chalicelib.store import codec
 from chalicelib.store.records import (
     CaseRecord,
     DeadlineRecord,
+    EventLogRecord,
     OrderRecord,
     ShopRecord,
     entity_key,
@@ -195,3 +196,27 @@ def deadlines(shop_id: str, before: str | None, limit: str | None) -> dict[str, 
             for row in rows
         ]
     }
+
+
+def case_timeline(shop_id: str, case_id: str) -> list[dict[str, Any]]:
+    """Every message received for a case, in arrival order, applied or not."""
+    try:
+        entries = list(EventLogRecord.query(f"{_platform(shop_id)}#case#{case_id}"))
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not read the event log") from error
+    timeline = []
+    for entry in entries:
+        if entry.shop_id != shop_id:
+            continue
+        event = codec.EVENT.decode(entry.event)
+        timeline.append(
+            {
+                "received_at": entry.received_at.astimezone(SHANGHAI).isoformat(),
+                "topic": entry.topic,
+                "status": getattr(event, "status", None),
+                "modified": getattr(event, "modified", None),
+                "outcome": entry.outcome,
+                "message_id": entry.message_id,
+            }
+        )
+    return timeline

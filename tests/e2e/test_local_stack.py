@@ -34,7 +34,9 @@ def local_stack():
         for name, value in os.environ.items()
         if not name.startswith(("AWS_", "SHOPHOOK_"))
     }
-    env.update(SHOPHOOK_DEMO_API_KEY=DEMO_KEY, PYTHONUNBUFFERED="1")
+    env.update(
+        SHOPHOOK_DEMO_API_KEY=DEMO_KEY, SHOPHOOK_LOCAL_SCHEDULE_SECONDS="1", PYTHONUNBUFFERED="1"
+    )
     process = subprocess.Popen(
         [BIN / "shophook", "local", "--port", str(port), "--moto-port", str(moto_port)],
         stdout=subprocess.PIPE,
@@ -53,7 +55,7 @@ def local_stack():
         if "Ctrl-C stops everything" in line or process.poll() is not None:
             break
     assert process.poll() is None, "".join(output)
-    yield f"http://127.0.0.1:{port}", process, output
+    yield f"http://127.0.0.1:{port}", process, output, lines, moto_port
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
@@ -61,7 +63,7 @@ def local_stack():
 
 @pytest.mark.e2e
 def test_make_run_then_the_printed_example_shows_a_normalised_order(local_stack):
-    url, _, output = local_stack
+    url, _, output, _, _ = local_stack
     banner = "".join(output)
     assert f"Bearer {DEMO_KEY}" in banner and "shophook simulate taobao-order" in banner
 
@@ -109,9 +111,68 @@ def test_make_run_then_the_printed_example_shows_a_normalised_order(local_stack)
     assert [case["status"] for case in jd["items"]] == ["returned"]
 
 
+def simulate(url: str, scenario: str) -> None:
+    done = subprocess.run(
+        [BIN / "shophook", "simulate", scenario, "--url", url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def read(url: str, path: str) -> dict:
+    return requests.get(
+        f"{url}{path}", headers={"Authorization": f"Bearer {DEMO_KEY}"}, timeout=10
+    ).json()
+
+
+@pytest.mark.e2e
+def test_the_rules_on_the_local_stack(local_stack):
+    url, _, _, lines, moto_port = local_stack
+    for scenario in ("late-shipment", "late-return", "fresh-return", "quality-return"):
+        simulate(url, scenario)
+    shop = "/shops/taobao:2200000001"
+    late = read(url, f"{shop}/orders/3020001")
+    assert [flag["rule"] for flag in late["flags"]] == ["platform.ship_by"]
+
+    def decided(case_id: str) -> list[tuple[str, str]]:
+        case = read(url, f"{shop}/after-sales/{case_id}")
+        return [(d["rule"], d["outcome"]) for d in case["decisions"]]
+
+    assert decided("R3030001") == [("law.no_reason_return", "ineligible")]
+    assert decided("R3040001") == [("law.no_reason_return.exclusions", "ineligible")]
+    assert decided("R3050001") == [("law.no_reason_return.condition", "eligible")]
+
+    explained = subprocess.run(
+        [BIN / "shophook", "--stage", "local", "explain", "taobao:2200000001", "R3030001"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            **os.environ,
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "SHOPHOOK_TABLE_PREFIX": "shophook-local-",
+            "COLUMNS": "200",
+        },
+    )
+    assert explained.returncode == 0, explained.stderr
+    assert "law.no_reason_return" in explained.stdout and "ineligible" in explained.stdout
+    assert "taobao_refund_RefundCreated" in explained.stdout
+
+    # The local driver runs the schedules (every second here).
+    while "schedules ran" not in (line := lines.get(timeout=STARTUP_SECONDS)):
+        pass
+    assert "sweep_deadlines" in line
+
+
 @pytest.mark.e2e
 def test_sigterm_stops_everything_it_started(local_stack):
-    url, process, _ = local_stack
+    url, process, *_ = local_stack
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     with pytest.raises(requests.ConnectionError):

@@ -119,3 +119,16 @@ def test_sweep_reads_grow_with_due_deadlines_not_with_the_table(stack, aws_scann
     assert aws_scanned.items_read("Query") == report.due
     assert aws_scanned.items_read("Query") <= 2 * 10  # platform and seller ship deadlines
     assert aws_scanned.calls("Query") == DEADLINE_SHARDS
+
+
+def test_the_local_driver_runs_every_schedule_of_the_app(stack):
+    import app as app_module
+    from shophook.driver import run_schedules, scheduled_handlers
+
+    assert set(scheduled_handlers(app_module)) == {"sweep_deadlines"}
+    stack.deliver(unshipped("600005"))
+    with time_machine.travel((PAID + timedelta(hours=49)).astimezone(UTC), tick=False):
+        results = run_schedules(app_module, NOW)
+    assert results["sweep_deadlines"]["entities"] == 1
+    row = DeadlineRecord.get("taobao#order#600005#platform.ship_by")
+    assert row.state == DeadlineState.BREACHED
