@@ -211,7 +211,7 @@ def case_timeline(shop_id: str, case_id: str) -> list[dict[str, Any]]:
         event = codec.EVENT.decode(entry.event)
         timeline.append(
             {
-                "received_at": entry.received_at.astimezone(SHANGHAI).isoformat(),
+                "received_at": entry.received_at.astimezone(SHANGHAI).isoformat(timespec="seconds"),
                 "topic": entry.topic,
                 "status": getattr(event, "status", None),
                 "modified": getattr(event, "modified", None),
