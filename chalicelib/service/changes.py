@@ -105,27 +105,33 @@ def stage_change(
     for gone in set(before) | (refresh - current):
         write.delete(DeadlineRecord(f"{entity}#{gone}"))
 
-    for event in events:
-        payload = {"type": event.type, "timestamp": now.isoformat(), "data": event.data}
-        write.save(
-            OutboxRecord(
-                event.event_id,
-                kind="event",
-                type=event.type,
-                shop_id=event.shop_id,
-                payload=json.dumps(payload, ensure_ascii=False, default=str),
-                created_at=now,
-            )
+    outbox = [
+        (
+            "event",
+            event.event_id,
+            event.type,
+            event.shop_id,
+            {"type": event.type, "timestamp": now.isoformat(), "data": event.data},
         )
-    for action in actions:
-        payload = {"action": action.action, "case_id": action.case_id, "origin": "rules"}
+        for event in events
+    ] + [
+        (
+            "action",
+            action.action_id,
+            action.action,
+            action.shop_id,
+            {"action": action.action, "case_id": action.case_id, "origin": "rules"},
+        )
+        for action in actions
+    ]
+    for kind, outbox_id, work_type, shop_id, payload in outbox:
         write.save(
             OutboxRecord(
-                action.action_id,
-                kind="action",
-                type=action.action,
-                shop_id=action.shop_id,
-                payload=json.dumps(payload),
+                outbox_id,
+                kind=kind,
+                type=work_type,
+                shop_id=shop_id,
+                payload=json.dumps(payload, ensure_ascii=False, default=str),
                 created_at=now,
             )
         )
