@@ -10,6 +10,7 @@ from typing import Any
 
 from chalice import Chalice, Rate, Response
 
+from chalicelib import policies
 from chalicelib.domain.views import preferred_language
 from chalicelib.observability import logger
 from chalicelib.platforms.base import InboundRequest
@@ -17,6 +18,7 @@ from chalicelib.service import ingest, keys, policy, queries, sweep
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 
 app = Chalice(app_name="shophook")
+policies.load_all()
 JSON = {"Content-Type": "application/json"}
 
 

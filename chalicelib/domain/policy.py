@@ -37,6 +37,11 @@ class Rule:
     params: Mapping[str, Any]
     texts: Mapping[str, str]
     limits: Mapping[str, Limit] = field(default_factory=dict)
+    origin: str = ""  # the file it was read from, for error messages
+
+    @property
+    def where(self) -> str:
+        return f"{self.origin}: {self.id}" if self.origin else self.id
 
     def explain(self, language: str, **details: Any) -> str:
         """The rule's one-line text in `language`, with its parameters and `details`."""
@@ -103,14 +108,19 @@ def build_policy(layers: Iterable[tuple[str, Iterable[Rule]]]) -> Policy:
     for rule in rules.values():
         for param, limit in rule.limits.items():
             if param not in rule.params:
-                raise PolicyError(rule.id, f"limits name '{param}', which it has no value for")
+                raise PolicyError(rule.where, f"limits name '{param}', which it has no value for")
             for bound in (limit.at_most, limit.at_least):
                 if isinstance(bound, str):
                     try:
                         policy.value(bound)
                     except KeyError:
-                        raise PolicyError(rule.id, f"limit refers to unknown '{bound}'") from None
-            policy.check_override(rule.id, param, rule.params[param])
+                        raise PolicyError(
+                            rule.where, f"limit refers to unknown '{bound}'"
+                        ) from None
+            try:
+                policy.check_override(rule.id, param, rule.params[param])
+            except PolicyError as error:
+                raise PolicyError(rule.where, f"default {error}") from None
     return policy
 
 
@@ -119,7 +129,8 @@ def require(policy: Policy, needed: Mapping[str, Mapping[str, type]], where: str
     for rule_id, params in needed.items():
         if rule_id not in policy.rules:
             raise PolicyError(f"{where}: {rule_id}", "missing")
+        rule = policy.rules[rule_id]
         for param, kind in params.items():
-            value = policy.rules[rule_id].params.get(param)
+            value = rule.params.get(param)
             if not isinstance(value, kind) or isinstance(value, bool):
-                raise PolicyError(f"{where}: {rule_id}", f"'{param}' must be {kind.__name__}")
+                raise PolicyError(rule.where, f"params.{param} must be {kind.__name__}")

@@ -80,6 +80,7 @@ def rules_in(path: Path, layer: str) -> list[Rule]:
                     name: Limit(at_most=limit.at_most, at_least=limit.at_least)
                     for name, limit in entry.limits.items()
                 },
+                origin=where,
             )
         )
     return rules
@@ -100,3 +101,11 @@ def load(platform: str, directory: Path = DIRECTORY) -> Policy:
 @cache
 def default_policy(platform: str) -> Policy:
     return load(platform)
+
+
+def load_all() -> None:
+    """Load every platform's policy now, so a bad file stops the function at start-up."""
+    from chalicelib.platforms import registry
+
+    for platform in registry():
+        default_policy(platform)
