@@ -25,6 +25,7 @@ from chalicelib.domain.model import (
     OrderState,
     OrderStatus,
     Outcome,
+    ShipmentStatus,
 )
 from chalicelib.domain.policy import Policy, Rule
 
@@ -48,6 +49,7 @@ NEEDED: dict[str, dict[str, type]] = {
     "seller.no_reason_return": {"days": int},
     "seller.refund_after_return": {"days": int},
     "seller.auto_agree_unshipped_refund": {"max_amount_fen": int},
+    "seller.logistics_exception": {},
 }
 WARNING_AT = 0.75
 RETURN_KINDS = frozenset({CaseKind.RETURN_REFUND, CaseKind.EXCHANGE})
@@ -302,6 +304,9 @@ def decide_order(policy: Policy, order: OrderState, now: datetime) -> OrderState
     ]
     if snapshot is not None and snapshot.free_shipping and snapshot.shipping_fee_fen > 0:
         rule = policy.rule("platform.free_shipping_surcharge")
+        flags.append(Flag(rule.id, _texts(rule)))
+    if order.scans is not None and order.scans.latest_status is ShipmentStatus.EXCEPTION:
+        rule = policy.rule("seller.logistics_exception")
         flags.append(Flag(rule.id, _texts(rule)))
     return replace(order, deadlines=tuple(deadlines), flags=tuple(flags))
 

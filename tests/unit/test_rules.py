@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -500,3 +501,18 @@ def test_loosening_overrides_name_the_parameter_and_the_bound():
         TAOBAO.with_overrides({"seller.refund_after_return": {"days": 8}})
     with pytest.raises(PolicyError, match="not a seller target"):
         TAOBAO.with_overrides({"law.no_reason_return": {"days": 3}})
+
+
+def test_a_courier_exception_as_the_latest_scan_flags_the_order_for_follow_up():
+    order = an_order(signed_at=None)
+    failed = replace(order, scans=replace(order.scans, latest_status=ShipmentStatus.EXCEPTION))
+    flags = [flag.rule for flag in decide_order(TAOBAO, failed, SHIPPED).flags]
+    assert flags == ["seller.logistics_exception"]
+    delivered = [flag.rule for flag in decide_order(TAOBAO, an_order(), SIGNED).flags]
+    assert "seller.logistics_exception" not in delivered
+
+
+def test_targets_with_no_signal_on_the_wire_are_policy_entries_with_sources():
+    for rule_id in ("seller.complaint_response", "seller.out_of_stock_contact"):
+        rule = TAOBAO.rule(rule_id)
+        assert rule.source and "24" in rule.explain("en")
