@@ -92,6 +92,20 @@ def test_one_webhook_costs_one_read_and_one_transaction(stack, aws_calls):
     aws_calls.clear()
     assert stack.deliver(TAOBAO[0]).status == 200
     assert aws_calls.operations == ["TransactGetItems"]
+    # A case message reads its order in the same call, for the rules.
+    aws_calls.clear()
+    assert stack.deliver(TAOBAO[8]).status == 200
+    assert aws_calls.operations == ["TransactGetItems", "TransactWriteItems"]
+    # A trace that does not name its shop, and a quarantined message.
+    aws_calls.clear()
+    assert stack.deliver(JD[3]).status == 200
+    assert aws_calls.operations == ["TransactGetItems", "TransactWriteItems"]
+    aws_calls.clear()
+    bad = Message(
+        "taobao", "b-1", TAOBAO[1].topic, {**TAOBAO[1].payload, "payment": "x"}, "2200000001"
+    )
+    assert stack.deliver(bad).status == 422
+    assert aws_calls.operations == ["UpdateItem"]
 
 
 def test_the_same_message_n_times_changes_state_once_with_the_same_ack(stack):
