@@ -24,3 +24,17 @@ def emit(name: str, value: float = 1, unit: str = MetricUnit.Count, **dimensions
     with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
         for dimension, dimension_value in dimensions.items():
             metric.add_dimension(name=dimension, value=dimension_value)
+
+
+DEADLINE_METRICS = {
+    "after_sale.deadline_breached": "DeadlinesBreached",
+    "after_sale.deadline_due": "DeadlineWarnings",
+}
+
+
+def count_deadline_events(event_types: list[str]) -> None:
+    """Breaches and warnings, whether ingest or the sweeper found them."""
+    for event_type, metric in DEADLINE_METRICS.items():
+        found = event_types.count(event_type)
+        if found:
+            emit(metric, found)

@@ -10,12 +10,13 @@ import random
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from shophook.stage import apply_stage
+from shophook.stage import PROJECT_DIR, apply_stage
 
 console = Console()
 
@@ -173,6 +174,20 @@ def _tables_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _infra(args: argparse.Namespace) -> int:
+    from shophook.infra import render
+
+    rendered = render()
+    current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    if args.check:
+        if current != rendered:
+            raise SystemExit(f"{args.output} is out of date: run `shophook infra`")
+        return 0
+    args.output.write_text(rendered, encoding="utf-8")
+    console.print(f"wrote {args.output}", highlight=False)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="shophook", description=__doc__)
     root.add_argument("--stage", help="load this stage's variables from .chalice/config.json")
@@ -220,6 +235,11 @@ def parser() -> argparse.ArgumentParser:
     tables.add_parser("create", help="create any missing table (on-demand billing)").set_defaults(
         handler=_tables_create
     )
+
+    infra = commands.add_parser("infra", help="write infra/template.json from the models")
+    infra.add_argument("--output", type=Path, default=PROJECT_DIR / "infra" / "template.json")
+    infra.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    infra.set_defaults(handler=_infra)
 
     keys = commands.add_parser("keys", help="integrator API keys").add_subparsers(
         dest="action", required=True

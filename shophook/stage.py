@@ -11,8 +11,17 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 CONFIG = PROJECT_DIR / ".chalice" / "config.json"
 
 
+def _config() -> dict:
+    return json.loads(CONFIG.read_text())
+
+
+def deployed_environment() -> dict[str, str]:
+    """The variables every stage's functions get."""
+    return _config().get("environment_variables", {})
+
+
 def stage_environment(stage: str) -> dict[str, str]:
-    config = json.loads(CONFIG.read_text())
+    config = _config()
     if stage not in config["stages"]:
         raise SystemExit(
             f"unknown stage {stage!r}; .chalice/config.json has {', '.join(config['stages'])}"

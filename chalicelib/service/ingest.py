@@ -24,7 +24,7 @@ from chalicelib.config import app_credentials
 from chalicelib.domain.model import CaseState, Inbound, OrderState
 from chalicelib.domain.rules import decide_case, decide_order
 from chalicelib.domain.state import ShopMismatchError, apply, entity_of
-from chalicelib.observability import emit, logger
+from chalicelib.observability import count_deadline_events, emit, logger
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import (
     InboundRequest,
@@ -92,7 +92,9 @@ def receive(platform_name: str, request: InboundRequest, now: datetime) -> Reply
     try:
         delivery = _verify(platform, request, now)
     except WebhookRejectedError as rejection:
-        emit("WebhookRejected", platform=platform.name, reason=rejection.code)
+        # The total per platform is what alarms watch; the reasons are for diagnosis.
+        emit("WebhookRejected", platform=platform.name)
+        emit("WebhookRejectedByReason", platform=platform.name, reason=rejection.code)
         logger.warning(
             "webhook rejected", extra={"platform": platform.name, "reason": rejection.code}
         )
@@ -123,7 +125,7 @@ def _verify(platform: Platform, request: InboundRequest, now: datetime) -> Verif
 def _store(platform: Platform, delivery: VerifiedDelivery, now: datetime) -> Reply:
     try:
         inbound = platform.parse(delivery)
-        outcome = _store_once(inbound, now)
+        outcome, events = _store_once(inbound, now)
     except MalformedMessageError as malformed:
         _quarantine(platform, delivery, malformed, now)
         emit("WebhookQuarantined", platform=platform.name)
@@ -139,6 +141,7 @@ def _store(platform: Platform, delivery: VerifiedDelivery, now: datetime) -> Rep
             },
         )
     emit(OUTCOME_METRICS[outcome], platform=platform.name)
+    count_deadline_events(events)
     logger.info(
         "webhook stored",
         extra={
@@ -152,7 +155,7 @@ def _store(platform: Platform, delivery: VerifiedDelivery, now: datetime) -> Rep
     return Reply(200, platform.ack())
 
 
-def _store_once(inbound: Inbound, now: datetime) -> Outcome:
+def _store_once(inbound: Inbound, now: datetime) -> tuple[Outcome, list[str]]:
     for _ in range(MAX_ATTEMPTS):
         try:
             return _read_apply_write(inbound, now)
@@ -170,7 +173,8 @@ def _found(future: _ModelFuture | None) -> Any:
         return None
 
 
-def _read_apply_write(inbound: Inbound, now: datetime) -> Outcome:
+def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[str]]:
+    """Store the message once; return the outcome and the outbound work it caused."""
     event = inbound.event
     kind, entity_id = entity_of(event)
     record_type: type[OrderRecord | CaseRecord] = CaseRecord if kind == "case" else OrderRecord
@@ -190,7 +194,7 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> Outcome:
     except PynamoDBException as error:
         raise StorageUnavailableError("could not read current state") from error
     if _found(inbox_future) is not None:
-        return Outcome.DUPLICATE
+        return Outcome.DUPLICATE, []
     held_record = _found(held_future)
     shop = _found(shop_future)
     held = _decoded(held_record)
@@ -206,6 +210,7 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> Outcome:
         # Order rules use the platform's policy: a courier scan may not name its shop.
         state = decide_order(default_policy(inbound.platform), state, now)
 
+    events: list[str] = []
     try:
         with TransactWrite(connection=connection()) as write:
             write.save(
@@ -220,7 +225,7 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> Outcome:
                 condition=InboxRecord.message_key.does_not_exist(),
             )
             if state is not None:
-                stage_change(write, held_record or record_type(key), held, state, now)
+                events = stage_change(write, held_record or record_type(key), held, state, now)
             write.save(
                 EventLogRecord(
                     f"{inbound.platform}#{kind}#{entity_id}",
@@ -238,11 +243,11 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> Outcome:
     except TransactWriteError as error:
         reasons = [reason.code if reason else None for reason in error.cancellation_reasons]
         if reasons and reasons[0] == CONDITION_FAILED:
-            return Outcome.DUPLICATE
+            return Outcome.DUPLICATE, []
         if CONDITION_FAILED in reasons:
             raise _ConcurrentUpdateError from error
         raise StorageUnavailableError("could not write the message") from error
-    return outcome
+    return outcome, events
 
 
 def _decoded(record: OrderRecord | CaseRecord | None) -> Any:

@@ -12,7 +12,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteEr
 from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.domain.rules import decide_case, decide_order
-from chalicelib.observability import emit, logger
+from chalicelib.observability import count_deadline_events, emit, logger
 from chalicelib.policies import default_policy
 from chalicelib.service import policy
 from chalicelib.service.changes import sortable, stage_change
@@ -58,8 +58,7 @@ def sweep(now: datetime) -> SweepReport:
         except StorageUnavailableError:
             # The rows stay due: the next sweep takes them up again.
             logger.exception("deadline sweep failed", extra={"entity": entity_rows[0].entity_key})
-    for event_type in report.events:
-        emit("DeadlineEvent", event=event_type)
+    count_deadline_events(report.events)
     emit("DeadlinesDue", report.due)
     return report
 

@@ -1,0 +1,313 @@
+"""infra/template.json: the CloudFormation that `chalice package --merge-template`
+adds to the functions. The tables are generated from the PynamoDB models, so
+the deployed keys and indexes can never drift from the code; alarms and the
+dashboard watch the metrics the code emits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pynamodb.attributes import TTLAttribute
+from pynamodb.models import Model
+
+from chalicelib.config import table_prefix
+from chalicelib.platforms import registry
+from chalicelib.store.records import (
+    ALL_RECORDS,
+    CaseRecord,
+    DeadlineRecord,
+    EventLogRecord,
+    InboxRecord,
+    OrderRecord,
+)
+from shophook.stage import deployed_environment
+
+# What the deployed functions emit under (not whatever this shell has set).
+NAMESPACE = deployed_environment()["POWERTOOLS_METRICS_NAMESPACE"]
+SERVICE = deployed_environment()["POWERTOOLS_SERVICE_NAME"]
+FUNCTIONS = {"APIHandler": "API", "SweepDeadlines": "deadline sweeper"}
+API_NAME = "shophook"
+FIVE_MINUTES = 300
+# Tables on the webhook path: their throttling is what makes platforms redeliver.
+HOT_TABLES = (OrderRecord, CaseRecord, InboxRecord, EventLogRecord, DeadlineRecord)
+
+
+def _logical_id(record: type[Model]) -> str:
+    return record.__name__.replace("Record", "") + "Table"
+
+
+def _table_suffix(record: type[Model]) -> str:
+    return record.Meta.table_name[len(table_prefix()) :]
+
+
+def _key_schema(keys: list[dict[str, str]]) -> list[dict[str, str]]:
+    # CloudFormation wants the HASH key first.
+    return sorted(keys, key=lambda key: key["KeyType"] != "HASH")
+
+
+def table(record: type[Model]) -> dict[str, Any]:
+    schema = record._get_schema()
+    properties: dict[str, Any] = {
+        "TableName": {"Fn::Sub": "${TablePrefix}" + _table_suffix(record)},
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": schema["attribute_definitions"],
+        "KeySchema": _key_schema(schema["key_schema"]),
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {"SSEEnabled": True},
+    }
+    if schema["global_secondary_indexes"]:
+        properties["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index["index_name"],
+                "KeySchema": _key_schema(index["key_schema"]),
+                "Projection": index["projection"],
+            }
+            for index in schema["global_secondary_indexes"]
+        ]
+    ttl = [
+        name
+        for name, attribute in record.get_attributes().items()
+        if isinstance(attribute, TTLAttribute)
+    ]
+    if ttl:
+        properties["TimeToLiveSpecification"] = {"AttributeName": ttl[0], "Enabled": True}
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": properties,
+    }
+
+
+def _metric(
+    namespace: str, name: str, dimensions: dict[str, Any], stat: str = "Sum"
+) -> dict[str, Any]:
+    return {
+        "Metric": {
+            "Namespace": namespace,
+            "MetricName": name,
+            "Dimensions": [{"Name": key, "Value": value} for key, value in dimensions.items()],
+        },
+        "Period": FIVE_MINUTES,
+        "Stat": stat,
+    }
+
+
+def _math_alarm(
+    description: str, expression: str, metrics: dict[str, dict[str, Any]], threshold: float
+) -> dict[str, Any]:
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": description,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "EvaluationPeriods": 1,
+            "Threshold": threshold,
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [{"Ref": "AlarmTopic"}],
+            "OKActions": [{"Ref": "AlarmTopic"}],
+            "Metrics": [
+                {"Id": "total", "Expression": expression, "ReturnData": True},
+                *(
+                    {"Id": metric_id, "MetricStat": stat, "ReturnData": False}
+                    for metric_id, stat in metrics.items()
+                ),
+            ],
+        },
+    }
+
+
+def alarms() -> dict[str, dict[str, Any]]:
+    platforms = sorted(registry())
+    ours = {"service": SERVICE}
+    api = {"ApiName": API_NAME, "Stage": "api"}
+    found: dict[str, dict[str, Any]] = {
+        "WebhookServerErrorRateAlarm": _math_alarm(
+            "More than 1% of API requests answered 5xx in 5 minutes (platforms will redeliver)",
+            "100 * errors / MAX([requests, 1])",
+            {
+                "errors": _metric("AWS/ApiGateway", "5XXError", api),
+                "requests": _metric("AWS/ApiGateway", "Count", api),
+            },
+            1,
+        ),
+        "WebhookRejectionSpikeAlarm": _math_alarm(
+            "More than 50 webhooks refused (signature, app key, timestamp) in 5 minutes",
+            " + ".join(f"FILL(rejected{i}, 0)" for i in range(len(platforms))),
+            {
+                f"rejected{i}": _metric(
+                    NAMESPACE, "WebhookRejected", {"platform": platform, **ours}
+                )
+                for i, platform in enumerate(platforms)
+            },
+            50,
+        ),
+        "DeadlinesBreachedAlarm": _math_alarm(
+            "A seller, platform or legal deadline was breached",
+            "FILL(breached, 0)",
+            {"breached": _metric(NAMESPACE, "DeadlinesBreached", ours)},
+            0,
+        ),
+    }
+    for function, label in FUNCTIONS.items():
+        for metric in ("Errors", "Throttles"):
+            found[f"{function}{metric}Alarm"] = _math_alarm(
+                f"The {label} function reported {metric.lower()}",
+                f"FILL({metric.lower()}, 0)",
+                {
+                    metric.lower(): _metric(
+                        "AWS/Lambda", metric, {"FunctionName": {"Ref": function}}
+                    )
+                },
+                0,
+            )
+    for kind in ("Read", "Write"):
+        found[f"DynamoDB{kind}ThrottlesAlarm"] = _math_alarm(
+            f"DynamoDB throttled {kind.lower()}s on the webhook path",
+            " + ".join(f"FILL(t{i}, 0)" for i in range(len(HOT_TABLES))),
+            {
+                f"t{i}": _metric(
+                    "AWS/DynamoDB",
+                    f"{kind}ThrottleEvents",
+                    {"TableName": {"Ref": _logical_id(record)}},
+                )
+                for i, record in enumerate(HOT_TABLES)
+            },
+            0,
+        )
+    return found
+
+
+def _widget(title: str, metrics: list[list[Any]], stat: str = "Sum") -> dict[str, Any]:
+    return {
+        "type": "metric",
+        "width": 12,
+        "height": 6,
+        "properties": {
+            "title": title,
+            "metrics": metrics,
+            "stat": stat,
+            "period": 60,
+            "region": "${AWS::Region}",
+        },
+    }
+
+
+def dashboard() -> dict[str, Any]:
+    platforms = sorted(registry())
+    flow = [
+        "WebhookReceived",
+        "WebhookApplied",
+        "WebhookDuplicate",
+        "WebhookStale",
+        "WebhookForUnconnectedShop",
+        "WebhookQuarantined",
+        "WebhookRejected",
+        "WebhookStorageFailure",
+    ]
+    widgets = [
+        _widget(
+            f"Webhooks: {platform}",
+            [[NAMESPACE, name, "platform", platform, "service", SERVICE] for name in flow],
+        )
+        for platform in platforms
+    ]
+    widgets += [
+        _widget(
+            "Ingest latency (ms), p50 and p99",
+            [
+                [
+                    NAMESPACE,
+                    "IngestLatency",
+                    "platform",
+                    platform,
+                    "service",
+                    SERVICE,
+                    {"stat": stat},
+                ]
+                for platform in platforms
+                for stat in ("p50", "p99")
+            ],
+            "p99",
+        ),
+        _widget(
+            "Deadlines",
+            [
+                [NAMESPACE, name, "service", SERVICE]
+                for name in ("DeadlinesDue", "DeadlineWarnings", "DeadlinesBreached")
+            ],
+        ),
+        _widget(
+            "Functions",
+            [
+                ["AWS/Lambda", metric, "FunctionName", "${" + function + "}"]
+                for function in FUNCTIONS
+                for metric in ("Invocations", "Errors", "Throttles")
+            ],
+        ),
+        _widget(
+            "API answers",
+            [
+                ["AWS/ApiGateway", metric, "ApiName", API_NAME, "Stage", "api"]
+                for metric in ("Count", "4XXError", "5XXError")
+            ],
+        ),
+    ]
+    return {
+        "Type": "AWS::CloudWatch::Dashboard",
+        "Properties": {
+            "DashboardName": {"Fn::Sub": "${TablePrefix}flow"},
+            "DashboardBody": {"Fn::Sub": json.dumps({"widgets": widgets})},
+        },
+    }
+
+
+def template() -> dict[str, Any]:
+    resources: dict[str, Any] = {_logical_id(record): table(record) for record in ALL_RECORDS}
+    resources["AlarmTopic"] = {
+        "Type": "AWS::SNS::Topic",
+        "Properties": {"KmsMasterKeyId": "alias/aws/sns"},
+    }
+    resources["AlarmEmailSubscription"] = {
+        "Type": "AWS::SNS::Subscription",
+        "Condition": "HasAlarmEmail",
+        "Properties": {
+            "TopicArn": {"Ref": "AlarmTopic"},
+            "Protocol": "email",
+            "Endpoint": {"Ref": "AlarmEmail"},
+        },
+    }
+    resources |= alarms()
+    resources["FlowDashboard"] = dashboard()
+    # Deep-merged into the functions chalice generates: the table prefix comes
+    # from the same parameter as the tables, and tracing is on.
+    for function in FUNCTIONS:
+        resources[function] = {
+            "Properties": {
+                "Tracing": "Active",
+                "Environment": {"Variables": {"SHOPHOOK_TABLE_PREFIX": {"Ref": "TablePrefix"}}},
+            }
+        }
+    return {
+        "Parameters": {
+            "TablePrefix": {
+                "Type": "String",
+                "Default": "shophook-dev-",
+                "AllowedPattern": "[a-z0-9-]+-",
+                "Description": "prefix of every table name: shophook-<stage>-",
+            },
+            "AlarmEmail": {
+                "Type": "String",
+                "Default": "",
+                "Description": "where alarms are mailed (empty: subscribe to AlarmTopic yourself)",
+            },
+        },
+        "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}},
+        "Resources": resources,
+        "Outputs": {"AlarmTopicArn": {"Value": {"Ref": "AlarmTopic"}}},
+    }
+
+
+def render() -> str:
+    return json.dumps(template(), indent=2, ensure_ascii=False) + "\n"

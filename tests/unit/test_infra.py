@@ -1,0 +1,71 @@
+"""infra/template.json: generated from the models, with every alarm ops relies on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chalicelib.store.records import ALL_RECORDS
+from shophook.infra import render, template
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_the_committed_template_is_what_the_models_generate():
+    assert (ROOT / "infra" / "template.json").read_text(encoding="utf-8") == render()
+
+
+def test_every_table_with_its_indexes_ttl_recovery_and_encryption():
+    resources = template()["Resources"]
+    tables = {
+        r["Properties"]["TableName"]["Fn::Sub"]: r
+        for r in resources.values()
+        if r.get("Type") == "AWS::DynamoDB::Table"
+    }
+    assert set(tables) == {
+        "${TablePrefix}" + r.Meta.table_name.removeprefix("test-") for r in ALL_RECORDS
+    }
+    for table in tables.values():
+        properties = table["Properties"]
+        assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"]
+        assert properties["SSESpecification"]["SSEEnabled"]
+        assert properties["KeySchema"][0]["KeyType"] == "HASH"
+        assert table["DeletionPolicy"] == "Retain"
+    deadlines = tables["${TablePrefix}deadlines"]["Properties"]["GlobalSecondaryIndexes"]
+    assert {index["IndexName"] for index in deadlines} == {"due", "pending_by_shop"}
+    inbox = tables["${TablePrefix}inbox"]["Properties"]
+    assert inbox["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+@pytest.mark.parametrize(
+    ("alarm", "watches"),
+    [
+        ("WebhookServerErrorRateAlarm", "5XXError"),
+        ("WebhookRejectionSpikeAlarm", "WebhookRejected"),
+        ("DeadlinesBreachedAlarm", "DeadlinesBreached"),
+        ("APIHandlerErrorsAlarm", "Errors"),
+        ("APIHandlerThrottlesAlarm", "Throttles"),
+        ("SweepDeadlinesErrorsAlarm", "Errors"),
+        ("SweepDeadlinesThrottlesAlarm", "Throttles"),
+        ("DynamoDBReadThrottlesAlarm", "ReadThrottleEvents"),
+        ("DynamoDBWriteThrottlesAlarm", "WriteThrottleEvents"),
+    ],
+)
+def test_each_alarm_watches_its_metric_and_notifies_the_topic(alarm, watches):
+    properties = template()["Resources"][alarm]["Properties"]
+    assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    names = {
+        m["MetricStat"]["Metric"]["MetricName"] for m in properties["Metrics"] if "MetricStat" in m
+    }
+    assert watches in names
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_function_roles_grant_no_wildcard_actions_on_data(stage):
+    policy = json.loads((ROOT / ".chalice" / f"policy-{stage}.json").read_text())
+    for statement in policy["Statement"]:
+        assert all("*" not in action for action in statement["Action"])
+        if any(action.startswith("dynamodb:") for action in statement["Action"]):
+            assert all(f"table/shophook-{stage}-" in resource for resource in statement["Resource"])
