@@ -26,6 +26,13 @@ def _json(status: int, body: dict[str, Any]) -> Response:
     return Response(body=body, status_code=status, headers=JSON)
 
 
+@app.middleware("all")
+def fresh_log_context(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """Each invocation starts its log lines without the previous one's keys."""
+    logger.clear_state()
+    return get_response(event)
+
+
 def answers_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     """Every client error becomes its specific 4xx; storage trouble a 503 the caller
     may retry. (Chalice turns exceptions into 500s before any middleware sees them.)"""

@@ -88,6 +88,7 @@ def receive(platform_name: str, request: InboundRequest, now: datetime) -> Reply
     if platform is None:
         raise ApiError(404, "unknown_platform", f"no webhook endpoint for '{platform_name}'")
     started = perf_counter()
+    logger.append_keys(platform=platform.name)
     emit("WebhookReceived", platform=platform.name)
     try:
         delivery = _verify(platform, request, now)
@@ -103,7 +104,7 @@ def receive(platform_name: str, request: InboundRequest, now: datetime) -> Reply
         reply = _store(platform, delivery, now)
     except StorageUnavailableError as failure:
         emit("WebhookStorageFailure", platform=platform.name)
-        logger.exception("webhook not stored", extra={"platform": platform.name})
+        logger.exception("webhook not stored")
         reply = Reply(503, platform.failure("storage_unavailable", str(failure)))
     emit("IngestLatency", (perf_counter() - started) * 1000, "Milliseconds", platform=platform.name)
     return reply
@@ -123,15 +124,19 @@ def _verify(platform: Platform, request: InboundRequest, now: datetime) -> Verif
 
 
 def _store(platform: Platform, delivery: VerifiedDelivery, now: datetime) -> Reply:
+    message_id = platform.message_id(delivery)
+    if message_id is not None:
+        logger.set_correlation_id(f"{platform.name}:{message_id}")
     try:
         inbound = platform.parse(delivery)
+        logger.append_keys(shop_id=inbound.shop_id)
         outcome, events = _store_once(inbound, now)
     except MalformedMessageError as malformed:
         _quarantine(platform, delivery, malformed, now)
         emit("WebhookQuarantined", platform=platform.name)
         logger.warning(
             "webhook quarantined",
-            extra={"platform": platform.name, "field": malformed.field, "error": malformed.message},
+            extra={"field": malformed.field, "error": malformed.message},
         )
         return Reply(
             422,
@@ -142,16 +147,7 @@ def _store(platform: Platform, delivery: VerifiedDelivery, now: datetime) -> Rep
         )
     emit(OUTCOME_METRICS[outcome], platform=platform.name)
     count_deadline_events(events)
-    logger.info(
-        "webhook stored",
-        extra={
-            "platform": inbound.platform,
-            "message_id": inbound.message_id,
-            "shop_id": inbound.shop_id,
-            "topic": inbound.topic,
-            "outcome": outcome,
-        },
-    )
+    logger.info("webhook stored", extra={"topic": inbound.topic, "outcome": outcome})
     return Reply(200, platform.ack())
 
 

@@ -1,0 +1,116 @@
+"""What ops see: EMF metrics per outcome, JSON logs with correlation ids, no secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+
+import pytest
+import time_machine
+
+from chalicelib.observability import logger
+from chalicelib.service.sweep import sweep
+from simulator.scenarios import DEMO_CREDENTIALS, Message, taobao_order
+from tests.support import NOW
+
+START = NOW - timedelta(hours=40)
+ORDER = taobao_order("3090001", START)
+
+
+@pytest.fixture
+def log_stream():
+    """The JSON log lines, read where the Powertools handler writes them."""
+    buffer = io.StringIO()
+    previous = logger.logger_handler.setStream(buffer)
+    yield buffer
+    logger.logger_handler.setStream(previous)
+
+
+def output_lines(capfd, log_stream=None) -> list[dict]:
+    captured = capfd.readouterr()
+    logged = ""
+    if log_stream is not None:
+        logged = log_stream.getvalue()
+        log_stream.seek(0)
+        log_stream.truncate()
+    lines = []
+    for line in (captured.out + captured.err + logged).splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue
+    return lines
+
+
+def metric_names(lines: list[dict]) -> list[str]:
+    return [
+        metric["Name"]
+        for line in lines
+        if "_aws" in line
+        for directive in line["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+    ]
+
+
+def test_emf_metrics_for_a_webhook_a_rejection_a_duplicate_and_a_breach(stack, capfd):
+    stack.deliver(ORDER[1])
+    stored = output_lines(capfd)
+    assert {"WebhookReceived", "WebhookApplied", "IngestLatency"} <= set(metric_names(stored))
+    emf = next(line for line in stored if "WebhookApplied" in line)
+    assert emf["platform"] == "taobao" and emf["_aws"]["CloudWatchMetrics"][0]["Namespace"]
+
+    stack.deliver(ORDER[1])
+    assert "WebhookDuplicate" in metric_names(output_lines(capfd))
+
+    stack.send(ORDER[2].signed(DEMO_CREDENTIALS["taobao"], NOW - timedelta(hours=1)))
+    rejected = output_lines(capfd)
+    assert {"WebhookRejected", "WebhookRejectedByReason"} <= set(metric_names(rejected))
+    assert (
+        next(line for line in rejected if "WebhookRejectedByReason" in line)["reason"]
+        == "stale_timestamp"
+    )
+
+    due = START + timedelta(hours=0.1, seconds=48 * 3600 + 1)
+    with time_machine.travel(due, tick=False):
+        sweep(due)
+    assert "DeadlinesBreached" in metric_names(output_lines(capfd))
+
+
+def test_log_lines_carry_the_message_and_shop_as_keys(stack, capfd, log_stream):
+    stack.deliver(ORDER[1])
+    logs = [
+        line for line in output_lines(capfd, log_stream) if line.get("message") == "webhook stored"
+    ]
+    assert logs[0]["correlation_id"] == f"taobao:{ORDER[1].message_id}"
+    assert logs[0]["shop_id"] == "taobao:2200000001"
+    stack.get("/shops/taobao:2200000001/orders/3090001")
+    later = [line for line in output_lines(capfd, log_stream) if "correlation_id" in line]
+    assert later == []  # the next invocation starts clean
+
+
+def test_no_secret_key_or_signature_reaches_a_log_or_an_answer(stack, capfd, log_stream):
+    secrets = ["demo-secret", "demo-jd-secret", stack.api_key]
+    answers = []
+    for message in ORDER:
+        answers.append(stack.deliver(message))
+    bad = Message("taobao", "x", ORDER[1].topic, {**ORDER[1].payload, "payment": "?"}, "2200000001")
+    answers.append(stack.deliver(bad))
+    tampered = ORDER[0].signed(DEMO_CREDENTIALS["taobao"], NOW)
+    answers.append(
+        stack.request(
+            "POST", tampered.path.replace("sign=", "sign=0"), tampered.body, tampered.headers
+        )
+    )
+    answers.append(stack.get("/shops/taobao:2200000001/orders/3090001"))
+    answers.append(stack.get("/shops/taobao:2200000001/orders/3090001", "shk_wrong"))
+    captured = capfd.readouterr()
+    everything = (
+        captured.out + captured.err + "".join(json.dumps(a.body, default=str) for a in answers)
+    )
+    for secret in secrets:
+        assert secret not in everything
+    signatures = [
+        part.split("=", 1)[1] for part in tampered.path.split("&") if part.startswith("sign=")
+    ]
+    assert signatures and signatures[0] not in everything
