@@ -1,6 +1,6 @@
 """Powertools logging and metrics, set up once for the whole app.
 
-Logs are JSON with the shop and message ids as keys; each metric is a CloudWatch
+Logs are JSON with the shop and message ids as keys; traces go to X-Ray; each metric is a CloudWatch
 EMF line written when it happens, so nothing has to be flushed at the end of an
 invocation. Service name and namespace come from POWERTOOLS_SERVICE_NAME and
 POWERTOOLS_METRICS_NAMESPACE (defaults below).
@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import os
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "shophook")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ShopHook")
 
 logger = Logger(service=SERVICE)
+# Patches botocore, so every DynamoDB call is a subsegment; off outside Lambda.
+tracer = Tracer(service=SERVICE)
 
 
 def emit(name: str, value: float = 1, unit: str = MetricUnit.Count, **dimensions: str) -> None:
     """One metric data point with its own dimensions (platform, reason, ...)."""
+    # single_metric prints even when POWERTOOLS_METRICS_DISABLED is set; honour it here.
+    if is_metrics_disabled():
+        return
     with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
         for dimension, dimension_value in dimensions.items():
             metric.add_dimension(name=dimension, value=dimension_value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from chalicelib.service.errors import ApiError
 from shophook.stage import PROJECT_DIR, apply_stage
 
 console = Console()
@@ -96,25 +98,108 @@ def _shops_list(args: argparse.Namespace) -> int:
 
 def _shops_add(args: argparse.Namespace) -> int:
     from chalicelib.service import shops
-    from chalicelib.service.errors import ApiError
 
-    try:
-        shop = shops.connect(args.shop_id, args.name, datetime.now(UTC))
-    except ApiError as error:
-        raise SystemExit(error.message) from None
+    shop = shops.connect(args.shop_id, args.name, datetime.now(UTC))
     console.print(f"connected {shop.shop_id}", highlight=False)
     return 0
 
 
+def _shops_show(args: argparse.Namespace) -> int:
+    from chalicelib.service import policy, shops
+
+    shop = shops.get(args.shop_id)
+    described = policy.describe(shop, "en")
+    row = {
+        "shop_id": shop.shop_id,
+        "name": shop.name,
+        "status": shop.status,
+        "connected_at": shop.connected_at.isoformat(),
+        "policy_overrides": described["overrides"] or "(none)",
+    }
+    _print_rows([row], args.json, f"shop {shop.shop_id}")
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from chalicelib.service import keys
+
+    rows = [
+        {
+            "key_id": record.key_id,
+            "name": record.name,
+            "shops": ", ".join(sorted(record.shops)),
+            "created_at": record.created_at.isoformat(),
+            "revoked_at": record.revoked_at.isoformat() if record.revoked_at else "",
+        }
+        for record in keys.all_keys()
+    ]
+    _print_rows(rows, args.json, "api keys (the keys themselves are never stored)")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from chalicelib.service import keys
+
+    record = keys.revoke(args.key_id, datetime.now(UTC))
+    console.print(f"revoked {record.key_id} ({record.name})", highlight=False)
+    return 0
+
+
+def _deadlines(args: argparse.Namespace) -> int:
+    from chalicelib.service import queries, shops
+
+    shop_ids = [args.shop] if args.shop else [shop.shop_id for shop in shops.all_shops()]
+    rows = [
+        {"shop_id": shop_id, **item}
+        for shop_id in shop_ids
+        for item in queries.deadlines(shop_id, args.before, None)["items"]
+    ]
+    rows.sort(key=lambda row: row["due_at"])
+    _print_rows(rows, args.json, "pending deadlines, soonest first")
+    return 0
+
+
+def _quarantine_list(args: argparse.Namespace) -> int:
+    from chalicelib.service import quarantine
+
+    _print_rows([quarantine.summary(r) for r in quarantine.held()], args.json, "quarantine")
+    return 0
+
+
+def _quarantine_show(args: argparse.Namespace) -> int:
+    from chalicelib.service import quarantine
+
+    detail = quarantine.detail(quarantine.get(args.key))
+    if args.json:
+        print(json.dumps(detail, ensure_ascii=False, indent=2))
+    else:
+        for name, value in detail.items():
+            console.print(f"[bold]{name}[/bold]: {value}", highlight=False)
+    return 0
+
+
+def _quarantine_reprocess(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from chalicelib.service import quarantine
+
+    records = quarantine.held() if args.all else [quarantine.get(key) for key in args.key]
+    results = []
+    with Progress(console=console, transient=True, disable=args.json) as progress:
+        task = progress.add_task("reprocessing", total=len(records))
+        for record in records:
+            status = quarantine.reprocess(record, datetime.now(UTC))
+            results.append({"key": record.message_key, "status": status, "stored": status == 200})
+            progress.advance(task)
+    _print_rows(results, args.json, "reprocessed (200: stored and released)")
+    return 0 if all(result["stored"] for result in results) else 1
+
+
 def _keys_create(args: argparse.Namespace) -> int:
     from chalicelib.service import keys, shops
-    from chalicelib.service.errors import ApiError
 
-    try:
-        for shop_id in args.shop:
-            shops.parse_shop_id(shop_id)
-    except ApiError as error:
-        raise SystemExit(error.message) from None
+    for shop_id in args.shop:
+        shops.parse_shop_id(shop_id)
     key_id, key = keys.create_key(args.name, args.shop, datetime.now(UTC))
     if args.json:
         print(json.dumps({"key_id": key_id, "key": key, "shops": args.shop}))
@@ -127,13 +212,8 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from chalicelib.service import queries
-    from chalicelib.service.errors import ApiError
 
-    now = datetime.now(UTC)
-    try:
-        case = queries.case(args.shop_id, args.case_id, args.lang, now)
-    except ApiError as error:
-        raise SystemExit(error.message) from None
+    case = queries.case(args.shop_id, args.case_id, args.lang, datetime.now(UTC))
     timeline = queries.case_timeline(args.shop_id, args.case_id)
     if args.json:
         print(
@@ -221,6 +301,31 @@ def parser() -> argparse.ArgumentParser:
     shops_add.add_argument("shop_id")
     shops_add.add_argument("--name", default="")
     shops_add.set_defaults(handler=_shops_add)
+    shops_show = shops.add_parser("show", help="one shop, with its policy overrides")
+    shops_show.add_argument("shop_id")
+    shops_show.add_argument("--json", action="store_true")
+    shops_show.set_defaults(handler=_shops_show)
+
+    deadlines = commands.add_parser("deadlines", help="pending deadlines, soonest first")
+    deadlines.add_argument("--shop", help="one shop (default: every shop)")
+    deadlines.add_argument("--before", help="ISO 8601 time with offset")
+    deadlines.add_argument("--json", action="store_true")
+    deadlines.set_defaults(handler=_deadlines)
+
+    held = commands.add_parser("quarantine", help="well-signed messages that could not be applied")
+    held_actions = held.add_subparsers(dest="action", required=True)
+    held_list = held_actions.add_parser("list")
+    held_list.add_argument("--json", action="store_true")
+    held_list.set_defaults(handler=_quarantine_list)
+    held_show = held_actions.add_parser("show")
+    held_show.add_argument("key", help="platform#message id, as `list` shows it")
+    held_show.add_argument("--json", action="store_true")
+    held_show.set_defaults(handler=_quarantine_show)
+    held_again = held_actions.add_parser("reprocess", help="parse and store again (after a fix)")
+    held_again.add_argument("key", nargs="*")
+    held_again.add_argument("--all", action="store_true")
+    held_again.add_argument("--json", action="store_true")
+    held_again.set_defaults(handler=_quarantine_reprocess)
 
     explain = commands.add_parser("explain", help="a case's timeline, decisions and deadlines")
     explain.add_argument("shop_id")
@@ -249,14 +354,34 @@ def parser() -> argparse.ArgumentParser:
     keys_create.add_argument("--shop", action="append", required=True, help="repeat per shop")
     keys_create.add_argument("--json", action="store_true")
     keys_create.set_defaults(handler=_keys_create)
+    keys_list = keys.add_parser("list", help="key ids, names and scopes")
+    keys_list.add_argument("--json", action="store_true")
+    keys_list.set_defaults(handler=_keys_list)
+    keys_revoke = keys.add_parser("revoke", help="refuse a key from now on")
+    keys_revoke.add_argument("key_id")
+    keys_revoke.set_defaults(handler=_keys_revoke)
     return root
+
+
+def _keep_stdout_for_output() -> None:
+    """Tables and --json go to stdout; the app's log lines go to stderr, and its
+    metric lines, which only CloudWatch reading a Lambda's log would use, are off."""
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    from chalicelib.observability import logger
+
+    logger.logger_handler.setStream(sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.stage:
         apply_stage(args.stage)
-    return args.handler(args)
+    if args.command != "local":
+        _keep_stdout_for_output()
+    try:
+        return args.handler(args)
+    except ApiError as error:
+        raise SystemExit(f"{error.message}") from None
 
 
 if __name__ == "__main__":

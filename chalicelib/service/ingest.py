@@ -24,7 +24,7 @@ from chalicelib.config import app_credentials
 from chalicelib.domain.model import CaseState, Inbound, OrderState
 from chalicelib.domain.rules import decide_case, decide_order
 from chalicelib.domain.state import ShopMismatchError, apply, entity_of
-from chalicelib.observability import count_deadline_events, emit, logger
+from chalicelib.observability import count_deadline_events, emit, logger, tracer
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import (
     InboundRequest,
@@ -83,6 +83,7 @@ class _ConcurrentUpdateError(Exception):
     pass
 
 
+@tracer.capture_method(capture_response=False)
 def receive(platform_name: str, request: InboundRequest, now: datetime) -> Reply:
     platform = registry().get(platform_name)
     if platform is None:
@@ -108,6 +109,16 @@ def receive(platform_name: str, request: InboundRequest, now: datetime) -> Reply
         reply = Reply(503, platform.failure("storage_unavailable", str(failure)))
     emit("IngestLatency", (perf_counter() - started) * 1000, "Milliseconds", platform=platform.name)
     return reply
+
+
+def reprocess(platform_name: str, raw_body: bytes, params: dict[str, str], now: datetime) -> Reply:
+    """Parse and store a message that was verified when it arrived (a quarantined
+    one, after a fix): the same path as a live webhook from verification on."""
+    platform = registry()[platform_name]
+    try:
+        return _store(platform, VerifiedDelivery(platform.name, raw_body, params), now)
+    except StorageUnavailableError as failure:
+        return Reply(503, platform.failure("storage_unavailable", str(failure)))
 
 
 def _verify(platform: Platform, request: InboundRequest, now: datetime) -> VerifiedDelivery:

@@ -55,3 +55,16 @@ def require_shop(key: ApiKeyRecord, shop_id: str) -> None:
     # 404, not 403: a key must not learn which other shops exist.
     if shop_id not in key.shops:
         raise ApiError(404, "shop_not_found", f"no shop '{shop_id}' for this api key", "shop_id")
+
+
+def revoke(key_id: str, now: datetime) -> ApiKeyRecord:
+    # Keys are looked up by hash on every request; by id only here, by an
+    # operator, over a table of a few rows.
+    for record in ApiKeyRecord.scan(ApiKeyRecord.key_id == key_id):
+        record.update(actions=[ApiKeyRecord.revoked_at.set(now)])
+        return record
+    raise ApiError(404, "key_not_found", f"no api key with id '{key_id}'")
+
+
+def all_keys() -> list[ApiKeyRecord]:
+    return sorted(ApiKeyRecord.scan(), key=lambda record: record.created_at)

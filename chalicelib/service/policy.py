@@ -5,25 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException
+from pynamodb.exceptions import PynamoDBException
 
 from chalicelib.domain.policy import Policy, PolicyError
 from chalicelib.policies import default_policy
+from chalicelib.service import shops
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 from chalicelib.store.records import ShopRecord
 
 
 def for_shop(shop: ShopRecord) -> Policy:
     return default_policy(shop.platform).with_overrides(json.loads(shop.policy_overrides))
-
-
-def _shop(shop_id: str) -> ShopRecord:
-    try:
-        return ShopRecord.get(shop_id)
-    except DoesNotExist:
-        raise ApiError(404, "shop_not_found", f"no shop '{shop_id}'", "shop_id") from None
-    except PynamoDBException as error:
-        raise StorageUnavailableError("could not read the shop") from error
 
 
 def describe(shop: ShopRecord, language: str) -> dict[str, Any]:
@@ -49,7 +41,7 @@ def describe(shop: ShopRecord, language: str) -> dict[str, Any]:
 
 
 def show(shop_id: str, language: str) -> dict[str, Any]:
-    return describe(_shop(shop_id), language)
+    return describe(shops.get(shop_id), language)
 
 
 def update(shop_id: str, body: Any, language: str) -> dict[str, Any]:
@@ -63,7 +55,7 @@ def update(shop_id: str, body: Any, language: str) -> dict[str, Any]:
             'expected {"overrides": {"<rule id>": {"<parameter>": <value>}}}',
             "overrides",
         )
-    shop = _shop(shop_id)
+    shop = shops.get(shop_id)
     try:
         default_policy(shop.platform).with_overrides(overrides)
     except PolicyError as error:

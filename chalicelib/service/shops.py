@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
+
 from chalicelib.platforms import registry
-from chalicelib.service.errors import ApiError
+from chalicelib.service.errors import ApiError, StorageUnavailableError
 from chalicelib.store.records import SHOP_CONNECTED, ShopRecord
 
 
@@ -24,6 +26,15 @@ def connect(shop_id: str, name: str, now: datetime) -> ShopRecord:
     )
     record.save()
     return record
+
+
+def get(shop_id: str) -> ShopRecord:
+    try:
+        return ShopRecord.get(shop_id)
+    except DoesNotExist:
+        raise ApiError(404, "shop_not_found", f"no shop '{shop_id}'", "shop_id") from None
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not read the shop") from error
 
 
 def all_shops() -> list[ShopRecord]:

@@ -12,7 +12,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteEr
 from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.domain.rules import decide_case, decide_order
-from chalicelib.observability import count_deadline_events, emit, logger
+from chalicelib.observability import count_deadline_events, emit, logger, tracer
 from chalicelib.policies import default_policy
 from chalicelib.service import policy
 from chalicelib.service.changes import sortable, stage_change
@@ -46,6 +46,7 @@ def due_deadlines(now: datetime) -> list[DeadlineRecord]:
     ]
 
 
+@tracer.capture_method(capture_response=False)
 def sweep(now: datetime) -> SweepReport:
     rows = due_deadlines(now)
     by_entity: dict[str, list[DeadlineRecord]] = defaultdict(list)

@@ -1,0 +1,124 @@
+"""The operator CLI, in process, against moto."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+
+import pytest
+import time_machine
+
+from chalicelib.store.records import QuarantineRecord
+from shophook.cli import main
+from simulator.scenarios import DEMO_CREDENTIALS, Message, taobao_order
+from tests.support import NOW, TAOBAO_SHOP
+
+
+@pytest.fixture(autouse=True)
+def restore_metrics_and_logs():
+    """The CLI turns metric lines off and logs to stderr; undo that after each test."""
+    from chalicelib.observability import logger
+
+    os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+    stream = logger.logger_handler.stream
+    yield
+    os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+    logger.logger_handler.stream = stream  # no flush: the CLI's stream may be closed
+
+
+ORDER = taobao_order("3100001", NOW - timedelta(hours=30))
+
+
+def run_json(capsys, *argv: str):
+    capsys.readouterr()  # what the test itself printed before
+    with time_machine.travel(NOW, tick=False):
+        assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_shops_list_add_and_show(stack, capsys):
+    assert [s["shop_id"] for s in run_json(capsys, "shops", "list")] == ["jd:10000001", TAOBAO_SHOP]
+    assert main(["shops", "add", "taobao:777", "--name", "Tea"]) == 0
+    capsys.readouterr()
+    (shown,) = run_json(capsys, "shops", "show", "taobao:777")
+    assert (shown["name"], shown["status"]) == ("Tea", "connected")
+    with pytest.raises(SystemExit, match="no shop 'taobao:888'"):
+        main(["shops", "show", "taobao:888"])
+    with pytest.raises(SystemExit, match="shop id must look like"):
+        main(["shops", "add", "amazon:1"])
+
+
+def test_a_created_key_works_once_shown_is_listed_without_its_secret_and_can_be_revoked(
+    stack, capsys
+):
+    created = run_json(capsys, "keys", "create", "--name", "erp", "--shop", TAOBAO_SHOP)
+    stack.deliver(ORDER[1])
+    assert stack.get(f"/shops/{TAOBAO_SHOP}/orders/3100001", created["key"]).status == 200
+    listed = run_json(capsys, "keys", "list")
+    assert created["key"] not in json.dumps(listed)
+    assert created["key_id"] in [row["key_id"] for row in listed]
+    assert main(["keys", "revoke", created["key_id"]]) == 0
+    assert stack.get(f"/shops/{TAOBAO_SHOP}/orders/3100001", created["key"]).status == 401
+
+
+def test_deadlines_lists_pending_ones_soonest_first(stack, capsys):
+    stack.deliver(ORDER[1])
+    rows = run_json(capsys, "deadlines", "--shop", TAOBAO_SHOP)
+    assert [(row["entity"], row["rule"]) for row in rows] == [("order:3100001", "platform.ship_by")]
+    assert run_json(capsys, "deadlines", "--before", (NOW + timedelta(hours=1)).isoformat()) == []
+
+
+def test_quarantine_list_show_and_reprocess(stack, capsys):
+    broken = Message(
+        "taobao", "q-9", ORDER[1].topic, {**ORDER[1].payload, "payment": "?"}, "2200000001"
+    )
+    stack.deliver(broken)
+    (held,) = run_json(capsys, "quarantine", "list")
+    assert (held["key"], held["field"]) == ("taobao#q-9", "content.payment")
+    shown = run_json(capsys, "quarantine", "show", "taobao#q-9")
+    assert json.loads(json.loads(shown["body"])["content"])["payment"] == "?"
+    assert shown["params"]["sign_method"] == "hmac-sha256"
+
+    # Still malformed: it stays, one more delivery on the count.
+    with time_machine.travel(NOW, tick=False), pytest.raises(SystemExit):
+        raise SystemExit(main(["quarantine", "reprocess", "taobao#q-9", "--json"]))
+    capsys.readouterr()
+    assert QuarantineRecord.get("taobao#q-9").deliveries == 2
+
+    # A message a fixed parser now accepts is stored and released.
+    good = ORDER[1].signed(DEMO_CREDENTIALS["taobao"], NOW)
+    QuarantineRecord(
+        "taobao#fixed",
+        platform="taobao",
+        message_id="fixed",
+        raw_body=good.body,
+        params="{}",
+        field="content",
+        error="was refused by an older parser",
+        first_received_at=NOW,
+        last_received_at=NOW,
+        deliveries=1,
+    ).save()
+    results = run_json(capsys, "quarantine", "reprocess", "taobao#fixed")
+    assert results == [{"key": "taobao#fixed", "status": 200, "stored": True}]
+    assert stack.get(f"/shops/{TAOBAO_SHOP}/orders/3100001").body["status"] == "paid"
+    assert [row["key"] for row in run_json(capsys, "quarantine", "list")] == ["taobao#q-9"]
+
+
+def test_explain_prints_the_case_timeline_decisions_and_deadlines(stack, capsys):
+    for message in ORDER[:9]:
+        stack.deliver(message)
+    explained = run_json(capsys, "explain", TAOBAO_SHOP, "R3100001")
+    assert [entry["topic"] for entry in explained["timeline"]] == ["taobao_refund_RefundCreated"]
+    assert explained["case"]["decisions"][0]["rule"] == "law.no_reason_return"
+    chinese = run_json(capsys, "explain", TAOBAO_SHOP, "R3100001", "--lang", "zh")
+    assert "无理由退货" in chinese["case"]["decisions"][0]["explanation"]
+    with time_machine.travel(NOW, tick=False):
+        assert main(["explain", TAOBAO_SHOP, "R3100001"]) == 0
+    table = capsys.readouterr().out
+    assert all(title in table for title in ("timeline", "decisions", "deadlines"))
+
+
+def test_the_committed_infra_template_is_current(capsys):
+    assert main(["infra", "--check"]) == 0
