@@ -24,10 +24,15 @@ def aws_region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
 
 
+def credential_variable(platform: str, part: str) -> str:
+    """SHOPHOOK_<PLATFORM>_APP_KEY or _APP_SECRET."""
+    return f"SHOPHOOK_{platform.upper()}_APP_{part.upper()}"
+
+
 def app_credentials(platform: str) -> AppCredentials | None:
-    """The marketplace app's key and secret: SHOPHOOK_<PLATFORM>_APP_KEY / _APP_SECRET."""
-    prefix = f"SHOPHOOK_{platform.upper()}_APP_"
-    app_key, app_secret = os.environ.get(prefix + "KEY"), os.environ.get(prefix + "SECRET")
+    """The marketplace app's key and secret, from the environment."""
+    app_key = os.environ.get(credential_variable(platform, "key"))
+    app_secret = os.environ.get(credential_variable(platform, "secret"))
     if not app_key or not app_secret:
         return None
     return AppCredentials(app_key=app_key, app_secret=app_secret)

@@ -11,7 +11,7 @@ from typing import Any
 from pynamodb.attributes import TTLAttribute
 from pynamodb.models import Model
 
-from chalicelib.config import table_prefix
+from chalicelib.config import credential_variable, table_prefix
 from chalicelib.platforms import registry
 from chalicelib.store.records import (
     ALL_RECORDS,
@@ -281,16 +281,32 @@ def template() -> dict[str, Any]:
     resources |= alarms()
     resources["FlowDashboard"] = dashboard()
     # Deep-merged into the functions chalice generates: the table prefix comes
-    # from the same parameter as the tables, and tracing is on.
+    # from the same parameter as the tables, tracing is on, and the API gets the
+    # marketplace apps' credentials from NoEcho parameters (never from the repo).
+    credentials = {
+        credential_variable(platform, part): {"Ref": _credential(platform, part)}
+        for platform in sorted(registry())
+        for part in ("key", "secret")
+    }
     for function in FUNCTIONS:
+        variables: dict[str, Any] = {"SHOPHOOK_TABLE_PREFIX": {"Ref": "TablePrefix"}}
+        if function == "APIHandler":
+            variables |= credentials
         resources[function] = {
-            "Properties": {
-                "Tracing": "Active",
-                "Environment": {"Variables": {"SHOPHOOK_TABLE_PREFIX": {"Ref": "TablePrefix"}}},
-            }
+            "Properties": {"Tracing": "Active", "Environment": {"Variables": variables}}
         }
     return {
         "Parameters": {
+            **{
+                _credential(platform, part): {
+                    "Type": "String",
+                    "NoEcho": part == "secret",
+                    "Description": f"the {platform} app's {part}, "
+                    f"as {credential_variable(platform, part)}",
+                }
+                for platform in sorted(registry())
+                for part in ("key", "secret")
+            },
             "TablePrefix": {
                 "Type": "String",
                 "Default": "shophook-dev-",
@@ -307,6 +323,10 @@ def template() -> dict[str, Any]:
         "Resources": resources,
         "Outputs": {"AlarmTopicArn": {"Value": {"Ref": "AlarmTopic"}}},
     }
+
+
+def _credential(platform: str, part: str) -> str:
+    return f"{platform.capitalize()}App{part.capitalize()}"
 
 
 def render() -> str:

@@ -20,6 +20,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from chalicelib.config import credential_variable
 from shophook.stage import PROJECT_DIR, apply_stage
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS
 
@@ -45,8 +46,8 @@ def prepare_environment(moto_url: str) -> None:
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
     for platform, credentials in DEMO_CREDENTIALS.items():
-        os.environ.setdefault(f"SHOPHOOK_{platform.upper()}_APP_KEY", credentials.app_key)
-        os.environ.setdefault(f"SHOPHOOK_{platform.upper()}_APP_SECRET", credentials.app_secret)
+        os.environ.setdefault(credential_variable(platform, "key"), credentials.app_key)
+        os.environ.setdefault(credential_variable(platform, "secret"), credentials.app_secret)
     apply_stage(STAGE)
 
 
