@@ -6,15 +6,17 @@ import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from chalice import Chalice, Rate, Response
 
 from chalicelib import policies
+from chalicelib.config import public_url
 from chalicelib.domain.views import preferred_language
 from chalicelib.observability import logger
 from chalicelib.platforms.base import InboundRequest
-from chalicelib.service import ingest, keys, policy, queries, sweep
+from chalicelib.service import ingest, keys, oauth, pages, policy, queries, shops, sweep
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 
 app = Chalice(app_name="shophook")
@@ -131,6 +133,84 @@ def put_policy(shop_id: str) -> dict[str, Any]:
     except (ValueError, RecursionError):
         raise ApiError(400, "invalid_json", "the body is not JSON", "body") from None
     return policy.update(shop_id, body, language)
+
+
+@app.route("/shops/{shop_id}/disconnect", methods=["POST"])
+@answers_errors
+def disconnect_shop(shop_id: str) -> dict[str, str]:
+    _authorized_shop(shop_id)
+    shop = shops.disconnect(shop_id)
+    return {"shop_id": shop.shop_id, "status": shop.status}
+
+
+def _page(status: int, html: str, cookie: str) -> Response:
+    return Response(
+        body=html,
+        status_code=status,
+        headers={
+            "Content-Type": "text/html; charset=utf-8",
+            "Set-Cookie": cookie,
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        },
+    )
+
+
+def _cookie(value: str, max_age: int) -> str:
+    secure = "; Secure" if (public_url() or "").startswith("https://") else ""
+    return f"{oauth.COOKIE}={value}; Max-Age={max_age}; Path=/oauth; HttpOnly; SameSite=Lax{secure}"
+
+
+@app.route("/oauth/{platform}/connect", methods=["GET"])
+def connect_shop(platform: str) -> Response:
+    try:
+        started = oauth.start(platform, datetime.now(UTC))
+    except oauth.ConnectError as error:
+        return _page(error.status, pages.page(error.title, error.message, ok=False), _cookie("", 0))
+    except StorageUnavailableError:
+        return _page(
+            503, pages.page("Please try again", "ShopHook is busy.", ok=False), _cookie("", 0)
+        )
+    lifetime = int(oauth.STATE_LIFETIME.total_seconds())
+    return Response(
+        body="",
+        status_code=302,
+        headers={
+            "Location": started.authorize_url,
+            "Set-Cookie": _cookie(started.browser_nonce, lifetime),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@app.route("/oauth/{platform}/callback", methods=["GET"])
+def finish_connect(platform: str) -> Response:
+    request = app.current_request
+    jar = SimpleCookie()
+    try:
+        jar.load(request.headers.get("cookie", ""))
+    except CookieError:
+        jar.clear()
+    nonce = jar[oauth.COOKIE].value if oauth.COOKIE in jar else None
+    query = {name: request.query_params.get(name, "") for name in (request.query_params or {})}
+    spent = _cookie("", 0)
+    try:
+        shop = oauth.finish(platform, query, nonce, datetime.now(UTC))
+    except oauth.ConnectError as error:
+        return _page(error.status, pages.page(error.title, error.message, ok=False), spent)
+    except StorageUnavailableError:
+        return _page(503, pages.page("Please try again", "ShopHook is busy.", ok=False), spent)
+    html = pages.page(
+        "Shop connected",
+        "ShopHook now receives this shop's orders and after-sales requests.",
+        ok=True,
+        details={
+            "Shop": shop.name or shop.shop_id,
+            "ShopHook id": shop.shop_id,
+            "Webhooks": f"{public_url()}/webhooks/{platform}",
+        },
+    )
+    return _page(200, html, spent)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

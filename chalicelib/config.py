@@ -36,3 +36,14 @@ def app_credentials(platform: str) -> AppCredentials | None:
     if not app_key or not app_secret:
         return None
     return AppCredentials(app_key=app_key, app_secret=app_secret)
+
+
+def oauth_url(platform: str) -> str | None:
+    """The platform's OAuth base URL: SHOPHOOK_<PLATFORM>_OAUTH_URL."""
+    return os.environ.get(f"SHOPHOOK_{platform.upper()}_OAUTH_URL")
+
+
+def public_url() -> str | None:
+    """Where browsers and platforms reach this API (OAuth redirect URIs are built on it)."""
+    url = os.environ.get("SHOPHOOK_PUBLIC_URL")
+    return url.rstrip("/") if url else None

@@ -21,12 +21,15 @@ from chalicelib.store.records import (
     InboxRecord,
     OrderRecord,
 )
+from chalicelib.store.vault import KEY_VARIABLE
 from shophook.stage import deployed_environment
 
 # What the deployed functions emit under (not whatever this shell has set).
 NAMESPACE = deployed_environment()["POWERTOOLS_METRICS_NAMESPACE"]
 SERVICE = deployed_environment()["POWERTOOLS_SERVICE_NAME"]
 FUNCTIONS = {"APIHandler": "API", "SweepDeadlines": "deadline sweeper"}
+# The IAM roles chalice generates for them.
+ROLES = ("ApiHandler", "SweepDeadlines")
 API_NAME = "shophook"
 FIVE_MINUTES = 300
 # Tables on the webhook path: their throttling is what makes platforms redeliver.
@@ -280,6 +283,46 @@ def template() -> dict[str, Any]:
     }
     resources |= alarms()
     resources["FlowDashboard"] = dashboard()
+    # Shop tokens are sealed under this key (store/vault.py); only the functions
+    # may use it, and only to make and open data keys.
+    resources["TokenKey"] = {
+        "Type": "AWS::KMS::Key",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "Description": "ShopHook: seals shops' OAuth tokens",
+            "EnableKeyRotation": True,
+            "KeyPolicy": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "AccountAdministers",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": {"Fn::Sub": "arn:aws:iam::${AWS::AccountId}:root"}},
+                        "Action": "kms:*",
+                        "Resource": "*",
+                    }
+                ],
+            },
+        },
+    }
+    resources["TokenKeyUse"] = {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyName": "shophook-token-key",
+            "Roles": [{"Ref": f"{function}Role"} for function in ROLES],
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                        "Resource": {"Fn::GetAtt": ["TokenKey", "Arn"]},
+                    }
+                ],
+            },
+        },
+    }
     # Deep-merged into the functions chalice generates: the table prefix comes
     # from the same parameter as the tables, tracing is on, and the API gets the
     # marketplace apps' credentials from NoEcho parameters (never from the repo).
@@ -289,7 +332,10 @@ def template() -> dict[str, Any]:
         for part in ("key", "secret")
     }
     for function in FUNCTIONS:
-        variables: dict[str, Any] = {"SHOPHOOK_TABLE_PREFIX": {"Ref": "TablePrefix"}}
+        variables: dict[str, Any] = {
+            "SHOPHOOK_TABLE_PREFIX": {"Ref": "TablePrefix"},
+            KEY_VARIABLE: {"Fn::GetAtt": ["TokenKey", "Arn"]},
+        }
         if function == "APIHandler":
             variables |= credentials
         resources[function] = {
@@ -321,7 +367,10 @@ def template() -> dict[str, Any]:
         },
         "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}},
         "Resources": resources,
-        "Outputs": {"AlarmTopicArn": {"Value": {"Ref": "AlarmTopic"}}},
+        "Outputs": {
+            "AlarmTopicArn": {"Value": {"Ref": "AlarmTopic"}},
+            "TokenKeyArn": {"Value": {"Fn::GetAtt": ["TokenKey", "Arn"]}},
+        },
     }
 
 

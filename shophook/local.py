@@ -52,10 +52,15 @@ def prepare_environment(moto_url: str) -> None:
 
 
 def seed(now: datetime) -> str:
-    """Tables, demo shops and the demo key; returns the demo key."""
+    """Tables, the token key, demo shops and the demo key; returns the demo key."""
+    import boto3
+
     from chalicelib.service import keys, shops
     from chalicelib.store.records import create_tables
+    from chalicelib.store.vault import KEY_VARIABLE
 
+    key = boto3.client("kms").create_key(Description="ShopHook local: seals shop tokens")
+    os.environ[KEY_VARIABLE] = key["KeyMetadata"]["Arn"]
     create_tables()
     for shop_id, name in DEMO_SHOPS.items():
         shops.connect(shop_id, name, now)
@@ -84,7 +89,7 @@ def banner(api_url: str, moto_url: str, api_key: str) -> str:
     return f"""
 ShopHook local stack is ready.
   API            {api_url}
-  AWS (moto)     {moto_url}   (DynamoDB)
+  AWS (moto)     {moto_url}   (DynamoDB, KMS)
   demo shops     {", ".join(DEMO_SHOPS)}
   demo API key   {api_key}
 
@@ -124,6 +129,7 @@ def run(host: str, port: int, moto_port: int) -> int:
     moto_url = f"http://{host}:{moto_port}"
     api_url = f"http://{host}:{port}"
     prepare_environment(moto_url)
+    os.environ.setdefault("SHOPHOOK_PUBLIC_URL", api_url)
     # moto answers every "does this table exist?" with a logged 400: keep the console readable.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     moto = ThreadedMotoServer(ip_address=host, port=moto_port, verbose=False)

@@ -16,6 +16,9 @@ os.environ.update(
     SHOPHOOK_JD_APP_KEY="demo-jd-key",
     SHOPHOOK_JD_APP_SECRET="demo-jd-secret",
     POWERTOOLS_METRICS_NAMESPACE="ShopHookTest",
+    SHOPHOOK_PUBLIC_URL="https://shophook.test",
+    SHOPHOOK_TAOBAO_OAUTH_URL="https://oauth.taobao.test",
+    SHOPHOOK_JD_OAUTH_URL="https://oauth.jd.test",
 )
 for variable in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(variable, None)

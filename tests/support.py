@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import boto3
 import time_machine
 from botocore.awsrequest import AWSResponse
 from chalice.test import Client
@@ -22,6 +24,7 @@ from chalicelib.domain.model import SHANGHAI, Inbound
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import VerifiedDelivery
 from chalicelib.service import keys, shops
+from chalicelib.store import vault
 from chalicelib.store.records import ALL_RECORDS, connection, create_tables
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message
 from simulator.webhooks import SignedWebhook
@@ -47,6 +50,8 @@ class Stack:
 
     @classmethod
     def create(cls) -> Stack:
+        key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
+        os.environ[vault.KEY_VARIABLE] = key
         create_tables()
         for shop_id, name in DEMO_SHOPS.items():
             shops.connect(shop_id, name, NOW)
@@ -63,7 +68,7 @@ class Stack:
         try:
             decoded = json.loads(response.body) if response.body else None
         except ValueError:
-            decoded = response.body
+            decoded = response.body.decode("utf-8", errors="replace")
         return Answer(response.status_code, decoded, response.headers)
 
     def send(self, webhook: SignedWebhook) -> Answer:

@@ -233,3 +233,25 @@ class CaseState:
 
     def reached(self, status: CaseStatus) -> datetime | None:
         return dict(self.status_times).get(status)
+
+
+@dataclass(frozen=True)
+class ShopTokens:
+    """A shop's OAuth tokens: secrets, so never printed."""
+
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+    refresh_expires_at: datetime | None = None
+
+    def __repr__(self) -> str:
+        return f"ShopTokens(<redacted>, expires_at={self.expires_at.isoformat()})"
+
+
+@dataclass(frozen=True)
+class ConnectedShop:
+    """What a finished OAuth connect tells ShopHook."""
+
+    shop_id: str
+    name: str
+    tokens: ShopTokens

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from chalicelib.domain.model import Inbound
+from chalicelib.domain.model import ConnectedShop, Inbound
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,21 @@ class Platform(Protocol):
 
     def failure(self, code: str, message: str) -> dict[str, Any]:
         """The body of a non-2xx answer in the platform's own error shape."""
+
+    def authorize_url(
+        self, base_url: str, credentials: AppCredentials, redirect_uri: str, state: str
+    ) -> str:
+        """Where to send the seller's browser to approve ShopHook."""
+
+    def exchange_code(
+        self,
+        base_url: str,
+        credentials: AppCredentials,
+        redirect_uri: str,
+        code: str,
+        now: datetime,
+    ) -> ConnectedShop:
+        """Trade the authorization code for tokens; raise OAuthExchangeError."""
 
 
 def single_valued(pairs: list[tuple[str, str]] | Mapping[str, list[str]]) -> dict[str, str]:

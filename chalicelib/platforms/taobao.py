@@ -11,6 +11,7 @@ from chalicelib.domain.model import (
     CaseKind,
     CaseSnapshot,
     CaseStatus,
+    ConnectedShop,
     Inbound,
     Item,
     LogisticsTrace,
@@ -28,6 +29,8 @@ from chalicelib.platforms.base import (
     require_param,
     single_valued,
 )
+from chalicelib.platforms.oauth import OAuthExchangeError, fetch, tokens_from
+from chalicelib.platforms.oauth import session as oauth_session
 from chalicelib.platforms.signing import (
     hmac_sha256_sign,
     joined_params,
@@ -266,6 +269,31 @@ class Taobao:
 
     def failure(self, code: str, message: str) -> dict[str, Any]:
         return {"success": False, "code": code, "msg": message}
+
+    def authorize_url(
+        self, base_url: str, credentials: AppCredentials, redirect_uri: str, state: str
+    ) -> str:
+        oauth = oauth_session(credentials, redirect_uri, "client_secret_post")
+        url, _ = oauth.create_authorization_url(f"{base_url}/authorize", state=state, view="web")
+        return url
+
+    def exchange_code(
+        self,
+        base_url: str,
+        credentials: AppCredentials,
+        redirect_uri: str,
+        code: str,
+        now: datetime,
+    ) -> ConnectedShop:
+        oauth = oauth_session(credentials, redirect_uri, "client_secret_post")
+        answer = fetch(oauth, f"{base_url}/token", "POST", code=code)
+        if not answer.get("taobao_user_id"):
+            raise OAuthExchangeError("the token answer names no taobao_user_id")
+        return ConnectedShop(
+            shop_id=f"{self.name}:{answer['taobao_user_id']}",
+            name=str(answer.get("taobao_user_nick") or ""),
+            tokens=tokens_from(answer, now),
+        )
 
 
 PLATFORM = Taobao()

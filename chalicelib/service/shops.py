@@ -40,3 +40,23 @@ def get(shop_id: str) -> ShopRecord:
 def all_shops() -> list[ShopRecord]:
     # The operator's view of a small table; the request paths never scan.
     return sorted(ShopRecord.scan(), key=lambda shop: shop.shop_id)
+
+
+SHOP_DISCONNECTED = "disconnected"
+
+
+def disconnect(shop_id: str) -> ShopRecord:
+    """Forget the shop's tokens; its webhooks are acked and ignored from now on."""
+    shop = get(shop_id)
+    try:
+        shop.update(
+            actions=[
+                ShopRecord.status.set(SHOP_DISCONNECTED),
+                ShopRecord.sealed_tokens.remove(),
+                ShopRecord.token_expires_at.remove(),
+                ShopRecord.refresh_expires_at.remove(),
+            ]
+        )
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not disconnect the shop") from error
+    return shop

@@ -53,6 +53,10 @@ class ShopRecord(Model):
     connected_at = UTCDateTimeAttribute()
     # The shop's own seller targets: {"seller.refund_within": {"hours": 12}}.
     policy_overrides = UnicodeAttribute(default="{}")
+    # OAuth tokens, sealed by store.vault; only the expiry times are in the clear.
+    sealed_tokens = BinaryAttribute(legacy_encoding=False, null=True)
+    token_expires_at = UTCDateTimeAttribute(null=True)
+    refresh_expires_at = UTCDateTimeAttribute(null=True)
 
 
 class OrderRecord(Model):
@@ -205,6 +209,20 @@ class OutboxRecord(Model):
     created_at = UTCDateTimeAttribute()
 
 
+class OAuthStateRecord(Model):
+    """A pending shop connect: the `state` sent to the platform, the hash of the
+    browser's cookie it is bound to, and when it stops being accepted."""
+
+    class Meta(_Meta):
+        table_name = f"{table_prefix()}oauth-states"
+
+    state = UnicodeAttribute(hash_key=True)
+    platform = UnicodeAttribute()
+    browser = UnicodeAttribute()
+    valid_until = UTCDateTimeAttribute()
+    expires_at = TTLAttribute()
+
+
 class ApiKeyRecord(Model):
     """An integrator key, stored only as its SHA-256 (keys are 256-bit random)."""
 
@@ -228,6 +246,7 @@ ALL_RECORDS: tuple[type[Model], ...] = (
     QuarantineRecord,
     DeadlineRecord,
     OutboxRecord,
+    OAuthStateRecord,
     ApiKeyRecord,
 )
 

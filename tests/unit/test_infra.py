@@ -69,3 +69,15 @@ def test_the_function_roles_grant_no_wildcard_actions_on_data(stage):
         assert all("*" not in action for action in statement["Action"])
         if any(action.startswith("dynamodb:") for action in statement["Action"]):
             assert all(f"table/shophook-{stage}-" in resource for resource in statement["Resource"])
+
+
+def test_tokens_are_sealed_under_a_rotated_key_only_the_functions_may_use():
+    resources = template()["Resources"]
+    assert resources["TokenKey"]["Properties"]["EnableKeyRotation"] is True
+    use = resources["TokenKeyUse"]["Properties"]
+    assert use["Roles"] == [{"Ref": "ApiHandlerRole"}, {"Ref": "SweepDeadlinesRole"}]
+    (statement,) = use["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["TokenKey", "Arn"]}
+    variables = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert variables["SHOPHOOK_KMS_KEY_ID"] == {"Fn::GetAtt": ["TokenKey", "Arn"]}
