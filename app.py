@@ -16,7 +16,17 @@ from chalicelib.config import public_url
 from chalicelib.domain.views import preferred_language
 from chalicelib.observability import logger
 from chalicelib.platforms.base import InboundRequest
-from chalicelib.service import ingest, keys, oauth, pages, policy, queries, shops, sweep
+from chalicelib.service import (
+    ingest,
+    keys,
+    oauth,
+    pages,
+    policy,
+    queries,
+    shops,
+    sweep,
+    tokens,
+)
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 
 app = Chalice(app_name="shophook")
@@ -218,3 +228,10 @@ def sweep_deadlines(event: Any) -> dict[str, int]:
     """Warn at 75% of each window, breach at its end: only due deadlines are read."""
     report = sweep.sweep(datetime.now(UTC))
     return {"due": report.due, "entities": report.entities, "events": len(report.events)}
+
+
+@app.schedule(Rate(15, unit=Rate.MINUTES))
+def refresh_tokens(event: Any) -> dict[str, list[str]]:
+    """Refresh shops' tokens two hours before they expire."""
+    report = tokens.refresh_due(datetime.now(UTC))
+    return {"refreshed": report.refreshed, "failed": report.failed}

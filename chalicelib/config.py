@@ -38,12 +38,19 @@ def app_credentials(platform: str) -> AppCredentials | None:
     return AppCredentials(app_key=app_key, app_secret=app_secret)
 
 
+def oauth_url_variable(platform: str) -> str:
+    return f"SHOPHOOK_{platform.upper()}_OAUTH_URL"
+
+
 def oauth_url(platform: str) -> str | None:
-    """The platform's OAuth base URL: SHOPHOOK_<PLATFORM>_OAUTH_URL."""
-    return os.environ.get(f"SHOPHOOK_{platform.upper()}_OAUTH_URL")
+    """The platform's OAuth base URL."""
+    return os.environ.get(oauth_url_variable(platform))
+
+
+PUBLIC_URL_VARIABLE = "SHOPHOOK_PUBLIC_URL"
 
 
 def public_url() -> str | None:
     """Where browsers and platforms reach this API (OAuth redirect URIs are built on it)."""
-    url = os.environ.get("SHOPHOOK_PUBLIC_URL")
+    url = os.environ.get(PUBLIC_URL_VARIABLE)
     return url.rstrip("/") if url else None

@@ -11,7 +11,10 @@ from typing import Any
 from pynamodb.attributes import TTLAttribute
 from pynamodb.models import Model
 
-from chalicelib.config import credential_variable, table_prefix
+from chalicelib.config import (
+    credential_variable,
+    table_prefix,
+)
 from chalicelib.platforms import registry
 from chalicelib.store.records import (
     ALL_RECORDS,
@@ -27,9 +30,13 @@ from shophook.stage import deployed_environment
 # What the deployed functions emit under (not whatever this shell has set).
 NAMESPACE = deployed_environment()["POWERTOOLS_METRICS_NAMESPACE"]
 SERVICE = deployed_environment()["POWERTOOLS_SERVICE_NAME"]
-FUNCTIONS = {"APIHandler": "API", "SweepDeadlines": "deadline sweeper"}
+FUNCTIONS = {
+    "APIHandler": "API",
+    "SweepDeadlines": "deadline sweeper",
+    "RefreshTokens": "token refresher",
+}
 # The IAM roles chalice generates for them.
-ROLES = ("ApiHandler", "SweepDeadlines")
+ROLES = ("ApiHandler", "SweepDeadlines", "RefreshTokens")
 API_NAME = "shophook"
 FIVE_MINUTES = 300
 # Tables on the webhook path: their throttling is what makes platforms redeliver.
@@ -336,8 +343,13 @@ def template() -> dict[str, Any]:
             "SHOPHOOK_TABLE_PREFIX": {"Ref": "TablePrefix"},
             KEY_VARIABLE: {"Fn::GetAtt": ["TokenKey", "Arn"]},
         }
-        if function == "APIHandler":
-            variables |= credentials
+        if function in ("APIHandler", "RefreshTokens"):
+            variables |= credentials | {
+                f"SHOPHOOK_{platform.upper()}_OAUTH_URL": {
+                    "Ref": f"{platform.capitalize()}OAuthUrl"
+                }
+                for platform in sorted(registry())
+            }
         resources[function] = {
             "Properties": {"Tracing": "Active", "Environment": {"Variables": variables}}
         }
@@ -358,6 +370,13 @@ def template() -> dict[str, Any]:
                 "Default": "shophook-dev-",
                 "AllowedPattern": "[a-z0-9-]+-",
                 "Description": "prefix of every table name: shophook-<stage>-",
+            },
+            **{
+                f"{platform.capitalize()}OAuthUrl": {
+                    "Type": "String",
+                    "Description": f"the {platform} platform's OAuth base URL",
+                }
+                for platform in sorted(registry())
             },
             "AlarmEmail": {
                 "Type": "String",

@@ -20,7 +20,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chalicelib.config import credential_variable
+from chalicelib.config import PUBLIC_URL_VARIABLE, credential_variable
 from shophook.stage import PROJECT_DIR, apply_stage
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS
 
@@ -129,7 +129,7 @@ def run(host: str, port: int, moto_port: int) -> int:
     moto_url = f"http://{host}:{moto_port}"
     api_url = f"http://{host}:{port}"
     prepare_environment(moto_url)
-    os.environ.setdefault("SHOPHOOK_PUBLIC_URL", api_url)
+    os.environ.setdefault(PUBLIC_URL_VARIABLE, api_url)
     # moto answers every "does this table exist?" with a logged 400: keep the console readable.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     moto = ThreadedMotoServer(ip_address=host, port=moto_port, verbose=False)

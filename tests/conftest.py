@@ -29,7 +29,14 @@ from datetime import UTC, datetime  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from tests.support import NOW, AwsCalls, Faults, ItemsRead, Stack  # noqa: E402
+from tests.support import (  # noqa: E402
+    NOW,
+    AwsCalls,
+    Faults,
+    ItemsRead,
+    Stack,
+    fake_oauth_platforms,
+)
 
 
 @pytest.fixture
@@ -55,6 +62,12 @@ def aws_scanned() -> Iterator[ItemsRead]:
 def faults() -> Iterator[Faults]:
     with Faults.injecting() as injected:
         yield injected
+
+
+@pytest.fixture
+def platforms():
+    with fake_oauth_platforms() as mock:
+        yield mock
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import boto3
+import responses
 import time_machine
 from botocore.awsrequest import AWSResponse
 from chalice.test import Client
@@ -207,3 +208,37 @@ def oracle_top_sign(secret: str, params: Mapping[str, str], body: bytes, method:
         digest = hashlib.md5(secret.encode() + message + secret.encode())
         return digest.hexdigest().upper()
     return hmac.new(secret.encode(), message, "sha256").hexdigest().upper()
+
+
+TAOBAO_TOKEN_URL = "https://oauth.taobao.test/token"
+JD_TOKEN_URL = "https://oauth.jd.test/oauth2/access_token"
+JD_REFRESH_URL = "https://oauth.jd.test/oauth2/refresh_token"
+ACCESS, REFRESH = "tb-access-7f3a9c", "tb-refresh-2b8e1d"
+
+
+@contextmanager
+def fake_oauth_platforms() -> Iterator[responses.RequestsMock]:
+    """The platforms' token endpoints, as platforms.md section 3 describes them."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(
+            responses.POST,
+            TAOBAO_TOKEN_URL,
+            json={
+                "access_token": ACCESS,
+                "refresh_token": REFRESH,
+                "expires_in": 86400,
+                "re_expires_in": 2592000,
+                "taobao_user_id": "2200000099",
+                "taobao_user_nick": "茶叶小铺",
+            },
+        )
+        jd_tokens = {
+            "access_token": "jd-access-91",
+            "refresh_token": "jd-refresh-92",
+            "expires_in": 86400,
+            "venderId": "10000099",
+            "uid": "jd-seller",
+        }
+        mock.add(responses.GET, JD_TOKEN_URL, json=jd_tokens)
+        mock.add(responses.GET, JD_REFRESH_URL, json={**jd_tokens, "access_token": "jd-access-93"})
+        yield mock

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from chalicelib.domain.model import ConnectedShop, Inbound
+from chalicelib.domain.model import ConnectedShop, Inbound, ShopTokens
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,11 @@ class Platform(Protocol):
         now: datetime,
     ) -> ConnectedShop:
         """Trade the authorization code for tokens; raise OAuthExchangeError."""
+
+    def refresh(
+        self, base_url: str, credentials: AppCredentials, refresh_token: str, now: datetime
+    ) -> ShopTokens:
+        """New tokens for a refresh token; raise OAuthExchangeError."""
 
 
 def single_valued(pairs: list[tuple[str, str]] | Mapping[str, list[str]]) -> dict[str, str]:

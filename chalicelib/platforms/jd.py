@@ -19,6 +19,7 @@ from chalicelib.domain.model import (
     OrderSnapshot,
     OrderStatus,
     ShipmentStatus,
+    ShopTokens,
 )
 from chalicelib.platforms.base import (
     AppCredentials,
@@ -317,6 +318,21 @@ class Jd:
             name=str(answer.get("uid") or ""),
             tokens=tokens_from(answer, now),
         )
+
+    def refresh(
+        self, base_url: str, credentials: AppCredentials, refresh_token: str, now: datetime
+    ) -> ShopTokens:
+        oauth = oauth_session(credentials, "", "none")
+        answer = fetch(
+            oauth,
+            f"{base_url}/oauth2/refresh_token",
+            "GET",
+            grant_type="refresh_token",
+            refresh_token=refresh_token,
+            app_key=credentials.app_key,
+            app_secret=credentials.app_secret,
+        )
+        return tokens_from(answer, now)
 
 
 PLATFORM = Jd()

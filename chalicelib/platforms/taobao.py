@@ -18,6 +18,7 @@ from chalicelib.domain.model import (
     OrderSnapshot,
     OrderStatus,
     ShipmentStatus,
+    ShopTokens,
 )
 from chalicelib.platforms.base import (
     AppCredentials,
@@ -294,6 +295,19 @@ class Taobao:
             name=str(answer.get("taobao_user_nick") or ""),
             tokens=tokens_from(answer, now),
         )
+
+    def refresh(
+        self, base_url: str, credentials: AppCredentials, refresh_token: str, now: datetime
+    ) -> ShopTokens:
+        oauth = oauth_session(credentials, "", "client_secret_post")
+        answer = fetch(
+            oauth,
+            f"{base_url}/token",
+            "POST",
+            grant_type="refresh_token",
+            refresh_token=refresh_token,
+        )
+        return tokens_from(answer, now)
 
 
 PLATFORM = Taobao()

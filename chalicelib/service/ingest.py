@@ -39,7 +39,7 @@ from chalicelib.service.changes import stage_change
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 from chalicelib.store import codec
 from chalicelib.store.records import (
-    SHOP_CONNECTED,
+    RECEIVING_STATUSES,
     CaseRecord,
     EventLogRecord,
     InboxRecord,
@@ -206,7 +206,7 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[st
     shop = _found(shop_future)
     held = _decoded(held_record)
 
-    if inbound.shop_id is not None and (shop is None or shop.status != SHOP_CONNECTED):
+    if inbound.shop_id is not None and (shop is None or shop.status not in RECEIVING_STATUSES):
         outcome, state = Outcome.SHOP_NOT_CONNECTED, None
     else:
         state = _apply(inbound, held)

@@ -17,8 +17,8 @@ from chalicelib.observability import emit, logger
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import AppCredentials, Platform
 from chalicelib.platforms.oauth import OAuthExchangeError
+from chalicelib.service import tokens
 from chalicelib.service.errors import StorageUnavailableError
-from chalicelib.store import vault
 from chalicelib.store.records import SHOP_CONNECTED, OAuthStateRecord, ShopRecord
 
 STATE_LIFETIME = timedelta(minutes=10)
@@ -128,9 +128,7 @@ def _store(platform: Platform, shop: ConnectedShop, now: datetime) -> None:
         record.name = shop.name or record.name
         record.status = SHOP_CONNECTED
         record.connected_at = now
-        record.sealed_tokens = vault.seal(shop.shop_id, shop.tokens)
-        record.token_expires_at = shop.tokens.expires_at
-        record.refresh_expires_at = shop.tokens.refresh_expires_at
+        tokens.keep(record, shop.tokens)
         record.save()
     except PynamoDBException as error:
         raise StorageUnavailableError("could not save the shop") from error

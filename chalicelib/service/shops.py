@@ -55,6 +55,8 @@ def disconnect(shop_id: str) -> ShopRecord:
                 ShopRecord.sealed_tokens.remove(),
                 ShopRecord.token_expires_at.remove(),
                 ShopRecord.refresh_expires_at.remove(),
+                ShopRecord.refresh_shard.remove(),
+                ShopRecord.refresh_at.remove(),
             ]
         )
     except PynamoDBException as error:

@@ -25,6 +25,9 @@ from pynamodb.models import Model
 from chalicelib.config import aws_region, table_prefix
 
 SHOP_CONNECTED = "connected"
+# A shop whose token refresh failed still pushes webhooks (verified by the app's
+# secret, not its token): they are applied while the seller reconnects.
+RECEIVING_STATUSES = frozenset({SHOP_CONNECTED, "needs_reconnect"})
 
 
 def entity_key(platform: str, entity_id: str) -> str:
@@ -42,6 +45,21 @@ class _Meta:
     billing_mode = "PAY_PER_REQUEST"
 
 
+class RefreshIndex(GlobalSecondaryIndex):
+    """Connected shops by when their access token expires (sparse: a shop without
+    live tokens has no shard), so the refresh schedule reads only those due."""
+
+    class Meta:
+        index_name = "refresh_due"
+        projection = AllProjection()
+
+    refresh_shard = UnicodeAttribute(hash_key=True)
+    refresh_at = UnicodeAttribute(range_key=True)
+
+
+REFRESH_SHARDS = 4
+
+
 class ShopRecord(Model):
     class Meta(_Meta):
         table_name = f"{table_prefix()}shops"
@@ -57,6 +75,9 @@ class ShopRecord(Model):
     sealed_tokens = BinaryAttribute(legacy_encoding=False, null=True)
     token_expires_at = UTCDateTimeAttribute(null=True)
     refresh_expires_at = UTCDateTimeAttribute(null=True)
+    refresh_shard = UnicodeAttribute(null=True)
+    refresh_at = UnicodeAttribute(null=True)
+    refresh_due = RefreshIndex()
 
 
 class OrderRecord(Model):

@@ -14,40 +14,7 @@ import time_machine
 from chalicelib.store import vault
 from chalicelib.store.records import ShopRecord
 from simulator.scenarios import taobao_order
-from tests.support import NOW
-
-TAOBAO_TOKEN_URL = "https://oauth.taobao.test/token"
-JD_TOKEN_URL = "https://oauth.jd.test/oauth2/access_token"
-ACCESS, REFRESH = "tb-access-7f3a9c", "tb-refresh-2b8e1d"
-
-
-@pytest.fixture
-def platforms():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add(
-            responses.POST,
-            TAOBAO_TOKEN_URL,
-            json={
-                "access_token": ACCESS,
-                "refresh_token": REFRESH,
-                "expires_in": 86400,
-                "re_expires_in": 2592000,
-                "taobao_user_id": "2200000099",
-                "taobao_user_nick": "茶叶小铺",
-            },
-        )
-        mock.add(
-            responses.GET,
-            JD_TOKEN_URL,
-            json={
-                "access_token": "jd-access-91",
-                "refresh_token": "jd-refresh-92",
-                "expires_in": 86400,
-                "venderId": "10000099",
-                "uid": "jd-seller",
-            },
-        )
-        yield mock
+from tests.support import ACCESS, NOW, REFRESH, TAOBAO_TOKEN_URL
 
 
 def connect(stack, platform="taobao"):

@@ -127,10 +127,11 @@ def test_the_local_driver_runs_every_schedule_of_the_app(stack):
     import app as app_module
     from shophook.driver import run_schedules, scheduled_handlers
 
-    assert set(scheduled_handlers(app_module)) == {"sweep_deadlines"}
+    assert set(scheduled_handlers(app_module)) == {"sweep_deadlines", "refresh_tokens"}
     stack.deliver(unshipped("600005"))
     with time_machine.travel((PAID + timedelta(hours=49)).astimezone(UTC), tick=False):
         results = run_schedules(app_module, NOW)
     assert results["sweep_deadlines"]["entities"] == 1
+    assert results["refresh_tokens"] == {"refreshed": [], "failed": []}
     row = DeadlineRecord.get("taobao#order#600005#platform.ship_by")
     assert row.state == DeadlineState.BREACHED

@@ -49,6 +49,8 @@ def test_every_table_with_its_indexes_ttl_recovery_and_encryption():
         ("APIHandlerThrottlesAlarm", "Throttles"),
         ("SweepDeadlinesErrorsAlarm", "Errors"),
         ("SweepDeadlinesThrottlesAlarm", "Throttles"),
+        ("RefreshTokensErrorsAlarm", "Errors"),
+        ("RefreshTokensThrottlesAlarm", "Throttles"),
         ("DynamoDBReadThrottlesAlarm", "ReadThrottleEvents"),
         ("DynamoDBWriteThrottlesAlarm", "WriteThrottleEvents"),
     ],
@@ -75,7 +77,11 @@ def test_tokens_are_sealed_under_a_rotated_key_only_the_functions_may_use():
     resources = template()["Resources"]
     assert resources["TokenKey"]["Properties"]["EnableKeyRotation"] is True
     use = resources["TokenKeyUse"]["Properties"]
-    assert use["Roles"] == [{"Ref": "ApiHandlerRole"}, {"Ref": "SweepDeadlinesRole"}]
+    assert use["Roles"] == [
+        {"Ref": "ApiHandlerRole"},
+        {"Ref": "SweepDeadlinesRole"},
+        {"Ref": "RefreshTokensRole"},
+    ]
     (statement,) = use["PolicyDocument"]["Statement"]
     assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert statement["Resource"] == {"Fn::GetAtt": ["TokenKey", "Arn"]}

@@ -1,0 +1,106 @@
+"""Shop tokens: kept sealed, refreshed before they expire, never shown."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib.config import app_credentials, oauth_url
+from chalicelib.domain.model import ShopTokens
+from chalicelib.observability import emit, logger
+from chalicelib.platforms import registry
+from chalicelib.platforms.oauth import OAuthExchangeError
+from chalicelib.service.changes import sortable
+from chalicelib.service.errors import StorageUnavailableError
+from chalicelib.store import vault
+from chalicelib.store.records import REFRESH_SHARDS, OutboxRecord, ShopRecord
+
+# Refresh this long before the access token expires, so a failed attempt has retries.
+REFRESH_AHEAD = timedelta(hours=2)
+NEEDS_RECONNECT = "needs_reconnect"
+
+
+def keep(record: ShopRecord, tokens: ShopTokens) -> None:
+    """Seal `tokens` onto the shop (not saved) and schedule their refresh."""
+    shard = int(hashlib.sha256(record.shop_id.encode()).hexdigest()[:8], 16) % REFRESH_SHARDS
+    record.sealed_tokens = vault.seal(record.shop_id, tokens)
+    record.token_expires_at = tokens.expires_at
+    record.refresh_expires_at = tokens.refresh_expires_at
+    record.refresh_shard = str(shard)
+    record.refresh_at = sortable(tokens.expires_at - REFRESH_AHEAD)
+
+
+def unsealed(record: ShopRecord) -> ShopTokens:
+    return vault.open_sealed(
+        record.shop_id, record.sealed_tokens, record.token_expires_at, record.refresh_expires_at
+    )
+
+
+def due(now: datetime) -> list[ShopRecord]:
+    threshold = sortable(now)
+    return [
+        shop
+        for shard in range(REFRESH_SHARDS)
+        for shop in ShopRecord.refresh_due.query(str(shard), ShopRecord.refresh_at <= threshold)
+    ]
+
+
+@dataclass
+class RefreshReport:
+    refreshed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def refresh_due(now: datetime) -> RefreshReport:
+    report = RefreshReport()
+    for shop in due(now):
+        platform = registry()[shop.platform]
+        credentials, base_url = app_credentials(shop.platform), oauth_url(shop.platform)
+        try:
+            if credentials is None or base_url is None:
+                raise OAuthExchangeError(f"no {shop.platform} app or OAuth URL is configured")
+            tokens = platform.refresh(base_url, credentials, unsealed(shop).refresh_token, now)
+        except OAuthExchangeError as error:
+            _needs_reconnect(shop, str(error), now)
+            report.failed.append(shop.shop_id)
+            continue
+        keep(shop, tokens)
+        try:
+            shop.save()
+        except PynamoDBException as error:
+            raise StorageUnavailableError("could not save refreshed tokens") from error
+        report.refreshed.append(shop.shop_id)
+    emit("TokensRefreshed", len(report.refreshed))
+    if report.failed:
+        emit("TokenRefreshFailures", len(report.failed))
+    return report
+
+
+def _needs_reconnect(shop: ShopRecord, reason: str, now: datetime) -> None:
+    """The seller must connect again: say so, stop refreshing, keep receiving pushes."""
+    logger.warning("token refresh failed", extra={"shop_id": shop.shop_id, "reason": reason})
+    event = {
+        "type": "shop.needs_reconnect",
+        "timestamp": now.isoformat(),
+        "data": {"shop_id": shop.shop_id},
+    }
+    shop.status = NEEDS_RECONNECT
+    shop.sealed_tokens = None
+    shop.refresh_shard = None
+    shop.refresh_at = None
+    try:
+        shop.save()
+        OutboxRecord(
+            f"evt_reconnect_{hashlib.sha256(f'{shop.shop_id}|{now.isoformat()}'.encode()).hexdigest()[:24]}",
+            kind="event",
+            type="shop.needs_reconnect",
+            shop_id=shop.shop_id,
+            payload=json.dumps(event),
+            created_at=now,
+        ).save()
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not mark the shop for reconnect") from error
