@@ -38,7 +38,7 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
 def _local(args: argparse.Namespace) -> int:
     from shophook import local
 
-    return local.run(args.host, args.port, args.moto_port)
+    return local.run(args.host, args.port, args.moto_port, args.simulator_port)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -277,6 +277,7 @@ def parser() -> argparse.ArgumentParser:
     local.add_argument("--host", default="127.0.0.1")
     local.add_argument("--port", type=int, default=8000, help="HTTP API port")
     local.add_argument("--moto-port", type=int, default=5000, help="embedded moto server port")
+    local.add_argument("--simulator-port", type=int, default=8100, help="platform simulator port")
     local.set_defaults(handler=_local)
 
     from simulator.scenarios import SCENARIOS

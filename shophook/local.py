@@ -20,9 +20,10 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chalicelib.config import PUBLIC_URL_VARIABLE, credential_variable
+from chalicelib.config import PUBLIC_URL_VARIABLE, credential_variable, oauth_url_variable
 from shophook.stage import PROJECT_DIR, apply_stage
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS
+from simulator.server import oauth_urls, serve
 
 STAGE = "local"
 STARTUP_TIMEOUT_SECONDS = 60
@@ -84,18 +85,21 @@ def _wait_until_healthy(url: str, server: subprocess.Popen) -> None:
     raise SystemExit(f"the API did not answer {url} within {STARTUP_TIMEOUT_SECONDS}s")
 
 
-def banner(api_url: str, moto_url: str, api_key: str) -> str:
+def banner(api_url: str, moto_url: str, simulator_url: str, api_key: str) -> str:
     shop = next(iter(DEMO_SHOPS))
     return f"""
 ShopHook local stack is ready.
   API            {api_url}
   AWS (moto)     {moto_url}   (DynamoDB, KMS)
+  simulator      {simulator_url}   (Taobao-style and JD-style OAuth)
   demo shops     {", ".join(DEMO_SHOPS)}
   demo API key   {api_key}
 
 Try it from another terminal:
   .venv/bin/shophook simulate taobao-order --url {api_url}
   curl -s -H 'Authorization: Bearer {api_key}' {api_url}/shops/{shop}/orders/3010001
+
+Connect a new simulated shop: open {api_url}/oauth/taobao/connect in a browser.
 
 Operator CLI against this stack:
   AWS_ENDPOINT_URL={moto_url} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\
@@ -120,16 +124,21 @@ def _drive_schedules(stop: threading.Event, server: subprocess.Popen) -> None:
         print(f"schedules ran: {results}", flush=True)
 
 
-def run(host: str, port: int, moto_port: int) -> int:
-    for label, wanted in (("--port", port), ("--moto-port", moto_port)):
+def run(host: str, port: int, moto_port: int, simulator_port: int) -> int:
+    ports = (("--port", port), ("--moto-port", moto_port), ("--simulator-port", simulator_port))
+    for label, wanted in ports:
         if not _port_is_free(host, wanted):
             raise SystemExit(f"port {wanted} on {host} is in use; choose another with {label}")
     from moto.server import ThreadedMotoServer
 
     moto_url = f"http://{host}:{moto_port}"
     api_url = f"http://{host}:{port}"
+    simulator_url = f"http://{host}:{simulator_port}"
     prepare_environment(moto_url)
     os.environ.setdefault(PUBLIC_URL_VARIABLE, api_url)
+    for platform, url in oauth_urls(simulator_url).items():
+        os.environ.setdefault(oauth_url_variable(platform), url)
+    simulator = serve(host, simulator_port, DEMO_CREDENTIALS)
     # moto answers every "does this table exist?" with a logged 400: keep the console readable.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     moto = ThreadedMotoServer(ip_address=host, port=moto_port, verbose=False)
@@ -157,11 +166,12 @@ def run(host: str, port: int, moto_port: int) -> int:
         )
         try:
             _wait_until_healthy(f"{api_url}/health", server)
-            print(banner(api_url, moto_url, api_key), flush=True)
+            print(banner(api_url, moto_url, simulator_url, api_key), flush=True)
             _drive_schedules(stop, server)
         finally:
             server.terminate()
             server.wait(timeout=10)
     finally:
+        simulator.shutdown()
         moto.stop()
     return 0
