@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 STAGE ?= dev
 
-.PHONY: run test lint package format clean
+.PHONY: run test lint package browser format clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,13 @@ package: $(STAMP)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package --stage $(STAGE) --merge-template infra/template.json out/$(STAGE)
 	$(BIN)/cfn-lint out/$(STAGE)/sam.json
 
-test: lint package
+# The connect page is tested in a real browser: Debian's chromium and its driver.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	|| (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	|| echo "chromium could not be installed here: the browser test will be skipped"
+
+test: lint package browser
 	$(BIN)/pytest -n 2 --dist loadfile
 
 format: $(STAMP)

@@ -3,8 +3,10 @@ the demo data, driven over HTTP by the simulator."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,7 +30,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def local_stack():
-    port, moto_port = free_port(), free_port()
+    port, moto_port, simulator_port = free_port(), free_port(), free_port()
     env = {
         name: value
         for name, value in os.environ.items()
@@ -38,7 +40,16 @@ def local_stack():
         SHOPHOOK_DEMO_API_KEY=DEMO_KEY, SHOPHOOK_LOCAL_SCHEDULE_SECONDS="1", PYTHONUNBUFFERED="1"
     )
     process = subprocess.Popen(
-        [BIN / "shophook", "local", "--port", str(port), "--moto-port", str(moto_port)],
+        [
+            BIN / "shophook",
+            "local",
+            "--port",
+            str(port),
+            "--moto-port",
+            str(moto_port),
+            "--simulator-port",
+            str(simulator_port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -168,6 +179,70 @@ def test_the_rules_on_the_local_stack(local_stack):
     while "schedules ran" not in (line := lines.get(timeout=STARTUP_SECONDS)):
         pass
     assert "sweep_deadlines" in line
+
+
+BROWSER_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
+@pytest.mark.e2e
+def test_a_seller_connects_a_shop_in_a_real_browser(local_stack, tmp_path):
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        pytest.skip(
+            "no chromium/chromedriver on this machine, and `make test` could not install them"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    url, _, _, _, moto_port = local_stack
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=webdriver.ChromeService(chromedriver), options=options)
+    try:
+        browser.set_page_load_timeout(30)
+        browser.get(f"{url}/oauth/taobao/connect")
+        assert "Authorize ShopHook" in browser.page_source  # the simulated platform
+        seller = browser.find_element(By.NAME, "seller")
+        seller.clear()
+        seller.send_keys("2200000555")
+        browser.find_element(By.ID, "approve").click()
+        # Approve -> the platform redirects back -> ShopHook's callback page.
+        WebDriverWait(browser, 30).until(lambda b: "/oauth/taobao/callback" in b.current_url)
+        heading = browser.find_element(By.TAG_NAME, "h1").text
+        page = browser.find_element(By.TAG_NAME, "main").text
+        browser.save_screenshot(str(tmp_path / "connected.png"))
+    finally:
+        browser.quit()
+    assert heading == "Shop connected"
+    assert "taobao:2200000555" in page and "simulated taobao shop" in page
+    listed = subprocess.run(
+        [BIN / "shophook", "--stage", "local", "shops", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={
+            **os.environ,
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "SHOPHOOK_TABLE_PREFIX": "shophook-local-",
+        },
+    )
+    shops = {shop["shop_id"]: shop["status"] for shop in json.loads(listed.stdout)}
+    assert shops["taobao:2200000555"] == "connected"
 
 
 @pytest.mark.e2e
