@@ -1,13 +1,22 @@
-"""The platform simulator as an HTTP service: Taobao-style and JD-style OAuth
-(an approve page and the token endpoints of platforms.md section 3).
+"""The platform simulator as an HTTP service, playing the Taobao-style and
+JD-style platforms: OAuth (an approve page and the token endpoints of
+platforms.md section 3) and the API methods of section 2, which check
+ShopHook's signatures and sessions and answer in each platform's shapes.
 
-`shophook local` starts it and points SHOPHOOK_<PLATFORM>_OAUTH_URL at it.
+Faults can be queued per platform (`POST /_sim/faults`): `rate_limit`,
+`server_error`, `timeout` (the answer is held back) and `invalid_session`.
+Every API call received is kept for inspection (`GET /_sim/calls`).
+
+`shophook local` starts it and points the OAuth and API URLs at it.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
+import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html import escape
@@ -17,10 +26,32 @@ from flask import Flask, Response, jsonify, redirect, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from chalicelib.platforms.base import AppCredentials
+from chalicelib.platforms.jd import PAYLOAD_FIELD
+from chalicelib.platforms.signing import (
+    hmac_sha256_sign,
+    joined_params,
+    md5_sign,
+    signatures_match,
+)
 
 ACCESS_LIFETIME_SECONDS = 86400
 REFRESH_LIFETIME_SECONDS = 30 * 86400
 DEFAULT_SELLERS = {"taobao": "2200000002", "jd": "10000002"}
+TIMEOUT_HOLD_SECONDS = 15  # longer than any client timeout ShopHook uses
+FAULTS = ("rate_limit", "server_error", "timeout", "invalid_session")
+TAOBAO_METHODS = {
+    "taobao.rp.refunds.agree": ("refund_id", "amount", "refund_version"),
+    "taobao.rp.refunds.refuse": ("refund_id", "refuse_message"),
+    "taobao.rp.returngoods.agree": ("refund_id", "address", "name", "mobile"),
+    "taobao.rp.returngoods.confirm": ("refund_id",),
+    "taobao.logistics.offline.send": ("tid", "out_sid", "company_code"),
+}
+JD_METHODS = {
+    "jingdong.pop.refund.audit": ("id", "status"),
+    "jingdong.pop.afs.audit": ("afsServiceId", "approve"),
+    "jingdong.pop.afs.receive": ("afsServiceId",),
+    "jingdong.pop.order.shipment": ("orderId", "waybill", "logisticsId"),
+}
 
 _APPROVE_PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <title>{platform} · authorize ShopHook</title>
@@ -44,6 +75,7 @@ class Grants:
 
     codes: dict[str, tuple[str, str]] = field(default_factory=dict)
     refresh_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
+    sessions: dict[str, str] = field(default_factory=dict)  # access token -> seller
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def issue_code(self, seller: str, nick: str) -> str:
@@ -53,11 +85,12 @@ class Grants:
         return code
 
     def tokens(self, seller: str, nick: str) -> dict[str, object]:
-        refresh = secrets.token_urlsafe(24)
+        refresh, access = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         with self.lock:
             self.refresh_tokens[refresh] = (seller, nick)
+            self.sessions[access] = seller
         return {
-            "access_token": secrets.token_urlsafe(24),
+            "access_token": access,
             "refresh_token": refresh,
             "expires_in": ACCESS_LIFETIME_SECONDS,
             "re_expires_in": REFRESH_LIFETIME_SECONDS,
@@ -72,9 +105,32 @@ class Grants:
         return None
 
 
-def create_app(credentials: Mapping[str, AppCredentials]) -> Flask:
+@dataclass
+class Calls:
+    """API calls received, and faults queued for the next ones, per platform."""
+
+    received: list[dict[str, object]] = field(default_factory=list)
+    faults: dict[str, deque[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, platform: str, method: str, params: dict[str, str], answer: str) -> None:
+        with self.lock:
+            self.received.append(
+                {"platform": platform, "method": method, "params": params, "answer": answer}
+            )
+
+    def next_fault(self, platform: str) -> str | None:
+        with self.lock:
+            queue = self.faults.get(platform)
+            return queue.popleft() if queue else None
+
+
+def create_app(
+    credentials: Mapping[str, AppCredentials], hold_seconds: float = TIMEOUT_HOLD_SECONDS
+) -> Flask:
     app = Flask("shophook-simulator")
     grants = Grants()
+    calls = Calls()
 
     def approve_page(platform: str, action: str) -> str:
         return _APPROVE_PAGE.format(
@@ -143,12 +199,128 @@ def create_app(credentials: Mapping[str, AppCredentials]) -> Flask:
             "jd", query.get("app_key", ""), query.get("app_secret", ""), grant_type, value
         )
 
+    def api_call(
+        platform: str,
+        method: str,
+        params: dict[str, str],
+        signature_ok: bool,
+        session: str,
+        business: Mapping[str, object],
+        required: tuple[str, ...],
+    ):
+        """Check and answer one API call; `error(code, text)` is the platform's shape."""
+        error = _taobao_error if platform == "taobao" else _jd_error
+        fault = calls.next_fault(platform)
+        if fault == "timeout":
+            time.sleep(hold_seconds)
+        if fault == "server_error":
+            answer = (jsonify(error="internal"), 500)
+        elif fault == "rate_limit":
+            answer = error("7" if platform == "taobao" else "19", "App Call Limited")
+        elif not signature_ok:
+            answer = error("25" if platform == "taobao" else "4", "Invalid signature")
+        elif fault == "invalid_session" or session not in grants.sessions:
+            answer = error("27" if platform == "taobao" else "8", "Invalid session")
+        elif missing := [name for name in required if name not in business]:
+            answer = error("40" if platform == "taobao" else "6", f"Missing {missing[0]}")
+        elif platform == "taobao":
+            name = method.removeprefix("taobao.").replace(".", "_") + "_response"
+            answer = jsonify({name: {"succ": True}})
+        else:
+            answer = jsonify({method.replace(".", "_") + "_responce": {"code": "0"}})
+        response = app.make_response(answer)
+        calls.record(platform, method, params, response.get_data(as_text=True))
+        return response
+
+    @app.post("/taobao/router/rest")
+    def taobao_api():
+        form = dict(request.form)
+        method = form.get("method", "")
+        signed = {name: value for name, value in form.items() if name != "sign"}
+        expected = hmac_sha256_sign(credentials["taobao"].app_secret, joined_params(signed))
+        signature_ok = form.get("app_key") == credentials["taobao"].app_key and signatures_match(
+            expected, form.get("sign", "")
+        )
+        if method not in TAOBAO_METHODS:
+            return _taobao_error("22", f"Invalid method {method}")
+        return api_call(
+            "taobao",
+            method,
+            form,
+            signature_ok,
+            form.get("session", ""),
+            form,
+            TAOBAO_METHODS[method],
+        )
+
+    @app.post("/jd/routerjson")
+    def jd_api():
+        form = dict(request.form)
+        method = form.get("method", "")
+        signed = {name: value for name, value in form.items() if name != "sign"}
+        expected = md5_sign(credentials["jd"].app_secret, joined_params(signed))
+        signature_ok = form.get("app_key") == credentials["jd"].app_key and signatures_match(
+            expected, form.get("sign", "")
+        )
+        if method not in JD_METHODS:
+            return _jd_error("3", f"Invalid method {method}")
+        try:
+            business = json.loads(form.get(PAYLOAD_FIELD, "{}"))
+        except ValueError:
+            business = {}
+        return api_call(
+            "jd",
+            method,
+            form,
+            signature_ok,
+            form.get("access_token", ""),
+            business if isinstance(business, dict) else {},
+            JD_METHODS[method],
+        )
+
+    @app.post("/_sim/faults")
+    def queue_faults():
+        """{"taobao": ["rate_limit", "timeout"], "jd": [...]}: the next calls' faults."""
+        wanted = request.get_json(silent=True) or {}
+        for platform, faults in wanted.items():
+            if platform not in credentials or any(fault not in FAULTS for fault in faults):
+                return jsonify(error=f"faults are {', '.join(FAULTS)} per platform"), 400
+            with calls.lock:
+                calls.faults.setdefault(platform, deque()).extend(faults)
+        return jsonify(queued=wanted)
+
+    @app.get("/_sim/calls")
+    def received_calls():
+        with calls.lock:
+            return jsonify(calls.received)
+
+    @app.post("/_sim/sessions")
+    def issue_session():
+        """Tokens for a seller without the browser dance (seeding demo shops)."""
+        body = request.get_json(silent=True) or {}
+        return jsonify(grants.tokens(str(body.get("seller", "")), str(body.get("nick", ""))))
+
     return app
 
 
-def serve(host: str, port: int, credentials: Mapping[str, AppCredentials]) -> BaseWSGIServer:
+def _taobao_error(code: str, text: str):
+    return jsonify(
+        {"error_response": {"code": int(code), "msg": text, "sub_code": "", "sub_msg": ""}}
+    )
+
+
+def _jd_error(code: str, text: str):
+    return jsonify({"error_response": {"code": code, "zh_desc": text, "en_desc": text}})
+
+
+def serve(
+    host: str,
+    port: int,
+    credentials: Mapping[str, AppCredentials],
+    hold_seconds: float = TIMEOUT_HOLD_SECONDS,
+) -> BaseWSGIServer:
     """Start the simulator on a background thread; the caller shuts it down."""
-    server = make_server(host, port, create_app(credentials), threaded=True)
+    server = make_server(host, port, create_app(credentials, hold_seconds), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -156,3 +328,8 @@ def serve(host: str, port: int, credentials: Mapping[str, AppCredentials]) -> Ba
 def oauth_urls(base_url: str) -> dict[str, str]:
     """The OAuth base URL of each simulated platform."""
     return {"taobao": f"{base_url}/taobao", "jd": f"{base_url}/jd"}
+
+
+def api_urls(base_url: str) -> dict[str, str]:
+    """The API endpoint of each simulated platform (SHOPHOOK_<PLATFORM>_API_URL)."""
+    return {"taobao": f"{base_url}/taobao/router/rest", "jd": f"{base_url}/jd/routerjson"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 from urllib.parse import parse_qs, urlparse
@@ -13,7 +14,7 @@ from chalicelib.service import oauth, tokens
 from chalicelib.store.records import ShopRecord
 from simulator.scenarios import DEMO_CREDENTIALS
 from simulator.server import oauth_urls, serve
-from tests.support import NOW
+from tests.support import NOW, oracle_top_sign
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def simulator(monkeypatch):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = serve("127.0.0.1", port, DEMO_CREDENTIALS)
+    server = serve("127.0.0.1", port, DEMO_CREDENTIALS, hold_seconds=1.5)
     for platform, url in oauth_urls(f"http://127.0.0.1:{port}").items():
         monkeypatch.setenv(f"SHOPHOOK_{platform.upper()}_OAUTH_URL", url)
     yield f"http://127.0.0.1:{port}"
@@ -88,3 +89,81 @@ def test_the_simulator_refuses_a_wrong_client_secret(simulator):
         timeout=5,
     )
     assert (answer.status_code, answer.json()) == (401, {"error": "invalid_client"})
+
+
+def session_for(simulator: str, seller: str) -> str:
+    answer = requests.post(f"{simulator}/_sim/sessions", json={"seller": seller}, timeout=5)
+    return answer.json()["access_token"]
+
+
+def taobao_call(
+    simulator: str, session: str, secret: str = "demo-secret", **business
+) -> requests.Response:
+    form = {
+        "method": "taobao.rp.refunds.agree",
+        "app_key": "demo-app-key",
+        "session": session,
+        "timestamp": "2026-11-23 10:00:05",
+        "v": "2.0",
+        "format": "json",
+        "sign_method": "hmac-sha256",
+        "refund_id": "R1",
+        "amount": "5000",
+        "refund_version": "1",
+        **business,
+    }
+    form["sign"] = oracle_top_sign(secret, form, b"", "hmac-sha256")
+    return requests.post(f"{simulator}/taobao/router/rest", data=form, timeout=1)
+
+
+def test_the_taobao_api_checks_signature_and_session_and_answers_in_its_shape(simulator):
+    session = session_for(simulator, "2200000001")
+    assert taobao_call(simulator, session).json() == {"rp_refunds_agree_response": {"succ": True}}
+    assert taobao_call(simulator, session, secret="guess").json()["error_response"]["code"] == 25
+    assert taobao_call(simulator, "stolen").json()["error_response"]["code"] == 27
+    missing = taobao_call(simulator, session, method="taobao.rp.returngoods.agree")
+    assert missing.json()["error_response"]["msg"] == "Missing address"
+    received = requests.get(f"{simulator}/_sim/calls", timeout=5).json()
+    assert [call["params"]["method"] for call in received] == ["taobao.rp.refunds.agree"] * 3 + [
+        "taobao.rp.returngoods.agree"
+    ]
+
+
+def test_the_jd_api_checks_its_md5_signature_and_answers_responce(simulator):
+    session = session_for(simulator, "10000001")
+    form = {
+        "method": "jingdong.pop.refund.audit",
+        "app_key": "demo-jd-key",
+        "access_token": session,
+        "timestamp": "2026-11-23 10:00:05",
+        "v": "2.0",
+        "360buy_param_json": json.dumps({"id": "880001", "status": 1, "remark": "ok"}),
+    }
+    form["sign"] = oracle_top_sign("demo-jd-secret", form, b"", "md5")
+    answer = requests.post(f"{simulator}/jd/routerjson", data=form, timeout=5).json()
+    assert answer == {"jingdong_pop_refund_audit_responce": {"code": "0"}}
+    form["sign"] = "0" * 32
+    assert (
+        requests.post(f"{simulator}/jd/routerjson", data=form, timeout=5).json()["error_response"][
+            "code"
+        ]
+        == "4"
+    )
+
+
+def test_queued_faults_hit_the_next_calls_in_order(simulator):
+    session = session_for(simulator, "2200000001")
+    queued = requests.post(
+        f"{simulator}/_sim/faults",
+        json={"taobao": ["rate_limit", "server_error", "invalid_session", "timeout"]},
+        timeout=5,
+    )
+    assert queued.status_code == 200
+    assert taobao_call(simulator, session).json()["error_response"]["code"] == 7
+    assert taobao_call(simulator, session).status_code == 500
+    assert taobao_call(simulator, session).json()["error_response"]["code"] == 27
+    with pytest.raises(requests.Timeout):
+        taobao_call(simulator, session)
+    assert "succ" in taobao_call(simulator, session).text
+    refused = requests.post(f"{simulator}/_sim/faults", json={"taobao": ["meteor"]}, timeout=5)
+    assert refused.status_code == 400
