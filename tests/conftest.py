@@ -23,6 +23,7 @@ os.environ.update(
 for variable in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(variable, None)
 
+import io  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 
@@ -62,6 +63,17 @@ def aws_scanned() -> Iterator[ItemsRead]:
 def faults() -> Iterator[Faults]:
     with Faults.injecting() as injected:
         yield injected
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """The JSON log lines, read where the Powertools handler writes them."""
+    from chalicelib.observability import logger
+
+    buffer = io.StringIO()
+    previous = logger.logger_handler.setStream(buffer)
+    yield buffer
+    logger.logger_handler.setStream(previous)
 
 
 @pytest.fixture

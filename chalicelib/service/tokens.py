@@ -55,25 +55,30 @@ class RefreshReport:
     failed: list[str] = field(default_factory=list)
 
 
+def refresh_shop(shop: ShopRecord, now: datetime) -> bool:
+    """Trade the shop's refresh token for new tokens (on schedule, or when the
+    platform answers "invalid session"); on failure the seller must reconnect."""
+    platform = registry()[shop.platform]
+    credentials, base_url = app_credentials(shop.platform), oauth_url(shop.platform)
+    try:
+        if credentials is None or base_url is None:
+            raise OAuthExchangeError(f"no {shop.platform} app or OAuth URL is configured")
+        fresh = platform.refresh(base_url, credentials, unsealed(shop).refresh_token, now)
+    except OAuthExchangeError as error:
+        _needs_reconnect(shop, str(error), now)
+        return False
+    keep(shop, fresh)
+    try:
+        shop.save()
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not save refreshed tokens") from error
+    return True
+
+
 def refresh_due(now: datetime) -> RefreshReport:
     report = RefreshReport()
     for shop in due(now):
-        platform = registry()[shop.platform]
-        credentials, base_url = app_credentials(shop.platform), oauth_url(shop.platform)
-        try:
-            if credentials is None or base_url is None:
-                raise OAuthExchangeError(f"no {shop.platform} app or OAuth URL is configured")
-            tokens = platform.refresh(base_url, credentials, unsealed(shop).refresh_token, now)
-        except OAuthExchangeError as error:
-            _needs_reconnect(shop, str(error), now)
-            report.failed.append(shop.shop_id)
-            continue
-        keep(shop, tokens)
-        try:
-            shop.save()
-        except PynamoDBException as error:
-            raise StorageUnavailableError("could not save refreshed tokens") from error
-        report.refreshed.append(shop.shop_id)
+        (report.refreshed if refresh_shop(shop, now) else report.failed).append(shop.shop_id)
     emit("TokensRefreshed", len(report.refreshed))
     if report.failed:
         emit("TokenRefreshFailures", len(report.failed))

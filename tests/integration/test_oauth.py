@@ -124,7 +124,9 @@ def test_a_state_older_than_ten_minutes_is_refused(stack, platforms):
     assert nothing_changed(platforms)
 
 
-def test_a_declined_connect_and_a_failing_token_endpoint_change_nothing(stack, platforms):
+def test_a_declined_connect_and_a_failing_token_endpoint_change_nothing(
+    stack, platforms, log_stream
+):
     _, cookie, state = connect(stack)
     declined = callback(stack, "taobao", cookie, error="access_denied", state=state)
     assert declined.status == 400 and "declined" in declined.body
@@ -133,6 +135,8 @@ def test_a_declined_connect_and_a_failing_token_endpoint_change_nothing(stack, p
     failed = callback(stack, "taobao", cookie, code="c-1", state=state)
     assert failed.status == 502 and "Nothing was changed" in failed.body
     assert ShopRecord.count("taobao:2200000099") == 0
+    assert "token exchange failed" in log_stream.getvalue()
+    assert "demo-secret" not in log_stream.getvalue()
 
 
 def test_disconnect_forgets_tokens_and_later_webhooks_are_acked_and_ignored(stack):

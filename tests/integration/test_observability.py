@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import timedelta
 
-import pytest
 import time_machine
 
-from chalicelib.observability import logger
 from chalicelib.service.sweep import sweep
 from simulator.scenarios import DEMO_CREDENTIALS, Message, taobao_order
 from tests.support import NOW
 
 START = NOW - timedelta(hours=40)
 ORDER = taobao_order("3090001", START)
-
-
-@pytest.fixture
-def log_stream():
-    """The JSON log lines, read where the Powertools handler writes them."""
-    buffer = io.StringIO()
-    previous = logger.logger_handler.setStream(buffer)
-    yield buffer
-    logger.logger_handler.setStream(previous)
 
 
 def output_lines(capfd, log_stream=None) -> list[dict]:

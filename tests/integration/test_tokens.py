@@ -24,7 +24,7 @@ def connected(stack, platform: str) -> str:
     return shop.shop_id
 
 
-def test_tokens_are_refreshed_two_hours_before_they_expire(stack, platforms, aws_calls):
+def test_tokens_are_refreshed_two_hours_before_they_expire(stack, platforms, aws_calls, log_stream):
     shop_id = connected(stack, "taobao")
     assert tokens.due(REFRESH_AT - timedelta(seconds=1)) == []
     platforms.replace(
@@ -44,6 +44,10 @@ def test_tokens_are_refreshed_two_hours_before_they_expire(stack, platforms, aws
     assert tokens.unsealed(shop).access_token == "tb-access-2"
     assert shop.token_expires_at == REFRESH_AT + timedelta(days=1)
     assert tokens.due(REFRESH_AT) == []
+    logged = log_stream.getvalue()
+    assert all(
+        secret not in logged for secret in ("tb-access-2", "tb-refresh-2", "tb-refresh-2b8e1d")
+    )
 
 
 def test_jd_refresh_is_a_get_with_the_app_key_and_secret(stack, platforms):
