@@ -25,6 +25,7 @@ from chalicelib.store.records import (
     OrderRecord,
     ShopRecord,
     connection,
+    due_from,
 )
 
 MAX_ATTEMPTS = 3
@@ -38,12 +39,7 @@ class SweepReport:
 
 
 def due_deadlines(now: datetime) -> list[DeadlineRecord]:
-    threshold = sortable(now)
-    return [
-        row
-        for shard in range(DEADLINE_SHARDS)
-        for row in DeadlineRecord.due.query(str(shard), DeadlineRecord.next_check <= threshold)
-    ]
+    return due_from(DeadlineRecord.due, DEADLINE_SHARDS, DeadlineRecord.next_check, sortable(now))
 
 
 @tracer.capture_method(capture_response=False)

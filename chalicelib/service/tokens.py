@@ -17,7 +17,7 @@ from chalicelib.platforms.oauth import OAuthExchangeError
 from chalicelib.service.changes import sortable
 from chalicelib.service.errors import StorageUnavailableError
 from chalicelib.store import vault
-from chalicelib.store.records import REFRESH_SHARDS, OutboxRecord, ShopRecord
+from chalicelib.store.records import REFRESH_SHARDS, OutboxRecord, ShopRecord, due_from
 
 # Refresh this long before the access token expires, so a failed attempt has retries.
 REFRESH_AHEAD = timedelta(hours=2)
@@ -41,12 +41,7 @@ def unsealed(record: ShopRecord) -> ShopTokens:
 
 
 def due(now: datetime) -> list[ShopRecord]:
-    threshold = sortable(now)
-    return [
-        shop
-        for shard in range(REFRESH_SHARDS)
-        for shop in ShopRecord.refresh_due.query(str(shard), ShopRecord.refresh_at <= threshold)
-    ]
+    return due_from(ShopRecord.refresh_due, REFRESH_SHARDS, ShopRecord.refresh_at, sortable(now))
 
 
 @dataclass

@@ -272,6 +272,18 @@ ALL_RECORDS: tuple[type[Model], ...] = (
 )
 
 
+def due_from(
+    index: GlobalSecondaryIndex, shards: int, sort_key: UnicodeAttribute, threshold: str
+) -> list[Model]:
+    """Every item of a sharded, sparse index whose sort key is at most `threshold`:
+    one Query per shard, reading only the items that are due."""
+    return [
+        item
+        for shard in range(shards)
+        for item in index.query(str(shard), range_key_condition=sort_key <= threshold)
+    ]
+
+
 def create_tables() -> None:
     """Create every table that does not exist yet (local stack and tests;
     on AWS the tables come from infra/)."""

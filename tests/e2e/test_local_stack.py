@@ -122,6 +122,25 @@ def test_make_run_then_the_printed_example_shows_a_normalised_order(local_stack)
     assert [case["status"] for case in jd["items"]] == ["returned"]
 
 
+def operator_cli(moto_port: int, *argv: str) -> subprocess.CompletedProcess:
+    """`shophook --stage local ...` against the running stack, as the banner shows it."""
+    return subprocess.run(
+        [BIN / "shophook", "--stage", "local", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            **os.environ,
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "SHOPHOOK_TABLE_PREFIX": "shophook-local-",
+            "COLUMNS": "200",
+        },
+    )
+
+
 def simulate(url: str, scenario: str) -> None:
     done = subprocess.run(
         [BIN / "shophook", "simulate", scenario, "--url", url, "--json"],
@@ -156,21 +175,7 @@ def test_the_rules_on_the_local_stack(local_stack):
     assert decided("R3040001") == [("law.no_reason_return.exclusions", "ineligible")]
     assert decided("R3050001") == [("law.no_reason_return.condition", "eligible")]
 
-    explained = subprocess.run(
-        [BIN / "shophook", "--stage", "local", "explain", "taobao:2200000001", "R3030001"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={
-            **os.environ,
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "SHOPHOOK_TABLE_PREFIX": "shophook-local-",
-            "COLUMNS": "200",
-        },
-    )
+    explained = operator_cli(moto_port, "explain", "taobao:2200000001", "R3030001")
     assert explained.returncode == 0, explained.stderr
     assert "law.no_reason_return" in explained.stdout and "ineligible" in explained.stdout
     assert "taobao_refund_RefundCreated" in explained.stdout
@@ -227,20 +232,8 @@ def test_a_seller_connects_a_shop_in_a_real_browser(local_stack, tmp_path):
         browser.quit()
     assert heading == "Shop connected"
     assert "taobao:2200000555" in page and "simulated taobao shop" in page
-    listed = subprocess.run(
-        [BIN / "shophook", "--stage", "local", "shops", "list", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env={
-            **os.environ,
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "SHOPHOOK_TABLE_PREFIX": "shophook-local-",
-        },
-    )
+    listed = operator_cli(moto_port, "shops", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
     shops = {shop["shop_id"]: shop["status"] for shop in json.loads(listed.stdout)}
     assert shops["taobao:2200000555"] == "connected"
 
