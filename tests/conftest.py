@@ -83,5 +83,23 @@ def platforms():
 
 
 @pytest.fixture
+def simulator(monkeypatch) -> Iterator[str]:
+    """The platform simulator on a free loopback port, with ShopHook's OAuth URLs on it."""
+    import socket
+
+    from simulator.scenarios import DEMO_CREDENTIALS
+    from simulator.server import oauth_urls, serve
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = serve("127.0.0.1", port, DEMO_CREDENTIALS, hold_seconds=1.5)
+    for platform, url in oauth_urls(f"http://127.0.0.1:{port}").items():
+        monkeypatch.setenv(f"SHOPHOOK_{platform.upper()}_OAUTH_URL", url)
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+
+
+@pytest.fixture
 def now() -> datetime:
     return NOW.astimezone(UTC)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib.domain.model import ConnectedShop, Inbound, ShopTokens
+from chalicelib.platforms.api import CallResult
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,17 @@ class Platform(Protocol):
         self, base_url: str, credentials: AppCredentials, refresh_token: str, now: datetime
     ) -> ShopTokens:
         """New tokens for a refresh token; raise OAuthExchangeError."""
+
+    def call(
+        self,
+        api_url: str,
+        credentials: AppCredentials,
+        access_token: str,
+        method: str,
+        business: dict[str, Any],
+        now: datetime,
+    ) -> CallResult:
+        """One signed API call; every answer mapped to one CallResult."""
 
 
 def single_valued(pairs: list[tuple[str, str]] | Mapping[str, list[str]]) -> dict[str, str]:

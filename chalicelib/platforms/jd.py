@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from chalicelib.domain.model import (
     ShipmentStatus,
     ShopTokens,
 )
+from chalicelib.platforms.api import CallOutcome, CallResult, post_form
 from chalicelib.platforms.base import (
     AppCredentials,
     InboundRequest,
@@ -40,6 +42,7 @@ from chalicelib.platforms.wire import (
     WireTime,
     Yuan,
     check_timestamp,
+    format_wire_time,
     one_of,
     validate_json,
 )
@@ -317,6 +320,46 @@ class Jd:
             shop_id=f"{self.name}:{answer['venderId']}",
             name=str(answer.get("uid") or ""),
             tokens=tokens_from(answer, now),
+        )
+
+    def call(
+        self,
+        api_url: str,
+        credentials: AppCredentials,
+        access_token: str,
+        method: str,
+        business: dict[str, Any],
+        now: datetime,
+    ) -> CallResult:
+        """One JOS API call (platforms.md 2.2), signed md5."""
+        form = {
+            "method": method,
+            "app_key": credentials.app_key,
+            "access_token": access_token,
+            "timestamp": format_wire_time(now),
+            "v": "2.0",
+            PAYLOAD_FIELD: json.dumps(business, ensure_ascii=False),
+        }
+        form["sign"] = md5_sign(credentials.app_secret, joined_params(form))
+        failed, answer = post_form(api_url, form)
+        if failed is not None:
+            return failed
+        # JOS spells its success key "responce".
+        success = (
+            answer.get(method.replace(".", "_") + "_responce") if isinstance(answer, dict) else None
+        )
+        if isinstance(success, dict):
+            code = str(success.get("code", "0"))
+            if code == "0":
+                return CallResult(CallOutcome.SUCCESS)
+            return CallResult(CallOutcome.PERMANENT, code, str(success.get("msg", "")))
+        error = answer.get("error_response", {}) if isinstance(answer, dict) else {}
+        code = str(error.get("code", ""))
+        message = str(error.get("en_desc") or error.get("zh_desc") or "")
+        # Codes starting 5 or 19 are "system busy" and rate limits.
+        retryable = code.startswith(("5", "19"))
+        return CallResult(
+            CallOutcome.RETRYABLE if retryable else CallOutcome.PERMANENT, code, message
         )
 
     def refresh(

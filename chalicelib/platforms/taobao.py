@@ -20,6 +20,7 @@ from chalicelib.domain.model import (
     ShipmentStatus,
     ShopTokens,
 )
+from chalicelib.platforms.api import CallOutcome, CallResult, post_form
 from chalicelib.platforms.base import (
     AppCredentials,
     InboundRequest,
@@ -44,9 +45,17 @@ from chalicelib.platforms.wire import (
     WireTime,
     Yuan,
     check_timestamp,
+    format_wire_time,
     one_of,
     validate_json,
 )
+
+# TOP error codes: 7 rate limited, 15 remote service error, 27 invalid session.
+API_OUTCOMES = {
+    "7": CallOutcome.RETRYABLE,
+    "15": CallOutcome.RETRYABLE,
+    "27": CallOutcome.REFRESH_TOKEN,
+}
 
 SIGNERS: dict[str, Callable[[str, bytes], str]] = {
     "md5": md5_sign,
@@ -295,6 +304,38 @@ class Taobao:
             name=str(answer.get("taobao_user_nick") or ""),
             tokens=tokens_from(answer, now),
         )
+
+    def call(
+        self,
+        api_url: str,
+        credentials: AppCredentials,
+        access_token: str,
+        method: str,
+        business: dict[str, Any],
+        now: datetime,
+    ) -> CallResult:
+        """One TOP API call (platforms.md 2.1), signed hmac-sha256."""
+        form = {
+            "method": method,
+            "app_key": credentials.app_key,
+            "session": access_token,
+            "timestamp": format_wire_time(now),
+            "v": "2.0",
+            "format": "json",
+            "sign_method": "hmac-sha256",
+            **{name: str(value) for name, value in business.items()},
+        }
+        form["sign"] = hmac_sha256_sign(credentials.app_secret, joined_params(form))
+        failed, answer = post_form(api_url, form)
+        if failed is not None:
+            return failed
+        success_key = method.removeprefix("taobao.").replace(".", "_") + "_response"
+        if isinstance(answer, dict) and success_key in answer:
+            return CallResult(CallOutcome.SUCCESS)
+        error = answer.get("error_response", {}) if isinstance(answer, dict) else {}
+        code = str(error.get("code", ""))
+        message = " / ".join(str(error[key]) for key in ("msg", "sub_msg") if error.get(key))
+        return CallResult(API_OUTCOMES.get(code, CallOutcome.PERMANENT), code, message)
 
     def refresh(
         self, base_url: str, credentials: AppCredentials, refresh_token: str, now: datetime

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -12,21 +11,7 @@ import requests
 
 from chalicelib.service import oauth, tokens
 from chalicelib.store.records import ShopRecord
-from simulator.scenarios import DEMO_CREDENTIALS
-from simulator.server import oauth_urls, serve
 from tests.support import NOW, oracle_top_sign
-
-
-@pytest.fixture
-def simulator(monkeypatch):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = serve("127.0.0.1", port, DEMO_CREDENTIALS, hold_seconds=1.5)
-    for platform, url in oauth_urls(f"http://127.0.0.1:{port}").items():
-        monkeypatch.setenv(f"SHOPHOOK_{platform.upper()}_OAUTH_URL", url)
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
 
 
 def approve(authorize_url: str, seller: str, decision: str = "approve") -> dict[str, str]:
