@@ -17,6 +17,7 @@ from chalicelib.domain.views import preferred_language
 from chalicelib.observability import logger
 from chalicelib.platforms.base import InboundRequest
 from chalicelib.service import (
+    actions,
     ingest,
     keys,
     oauth,
@@ -138,11 +139,38 @@ def get_policy(shop_id: str) -> dict[str, Any]:
 @answers_errors
 def put_policy(shop_id: str) -> dict[str, Any]:
     language = _authorized_shop(shop_id)
+    return policy.update(shop_id, _json_body(), language)
+
+
+def _json_body() -> Any:
     try:
-        body = json.loads(app.current_request.raw_body or b"")
+        return json.loads(app.current_request.raw_body or b"")
     except (ValueError, RecursionError):
         raise ApiError(400, "invalid_json", "the body is not JSON", "body") from None
-    return policy.update(shop_id, body, language)
+
+
+@app.route("/shops/{shop_id}/after-sales/{case_id}/actions", methods=["POST"])
+@answers_errors
+def request_action(shop_id: str, case_id: str) -> Response:
+    _authorized_shop(shop_id)
+    return _json(202, actions.request(shop_id, case_id, _json_body(), datetime.now(UTC)))
+
+
+@app.route("/shops/{shop_id}/after-sales/{case_id}/actions/{action_id}", methods=["GET"])
+@answers_errors
+def get_action(shop_id: str, case_id: str, action_id: str) -> dict[str, Any]:
+    _authorized_shop(shop_id)
+    shown = actions.show(shop_id, action_id)
+    if shown.get("case_id") != case_id:
+        raise ApiError(404, "action_not_found", f"no action '{action_id}' on case '{case_id}'")
+    return shown
+
+
+@app.route("/shops/{shop_id}/orders/{order_id}/ship", methods=["POST"])
+@answers_errors
+def ship_order(shop_id: str, order_id: str) -> Response:
+    _authorized_shop(shop_id)
+    return _json(202, actions.ship(shop_id, order_id, _json_body(), datetime.now(UTC)))
 
 
 @app.route("/shops/{shop_id}/disconnect", methods=["POST"])

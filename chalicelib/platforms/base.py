@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from chalicelib.domain.model import ConnectedShop, Inbound, ShopTokens
+from chalicelib.domain.actions import Action, ReturnAddress
+from chalicelib.domain.model import CaseSnapshot, ConnectedShop, Inbound, ShopTokens
 from chalicelib.platforms.api import CallResult
 
 
@@ -54,6 +55,10 @@ class MalformedMessageError(Exception):
         self.field, self.message = field, message
 
 
+class UnsupportedActionError(ValueError):
+    """The platform has no call for this action on this kind of case."""
+
+
 class Platform(Protocol):
     name: str
 
@@ -93,6 +98,21 @@ class Platform(Protocol):
         self, base_url: str, credentials: AppCredentials, refresh_token: str, now: datetime
     ) -> ShopTokens:
         """New tokens for a refresh token; raise OAuthExchangeError."""
+
+    def action_request(
+        self,
+        action: Action,
+        case: CaseSnapshot,
+        reason: str,
+        address: ReturnAddress | None,
+    ) -> tuple[str, dict[str, Any]]:
+        """The API method and business fields that carry out `action` on `case`;
+        raise UnsupportedActionError."""
+
+    def ship_request(
+        self, order_id: str, tracking_no: str, carrier: str
+    ) -> tuple[str, dict[str, Any]]:
+        """The API method and business fields that mark an order shipped."""
 
     def call(
         self,

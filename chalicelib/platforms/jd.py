@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from chalicelib.domain.actions import Action, ReturnAddress
 from chalicelib.domain.model import (
     CanonicalEvent,
     CaseKind,
@@ -27,6 +28,7 @@ from chalicelib.platforms.base import (
     AppCredentials,
     InboundRequest,
     MalformedMessageError,
+    UnsupportedActionError,
     VerifiedDelivery,
     WebhookRejectedError,
     check_app_key,
@@ -321,6 +323,48 @@ class Jd:
             name=str(answer.get("uid") or ""),
             tokens=tokens_from(answer, now),
         )
+
+    # JD-style cases are refund applies (`refund-<id>`: approve or reject) or
+    # after-sale services (`afs-<id>`: audit, then receive; JD pays the refund).
+    def action_request(
+        self,
+        action: Action,
+        case: CaseSnapshot,
+        reason: str,
+        address: ReturnAddress | None,
+    ) -> tuple[str, dict[str, Any]]:
+        kind, _, number = case.case_id.partition("-")
+        remark = reason or "ok"
+        if kind == "refund" and action in (Action.AGREE_REFUND, Action.REFUSE):
+            status = 1 if action is Action.AGREE_REFUND else 2
+            return "jingdong.pop.refund.audit", {"id": number, "status": status, "remark": remark}
+        if kind == "afs" and action in (Action.AGREE_RETURN, Action.REFUSE):
+            audit = {
+                "afsServiceId": number,
+                "approve": action is Action.AGREE_RETURN,
+                "remark": remark,
+            }
+            if address is not None:
+                audit["returnAddress"] = f"{address.address} {address.name} {address.mobile}"
+            return "jingdong.pop.afs.audit", audit
+        if kind == "afs" and action is Action.CONFIRM_RETURN_RECEIVED:
+            return "jingdong.pop.afs.receive", {"afsServiceId": number}
+        if kind == "afs" and action is Action.AGREE_REFUND:
+            raise UnsupportedActionError(
+                "JD-style services are refunded by the platform: confirm the return instead"
+            )
+        raise UnsupportedActionError(
+            f"a JD-style refund apply is only agreed or refused, not {action}"
+        )
+
+    def ship_request(
+        self, order_id: str, tracking_no: str, carrier: str
+    ) -> tuple[str, dict[str, Any]]:
+        return "jingdong.pop.order.shipment", {
+            "orderId": order_id,
+            "waybill": tracking_no,
+            "logisticsId": carrier,
+        }
 
     def call(
         self,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
+from chalicelib.domain.actions import Action, ReturnAddress
 from chalicelib.domain.model import (
     CanonicalEvent,
     CaseKind,
@@ -25,6 +26,7 @@ from chalicelib.platforms.base import (
     AppCredentials,
     InboundRequest,
     MalformedMessageError,
+    UnsupportedActionError,
     VerifiedDelivery,
     WebhookRejectedError,
     check_app_key,
@@ -304,6 +306,44 @@ class Taobao:
             name=str(answer.get("taobao_user_nick") or ""),
             tokens=tokens_from(answer, now),
         )
+
+    def action_request(
+        self,
+        action: Action,
+        case: CaseSnapshot,
+        reason: str,
+        address: ReturnAddress | None,
+    ) -> tuple[str, dict[str, Any]]:
+        refund = {"refund_id": case.case_id}
+        if action is Action.AGREE_REFUND:
+            # refund_version is the refund's `modified`, in ms: the platform refuses a stale one.
+            version = int(case.modified.timestamp() * 1000)
+            return "taobao.rp.refunds.agree", {
+                **refund,
+                "amount": case.amount_fen,
+                "refund_version": version,
+            }
+        if action is Action.REFUSE:
+            return "taobao.rp.refunds.refuse", {**refund, "refuse_message": reason}
+        if action is Action.AGREE_RETURN and address is not None:
+            return "taobao.rp.returngoods.agree", {
+                **refund,
+                "address": address.address,
+                "name": address.name,
+                "mobile": address.mobile,
+            }
+        if action is Action.CONFIRM_RETURN_RECEIVED:
+            return "taobao.rp.returngoods.confirm", refund
+        raise UnsupportedActionError(f"{action} needs a return address")
+
+    def ship_request(
+        self, order_id: str, tracking_no: str, carrier: str
+    ) -> tuple[str, dict[str, Any]]:
+        return "taobao.logistics.offline.send", {
+            "tid": order_id,
+            "out_sid": tracking_no,
+            "company_code": carrier,
+        }
 
     def call(
         self,

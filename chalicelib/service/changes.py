@@ -63,6 +63,24 @@ def deadline_record(state: EntityState, deadline: Deadline) -> DeadlineRecord:
     )
 
 
+QUEUED = "queued"
+
+
+def outbox_row(
+    outbox_id: str, kind: str, work_type: str, shop_id: str, payload: dict, now: datetime
+) -> OutboxRecord:
+    """Work for the outside world: an event to fan out, or an action for the platform."""
+    return OutboxRecord(
+        outbox_id,
+        kind=kind,
+        type=work_type,
+        shop_id=shop_id,
+        payload=json.dumps(payload, ensure_ascii=False, default=str),
+        state=QUEUED if kind == "action" else "pending",
+        created_at=now,
+    )
+
+
 def entity_ref(state: EntityState) -> tuple[str, str]:
     """(entity reference, kind): `taobao#order#3010001`, "order"."""
     if isinstance(state, CaseState):
@@ -125,14 +143,5 @@ def stage_change(
         for action in actions
     ]
     for kind, outbox_id, work_type, shop_id, payload in outbox:
-        write.save(
-            OutboxRecord(
-                outbox_id,
-                kind=kind,
-                type=work_type,
-                shop_id=shop_id,
-                payload=json.dumps(payload, ensure_ascii=False, default=str),
-                created_at=now,
-            )
-        )
+        write.save(outbox_row(outbox_id, kind, work_type, shop_id, payload, now))
     return [event.type for event in events] + [action.action for action in actions]

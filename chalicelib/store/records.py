@@ -226,7 +226,9 @@ class OutboxRecord(Model):
     type = UnicodeAttribute()
     shop_id = UnicodeAttribute()
     payload = UnicodeAttribute()
+    # Events: pending, delivered. Actions: queued, sent, failed, dead_lettered.
     state = UnicodeAttribute(default="pending")
+    error = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -189,3 +190,56 @@ def test_no_input_to_the_read_api_produces_a_5xx(shared_stack, shop, entity, que
     assert answer.status in (200, 400)
     if answer.status == 400:
         assert answer.body["field"] in query
+
+
+json_bodies = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "action",
+                    "reason",
+                    "return_address",
+                    "address",
+                    "name",
+                    "mobile",
+                    "tracking_no",
+                    "carrier",
+                    "overrides",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        json_bodies.map(lambda value: json.dumps(value).encode()), st.binary(max_size=200)
+    ),
+    path=st.sampled_from(
+        [
+            f"/shops/{TAOBAO_SHOP}/after-sales/R1/actions",
+            f"/shops/{TAOBAO_SHOP}/orders/3010001/ship",
+            f"/shops/{TAOBAO_SHOP}/disconnect",
+        ]
+    ),
+    method=st.sampled_from(["POST", "PUT"]),
+)
+def test_no_body_sent_to_a_write_route_produces_a_5xx(shared_stack, body, path, method):
+    if method == "PUT":
+        path = f"/shops/{JD_SHOP}/policy"
+    answer = shared_stack.request(
+        method, path, body, {"Authorization": f"Bearer {shared_stack.api_key}"}
+    )
+    assert answer.status < 500
+    if answer.status >= 400:
+        assert answer.body["code"] and "Traceback" not in str(answer.body)

@@ -1,0 +1,207 @@
+"""Seller actions: allowed by the case's state, mapped per platform, queued once."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.domain.actions import Action, ReturnAddress
+from chalicelib.platforms.jd import PLATFORM as JD
+from chalicelib.platforms.taobao import PLATFORM as TAOBAO
+from chalicelib.store.records import OutboxRecord
+from simulator.scenarios import Message, jd_order, taobao_order
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, parsed
+
+START = NOW - timedelta(days=4)
+ORDER = taobao_order("3400001", START)
+ADDRESS = {"address": "杭州市西湖区文三路 1 号", "name": "退货仓", "mobile": "13800000000"}
+
+
+def act(stack, case_id: str, body, shop: str = TAOBAO_SHOP):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return stack.request(
+        "POST",
+        f"/shops/{shop}/after-sales/{case_id}/actions",
+        raw,
+        {"Authorization": f"Bearer {stack.api_key}"},
+    )
+
+
+def requested_return(stack, quality_issue: bool = False) -> str:
+    messages = taobao_order("3400001", START, quality_issue=quality_issue)
+    for message in messages[:9]:
+        stack.deliver(message)
+    return "R3400001"
+
+
+def test_agreeing_a_return_is_queued_and_readable(stack):
+    case_id = requested_return(stack)
+    answer = act(stack, case_id, {"action": "agree_return", "return_address": ADDRESS})
+    assert answer.status == 202 and answer.body["state"] == "queued"
+    action_id = answer.body["action_id"]
+    shown = stack.get(f"/shops/{TAOBAO_SHOP}/after-sales/{case_id}/actions/{action_id}").body
+    assert (shown["action"], shown["state"], shown["case_id"]) == (
+        "agree_return",
+        "queued",
+        case_id,
+    )
+    row = OutboxRecord.get(action_id)
+    assert row.kind == "action" and json.loads(row.payload)["return_address"] == ADDRESS
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"action": "agree_return"}, 400, "return_address"),
+        (
+            {"action": "agree_return", "return_address": {"address": "x", "name": "y"}},
+            400,
+            "return_address.mobile",
+        ),
+        ({"action": "refuse"}, 400, "reason"),
+        ({"action": "teleport"}, 400, "action"),
+        ({"action": "agree_refund"}, 409, "action"),
+        ({"action": "confirm_return_received"}, 409, "action"),
+        (b"{not json", 400, "body"),
+        (b"[]", 400, "body"),
+    ],
+)
+def test_bad_or_premature_actions_are_refused_with_the_reason(stack, body, status, field):
+    case_id = requested_return(stack)
+    answer = act(stack, case_id, body)
+    assert (answer.status, answer.body["field"]) == (status, field)
+    assert [row for row in OutboxRecord.scan() if row.kind == "action"] == []
+
+
+def test_refusing_a_quality_issue_is_a_409_citing_the_law(stack):
+    case_id = requested_return(stack, quality_issue=True)
+    answer = act(stack, case_id, {"action": "refuse", "reason": "no"})
+    assert answer.status == 409 and "law.no_reason_return.condition" in answer.body["message"]
+
+
+def test_a_finished_case_takes_no_action(stack):
+    for message in ORDER:
+        stack.deliver(message)
+    answer = act(stack, "R3400001", {"action": "refuse", "reason": "too late"})
+    assert (answer.status, answer.body["message"]) == (409, "the case is already refunded")
+
+
+def test_a_jd_service_is_refunded_by_the_platform_not_the_seller(stack):
+    for message in jd_order("9400001", START):
+        stack.deliver(message)
+    answer = act(stack, "afs-94000017", {"action": "agree_refund"}, JD_SHOP)
+    assert answer.status == 409 and "confirm the return" in answer.body["message"]
+
+
+def test_shipping_a_paid_order_is_queued_and_a_shipped_one_refused(stack):
+    stack.deliver(ORDER[1])
+    path = f"/shops/{TAOBAO_SHOP}/orders/3400001/ship"
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    missing = stack.request("POST", path, json.dumps({"carrier": "SF"}).encode(), headers)
+    assert (missing.status, missing.body["field"]) == (400, "tracking_no")
+    queued = stack.request(
+        "POST", path, json.dumps({"tracking_no": "SF1", "carrier": "SF"}).encode(), headers
+    )
+    assert queued.status == 202
+    stack.deliver(ORDER[2])
+    again = stack.request(
+        "POST", path, json.dumps({"tracking_no": "SF1", "carrier": "SF"}).encode(), headers
+    )
+    assert again.status == 409 and "shipped" in again.body["message"]
+
+
+def test_another_shops_case_is_404(stack):
+    requested_return(stack)
+    from chalicelib.service import keys
+
+    _, jd_only = keys.create_key("jd", [JD_SHOP], NOW)
+    answer = stack.request(
+        "POST",
+        f"/shops/{TAOBAO_SHOP}/after-sales/R3400001/actions",
+        json.dumps({"action": "agree_return", "return_address": ADDRESS}).encode(),
+        {"Authorization": f"Bearer {jd_only}"},
+    )
+    assert answer.status == 404
+
+
+def test_a_case_changed_while_queuing_is_a_409_and_nothing_is_queued(stack, faults):
+    case_id = requested_return(stack)
+    faults.fail_next(
+        "TransactWriteItems",
+        code="TransactionCanceledException",
+        cancellation_reasons=["ConditionalCheckFailed", "None"],
+    )
+    answer = act(stack, case_id, {"action": "agree_return", "return_address": ADDRESS})
+    assert (answer.status, answer.body["code"]) == (409, "changed_meanwhile")
+
+
+REFUND = parsed(ORDER[8]).event
+
+
+@pytest.mark.parametrize(
+    ("action", "method", "fields"),
+    [
+        (
+            Action.AGREE_REFUND,
+            "taobao.rp.refunds.agree",
+            {"refund_id": "R3400001", "amount": 19900},
+        ),
+        (
+            Action.REFUSE,
+            "taobao.rp.refunds.refuse",
+            {"refund_id": "R3400001", "refuse_message": "worn"},
+        ),
+        (
+            Action.AGREE_RETURN,
+            "taobao.rp.returngoods.agree",
+            {"refund_id": "R3400001", "mobile": "13800000000"},
+        ),
+        (
+            Action.CONFIRM_RETURN_RECEIVED,
+            "taobao.rp.returngoods.confirm",
+            {"refund_id": "R3400001"},
+        ),
+    ],
+)
+def test_taobao_maps_each_action_to_its_method(action, method, fields):
+    got_method, business = TAOBAO.action_request(action, REFUND, "worn", ReturnAddress(**ADDRESS))
+    assert got_method == method
+    assert fields.items() <= business.items()
+    if action is Action.AGREE_REFUND:
+        assert business["refund_version"] == int(REFUND.modified.timestamp() * 1000)
+
+
+def test_jd_maps_refund_applies_and_services():
+    apply_case = parsed(
+        Message(
+            "jd",
+            "m",
+            "jd_pop_refund_apply",
+            {
+                "id": "77",
+                "orderId": "1",
+                "venderId": "10000001",
+                "applyRefundSum": "1.00",
+                "status": "0",
+                "reason": "",
+                "applyTime": "2026-11-23 09:00:00",
+                "modified": "2026-11-23 09:00:00",
+            },
+        )
+    ).event
+    assert JD.action_request(Action.REFUSE, apply_case, "no", None) == (
+        "jingdong.pop.refund.audit",
+        {"id": "77", "status": 2, "remark": "no"},
+    )
+    service = parsed(jd_order("9400002", START)[-1]).event
+    assert JD.action_request(Action.CONFIRM_RETURN_RECEIVED, service, "", None) == (
+        "jingdong.pop.afs.receive",
+        {"afsServiceId": "94000027"},
+    )
+    assert TAOBAO.ship_request("1", "SF1", "SF")[0] == "taobao.logistics.offline.send"
+    assert JD.ship_request("1", "JDV1", "JD") == (
+        "jingdong.pop.order.shipment",
+        {"orderId": "1", "waybill": "JDV1", "logisticsId": "JD"},
+    )
