@@ -229,7 +229,6 @@ json_bodies = st.recursive(
         [
             f"/shops/{TAOBAO_SHOP}/after-sales/R1/actions",
             f"/shops/{TAOBAO_SHOP}/orders/3010001/ship",
-            f"/shops/{TAOBAO_SHOP}/disconnect",
         ]
     ),
     method=st.sampled_from(["POST", "PUT"]),
