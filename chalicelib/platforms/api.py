@@ -3,12 +3,15 @@ timeouts, and one result type for every answer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from typing import Any
 
 import requests
+
+from chalicelib.platforms.signing import joined_params
 
 # Connect fast or give up; platforms answer within seconds or not at all.
 TIMEOUT = (3.05, 10)
@@ -33,9 +36,13 @@ def http() -> requests.Session:
     return requests.Session()
 
 
-def post_form(url: str, form: dict[str, str]) -> tuple[CallResult | None, Any]:
-    """POST a form; (a RETRYABLE result, None) when the platform is unreachable,
-    slow or failing, else (None, the decoded JSON answer)."""
+def post_signed(
+    url: str, form: dict[str, str], signer: Callable[[str, bytes], str], secret: str
+) -> tuple[CallResult | None, Any]:
+    """Sign every field of `form` (sorted `name + value`) and POST it; (a RETRYABLE
+    result, None) when the platform is unreachable, slow or failing, else (None,
+    the decoded JSON answer)."""
+    form = {**form, "sign": signer(secret, joined_params(form))}
     try:
         answer = http().post(url, data=form, timeout=TIMEOUT)
     except requests.Timeout:

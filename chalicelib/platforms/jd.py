@@ -23,7 +23,7 @@ from chalicelib.domain.model import (
     ShipmentStatus,
     ShopTokens,
 )
-from chalicelib.platforms.api import CallOutcome, CallResult, post_form
+from chalicelib.platforms.api import CallOutcome, CallResult, post_signed
 from chalicelib.platforms.base import (
     AppCredentials,
     InboundRequest,
@@ -384,8 +384,7 @@ class Jd:
             "v": "2.0",
             PAYLOAD_FIELD: json.dumps(business, ensure_ascii=False),
         }
-        form["sign"] = md5_sign(credentials.app_secret, joined_params(form))
-        failed, answer = post_form(api_url, form)
+        failed, answer = post_signed(api_url, form, md5_sign, credentials.app_secret)
         if failed is not None:
             return failed
         # JOS spells its success key "responce".

@@ -21,7 +21,7 @@ from chalicelib.domain.model import (
     ShipmentStatus,
     ShopTokens,
 )
-from chalicelib.platforms.api import CallOutcome, CallResult, post_form
+from chalicelib.platforms.api import CallOutcome, CallResult, post_signed
 from chalicelib.platforms.base import (
     AppCredentials,
     InboundRequest,
@@ -365,8 +365,7 @@ class Taobao:
             "sign_method": "hmac-sha256",
             **{name: str(value) for name, value in business.items()},
         }
-        form["sign"] = hmac_sha256_sign(credentials.app_secret, joined_params(form))
-        failed, answer = post_form(api_url, form)
+        failed, answer = post_signed(api_url, form, hmac_sha256_sign, credentials.app_secret)
         if failed is not None:
             return failed
         success_key = method.removeprefix("taobao.").replace(".", "_") + "_response"
