@@ -18,13 +18,13 @@ from chalicelib.platforms import registry
 from chalicelib.platforms.base import UnsupportedActionError
 from chalicelib.service.changes import outbox_row
 from chalicelib.service.errors import ApiError, StorageUnavailableError
+from chalicelib.service.queries import owned
 from chalicelib.store import codec
 from chalicelib.store.records import (
     CaseRecord,
     OrderRecord,
     OutboxRecord,
     connection,
-    entity_key,
 )
 
 SHIPPABLE = frozenset({OrderStatus.PAID})
@@ -85,18 +85,6 @@ def _queue(
         raise StorageUnavailableError("could not queue the action") from error
 
 
-def _held(record_type: type, shop_id: str, entity_id: str, kind: str) -> Any:
-    try:
-        record = record_type.get(entity_key(shop_id.partition(":")[0], entity_id))
-    except DoesNotExist:
-        record = None
-    except PynamoDBException as error:
-        raise StorageUnavailableError("could not read") from error
-    if record is None or record.shop_id != shop_id:
-        raise ApiError(404, f"{kind}_not_found", f"no {kind} '{entity_id}' in this shop")
-    return record
-
-
 def request(shop_id: str, case_id: str, raw_body: Any, now: datetime) -> dict[str, str]:
     body = _body(raw_body)
     try:
@@ -107,7 +95,7 @@ def request(shop_id: str, case_id: str, raw_body: Any, now: datetime) -> dict[st
         ) from None
     reason = _text(body, "reason", required=action is Action.REFUSE)
     address = _address(body, required=action is Action.AGREE_RETURN)
-    record = _held(CaseRecord, shop_id, case_id, "case")
+    record = owned(CaseRecord, shop_id, case_id)
     case = codec.CASE.decode(record.document).snapshot
     why = refusal(action, case)
     if why is not None:
@@ -132,7 +120,7 @@ def ship(shop_id: str, order_id: str, raw_body: Any, now: datetime) -> dict[str,
     body = _body(raw_body)
     tracking_no = _text(body, "tracking_no", required=True)
     carrier = _text(body, "carrier", required=True)
-    record = _held(OrderRecord, shop_id, order_id, "order")
+    record = owned(OrderRecord, shop_id, order_id)
     order = codec.ORDER.decode(record.document)
     if order.snapshot is None or order.snapshot.status not in SHIPPABLE:
         status = order.snapshot.status if order.snapshot else "unknown"

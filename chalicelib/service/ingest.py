@@ -16,8 +16,7 @@ from enum import StrEnum
 from time import perf_counter
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
-from pynamodb.models import _ModelFuture
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.config import app_credentials
@@ -48,6 +47,7 @@ from chalicelib.store.records import (
     ShopRecord,
     connection,
     entity_key,
+    found,
 )
 
 MAX_BODY_BYTES = 256 * 1024
@@ -97,9 +97,7 @@ def receive(platform_name: str, request: InboundRequest, now: datetime) -> Reply
         # The total per platform is what alarms watch; the reasons are for diagnosis.
         emit("WebhookRejected", platform=platform.name)
         emit("WebhookRejectedByReason", platform=platform.name, reason=rejection.code)
-        logger.warning(
-            "webhook rejected", extra={"platform": platform.name, "reason": rejection.code}
-        )
+        logger.warning("webhook rejected", extra={"reason": rejection.code})
         return Reply(rejection.status, platform.failure(rejection.code, rejection.message))
     try:
         reply = _store(platform, delivery, now)
@@ -171,15 +169,6 @@ def _store_once(inbound: Inbound, now: datetime) -> tuple[Outcome, list[str]]:
     raise StorageUnavailableError("the entity kept changing underneath this message")
 
 
-def _found(future: _ModelFuture | None) -> Any:
-    if future is None:
-        return None
-    try:
-        return future.get()
-    except DoesNotExist:
-        return None
-
-
 def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[str]]:
     """Store the message once; return the outcome and the outbound work it caused."""
     event = inbound.event
@@ -200,11 +189,11 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[st
             )
     except PynamoDBException as error:
         raise StorageUnavailableError("could not read current state") from error
-    if _found(inbox_future) is not None:
+    if found(inbox_future) is not None:
         return Outcome.DUPLICATE, []
-    held_record = _found(held_future)
-    shop = _found(shop_future)
-    held = _decoded(held_record)
+    held_record = found(held_future)
+    shop = found(shop_future)
+    held = codec.decoded(held_record)
 
     if inbound.shop_id is not None and (shop is None or shop.status not in RECEIVING_STATUSES):
         outcome, state = Outcome.SHOP_NOT_CONNECTED, None
@@ -212,7 +201,7 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[st
         state = _apply(inbound, held)
         outcome = Outcome.APPLIED if state is not None else Outcome.STALE
     if isinstance(state, CaseState):
-        state = decide_case(policy.for_shop(shop), state, _decoded(_found(order_future)), now)
+        state = decide_case(policy.for_shop(shop), state, codec.decoded(found(order_future)), now)
     elif isinstance(state, OrderState):
         # Order rules use the platform's policy: a courier scan may not name its shop.
         state = decide_order(default_policy(inbound.platform), state, now)
@@ -255,12 +244,6 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[st
             raise _ConcurrentUpdateError from error
         raise StorageUnavailableError("could not write the message") from error
     return outcome, events
-
-
-def _decoded(record: OrderRecord | CaseRecord | None) -> Any:
-    if record is None:
-        return None
-    return (codec.CASE if isinstance(record, CaseRecord) else codec.ORDER).decode(record.document)
 
 
 def _apply(inbound: Inbound, held: Any) -> Any:

@@ -37,21 +37,24 @@ def _not_found(kind: str, entity_id: str) -> ApiError:
     return ApiError(404, f"{kind}_not_found", f"no {kind} '{entity_id}' in this shop")
 
 
-def _get(record_type: type[OrderRecord | CaseRecord], shop_id: str, entity_id: str) -> Any:
+def owned(record_type: type[OrderRecord | CaseRecord], shop_id: str, entity_id: str) -> Any:
+    """The shop's order or case record; 404 when it has none by that id."""
     try:
         record = record_type.get(entity_key(_platform(shop_id), entity_id))
     except DoesNotExist:
-        return None
+        record = None
     except PynamoDBException as error:
         raise StorageUnavailableError("could not read") from error
-    return record if record.shop_id == shop_id else None
+    if record is None or record.shop_id != shop_id:
+        raise _not_found("case" if record_type is CaseRecord else "order", entity_id)
+    return record
 
 
 def order(shop_id: str, order_id: str, language: str) -> dict[str, Any]:
-    record = _get(OrderRecord, shop_id, order_id)
-    state = codec.ORDER.decode(record.document) if record else None
+    record = owned(OrderRecord, shop_id, order_id)
+    state = codec.ORDER.decode(record.document)
     # A courier scan may arrive before the trade itself: such an order is not shown yet.
-    if state is None or state.snapshot is None:
+    if state.snapshot is None:
         raise _not_found("order", order_id)
     return order_view(state, record.version, language)
 
@@ -88,9 +91,7 @@ def _decided_views(
 
 
 def case(shop_id: str, case_id: str, language: str, now: datetime) -> dict[str, Any]:
-    record = _get(CaseRecord, shop_id, case_id)
-    if record is None:
-        raise _not_found("case", case_id)
+    record = owned(CaseRecord, shop_id, case_id)
     return _decided_views([record], shop_id, language, now)[0]
 
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.domain.rules import decide_case, decide_order
@@ -26,6 +26,7 @@ from chalicelib.store.records import (
     ShopRecord,
     connection,
     due_from,
+    found,
 )
 
 MAX_ATTEMPTS = 3
@@ -60,13 +61,6 @@ def sweep(now: datetime) -> SweepReport:
     return report
 
 
-def _found(future: object) -> object | None:
-    try:
-        return future.get()
-    except DoesNotExist:
-        return None
-
-
 def _sweep_entity(rows: list[DeadlineRecord], now: datetime) -> list[str]:
     first = rows[0]
     platform, kind, entity_id = first.entity_key.split("#", 2)
@@ -80,16 +74,15 @@ def _sweep_entity(rows: list[DeadlineRecord], now: datetime) -> list[str]:
                     order_future = read.get(OrderRecord, first.order_key)
                     shop_future = read.get(ShopRecord, first.shop_id)
                 record, order_record, shop = (
-                    _found(case_future),
-                    _found(order_future),
-                    _found(shop_future),
+                    found(case_future),
+                    found(order_future),
+                    found(shop_future),
                 )
-                held = codec.CASE.decode(record.document)
-                order = codec.ORDER.decode(order_record.document) if order_record else None
-                new = decide_case(policy.for_shop(shop), held, order, now)
+                held = codec.decoded(record)
+                new = decide_case(policy.for_shop(shop), held, codec.decoded(order_record), now)
             else:
                 record = OrderRecord.get(key)
-                held = codec.ORDER.decode(record.document)
+                held = codec.decoded(record)
                 new = decide_order(default_policy(platform), held, now)
             with TransactWrite(connection=connection()) as write:
                 events = stage_change(write, record, held, new, now, refresh)

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pynamodb.exceptions import PynamoDBException
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import app_credentials, oauth_url
 from chalicelib.domain.model import ShopTokens
 from chalicelib.observability import emit, logger
 from chalicelib.platforms import registry
 from chalicelib.platforms.oauth import OAuthExchangeError
-from chalicelib.service.changes import sortable
+from chalicelib.service.changes import outbox_row, sortable
 from chalicelib.service.errors import StorageUnavailableError
 from chalicelib.store import vault
-from chalicelib.store.records import REFRESH_SHARDS, OutboxRecord, ShopRecord, due_from
+from chalicelib.store.records import REFRESH_SHARDS, ShopRecord, connection, due_from
 
 # Refresh this long before the access token expires, so a failed attempt has retries.
 REFRESH_AHEAD = timedelta(hours=2)
@@ -83,24 +83,19 @@ def refresh_due(now: datetime) -> RefreshReport:
 def _needs_reconnect(shop: ShopRecord, reason: str, now: datetime) -> None:
     """The seller must connect again: say so, stop refreshing, keep receiving pushes."""
     logger.warning("token refresh failed", extra={"shop_id": shop.shop_id, "reason": reason})
-    event = {
-        "type": "shop.needs_reconnect",
-        "timestamp": now.isoformat(),
-        "data": {"shop_id": shop.shop_id},
-    }
+    event_type = "shop.needs_reconnect"
+    digest = hashlib.sha256(f"{shop.shop_id}|{now.isoformat()}".encode()).hexdigest()[:24]
+    event = {"type": event_type, "timestamp": now.isoformat(), "data": {"shop_id": shop.shop_id}}
     shop.status = NEEDS_RECONNECT
     shop.sealed_tokens = None
     shop.refresh_shard = None
     shop.refresh_at = None
     try:
-        shop.save()
-        OutboxRecord(
-            f"evt_reconnect_{hashlib.sha256(f'{shop.shop_id}|{now.isoformat()}'.encode()).hexdigest()[:24]}",
-            kind="event",
-            type="shop.needs_reconnect",
-            shop_id=shop.shop_id,
-            payload=json.dumps(event),
-            created_at=now,
-        ).save()
+        # The shop's new status and the event saying so are written together.
+        with TransactWrite(connection=connection()) as write:
+            write.save(shop)
+            write.save(
+                outbox_row(f"evt_reconnect_{digest}", "event", event_type, shop.shop_id, event, now)
+            )
     except PynamoDBException as error:
         raise StorageUnavailableError("could not mark the shop for reconnect") from error

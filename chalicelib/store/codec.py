@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -25,3 +25,12 @@ class Codec(Generic[_T]):
 ORDER = Codec(OrderState)
 CASE = Codec(CaseState)
 EVENT = Codec(CanonicalEvent)
+
+
+def decoded(record: Any) -> OrderState | CaseState | None:
+    """The domain state an order or case record holds (None for no record)."""
+    if record is None:
+        return None
+    from chalicelib.store.records import CaseRecord
+
+    return (CASE if isinstance(record, CaseRecord) else ORDER).decode(record.document)

@@ -8,6 +8,7 @@ shop's cases. Table names carry SHOPHOOK_TABLE_PREFIX so stages never collide.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from pynamodb.attributes import (
     BinaryAttribute,
@@ -19,6 +20,7 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -272,6 +274,16 @@ ALL_RECORDS: tuple[type[Model], ...] = (
     OAuthStateRecord,
     ApiKeyRecord,
 )
+
+
+def found(future: Any) -> Any:
+    """The item a TransactGet future resolved to, or None when there is none."""
+    if future is None:
+        return None
+    try:
+        return future.get()
+    except DoesNotExist:
+        return None
 
 
 def due_from(
