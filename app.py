@@ -10,6 +10,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from chalice import Chalice, Rate, Response
+from chalice.app import SQSEvent
 
 from chalicelib import policies
 from chalicelib.config import public_url
@@ -18,17 +19,21 @@ from chalicelib.observability import logger
 from chalicelib.platforms.base import InboundRequest
 from chalicelib.service import (
     actions,
+    deliver,
     ingest,
     keys,
     oauth,
+    outbox,
     pages,
     policy,
     queries,
     shops,
+    subscriptions,
     sweep,
     tokens,
 )
 from chalicelib.service.errors import ApiError, StorageUnavailableError
+from chalicelib.store.queues import DELIVERIES, OUTBOX
 
 app = Chalice(app_name="shophook")
 policies.load_all()
@@ -173,6 +178,51 @@ def ship_order(shop_id: str, order_id: str) -> Response:
     return _json(202, actions.ship(shop_id, order_id, _json_body(), datetime.now(UTC)))
 
 
+def _integrator() -> Any:
+    return keys.authenticate(app.current_request.headers.get("authorization"))
+
+
+@app.route("/subscriptions", methods=["POST"])
+@answers_errors
+def create_subscription() -> Response:
+    return _json(201, subscriptions.create(_integrator(), _json_body(), datetime.now(UTC)))
+
+
+@app.route("/subscriptions", methods=["GET"])
+@answers_errors
+def list_subscriptions() -> dict[str, Any]:
+    return subscriptions.listing(_integrator())
+
+
+@app.route("/subscriptions/{subscription_id}", methods=["GET"])
+@answers_errors
+def get_subscription(subscription_id: str) -> dict[str, Any]:
+    return subscriptions.show(_integrator(), subscription_id)
+
+
+@app.route("/subscriptions/{subscription_id}", methods=["DELETE"])
+@answers_errors
+def delete_subscription(subscription_id: str) -> Response:
+    subscriptions.delete(_integrator(), subscription_id)
+    return Response(body="", status_code=204)
+
+
+@app.route("/subscriptions/{subscription_id}/deliveries", methods=["GET"])
+@answers_errors
+def list_deliveries(subscription_id: str) -> dict[str, Any]:
+    params = app.current_request.query_params or {}
+    return subscriptions.deliveries(
+        _integrator(), subscription_id, params.get("limit"), params.get("cursor")
+    )
+
+
+@app.route("/subscriptions/{subscription_id}/replay", methods=["POST"])
+@answers_errors
+def replay_deliveries(subscription_id: str) -> Response:
+    key = _integrator()
+    return _json(202, deliver.replay(key, subscription_id, _json_body(), datetime.now(UTC)))
+
+
 @app.route("/shops/{shop_id}/disconnect", methods=["POST"])
 @answers_errors
 def disconnect_shop(shop_id: str) -> dict[str, str]:
@@ -263,3 +313,22 @@ def refresh_tokens(event: Any) -> dict[str, list[str]]:
     """Refresh shops' tokens two hours before they expire."""
     report = tokens.refresh_due(datetime.now(UTC))
     return {"refreshed": report.refreshed, "failed": report.failed}
+
+
+@app.schedule(Rate(2, unit=Rate.MINUTES))
+def requeue_outbox(event: Any) -> dict[str, int]:
+    """Send again outbox rows whose enqueue failed after their commit."""
+    return {"requeued": outbox.requeue(datetime.now(UTC))}
+
+
+# One message per invocation: a slow platform or subscriber delays nothing else.
+@app.on_sqs_message(queue=OUTBOX.queue_name(), batch_size=1)
+def deliver_outbox(event: SQSEvent) -> dict[str, Any]:
+    """Platform actions, and events fanned out to their subscriptions."""
+    return deliver.consume(OUTBOX, event.to_dict(), datetime.now(UTC))
+
+
+@app.on_sqs_message(queue=DELIVERIES.queue_name(), batch_size=1)
+def deliver_webhooks(event: SQSEvent) -> dict[str, Any]:
+    """One event to one integrator, signed per Standard Webhooks."""
+    return deliver.consume(DELIVERIES, event.to_dict(), datetime.now(UTC))

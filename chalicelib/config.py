@@ -54,3 +54,20 @@ def public_url() -> str | None:
     """Where browsers and platforms reach this API (OAuth redirect URIs are built on it)."""
     url = os.environ.get(PUBLIC_URL_VARIABLE)
     return url.rstrip("/") if url else None
+
+
+def api_url_variable(platform: str) -> str:
+    return f"SHOPHOOK_{platform.upper()}_API_URL"
+
+
+def api_url(platform: str) -> str | None:
+    """Where the platform's API answers (platforms.md section 2)."""
+    return os.environ.get(api_url_variable(platform))
+
+
+LOOPBACK_WEBHOOKS_VARIABLE = "SHOPHOOK_ALLOW_LOOPBACK_WEBHOOKS"
+
+
+def loopback_webhooks_allowed() -> bool:
+    """Local use only: subscriptions may point at http://127.0.0.1."""
+    return os.environ.get(LOOPBACK_WEBHOOKS_VARIABLE) == "1"

@@ -195,6 +195,66 @@ def _quarantine_reprocess(args: argparse.Namespace) -> int:
     return 0 if all(result["stored"] for result in results) else 1
 
 
+def _dead_letter_queues(name: str) -> list[Any]:
+    from chalicelib.store.queues import ALL_QUEUES
+
+    return [queue for queue in ALL_QUEUES if name in ("all", queue.name)]
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from chalicelib.service import outbox
+
+    rows = []
+    for queue in _dead_letter_queues(args.queue):
+        for held in outbox.dead_lettered(queue, args.limit):
+            row = held.row
+            rows.append(
+                {
+                    "queue": queue.name,
+                    "outbox_id": held.letter.body["outbox_id"],
+                    "kind": row.kind if row else "(gone)",
+                    "type": row.type if row else "",
+                    "shop_id": row.shop_id if row else "",
+                    "state": row.state if row else "",
+                    "attempts": len(row.attempts) if row else 0,
+                    "error": (row.error or "") if row else "",
+                    "dead_lettered_at": (
+                        row.finished_at.isoformat() if row and row.finished_at else ""
+                    ),
+                }
+            )
+    _print_rows(
+        rows, args.json, "dead-lettered outbound work (held back for a minute while listed)"
+    )
+    return 0
+
+
+def _dlq_replay(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from chalicelib.service import outbox
+
+    results = []
+    with Progress(console=console, transient=True, disable=args.json) as progress:
+        for queue in _dead_letter_queues(args.queue):
+            held = outbox.dead_lettered(queue, args.limit)
+            task = progress.add_task(f"replaying {queue.name}", total=len(held))
+            for item in held:
+                replayed = outbox.replay_dead_letter(queue, item, datetime.now(UTC))
+                results.append(
+                    {
+                        "queue": queue.name,
+                        "outbox_id": item.letter.body["outbox_id"],
+                        "replayed": replayed,
+                    }
+                )
+                progress.advance(task)
+    _print_rows(
+        results, args.json, "replayed (False: it had moved on; the stale message is dropped)"
+    )
+    return 0
+
+
 def _keys_create(args: argparse.Namespace) -> int:
     from chalicelib.service import keys, shops
 
@@ -346,6 +406,19 @@ def parser() -> argparse.ArgumentParser:
     infra.add_argument("--output", type=Path, default=PROJECT_DIR / "infra" / "template.json")
     infra.add_argument("--check", action="store_true", help="fail if the file is out of date")
     infra.set_defaults(handler=_infra)
+
+    dlq = commands.add_parser("dlq", help="outbound work that ran out of retries").add_subparsers(
+        dest="action", required=True
+    )
+    for name, handler, limit, about in (
+        ("list", _dlq_list, 100, "what the dead-letter queues hold"),
+        ("replay", _dlq_replay, 10_000, "send it all again, as a new attempt budget"),
+    ):
+        command = dlq.add_parser(name, help=about)
+        command.add_argument("--queue", choices=["all", "outbox", "deliveries"], default="all")
+        command.add_argument("--limit", type=int, default=limit, help="per queue")
+        command.add_argument("--json", action="store_true")
+        command.set_defaults(handler=handler)
 
     keys = commands.add_parser("keys", help="integrator API keys").add_subparsers(
         dest="action", required=True

@@ -12,10 +12,18 @@ from pynamodb.attributes import TTLAttribute
 from pynamodb.models import Model
 
 from chalicelib.config import (
+    api_url_variable,
     credential_variable,
+    oauth_url_variable,
     table_prefix,
 )
 from chalicelib.platforms import registry
+from chalicelib.store.queues import (
+    ALL_QUEUES,
+    RETENTION_SECONDS,
+    VISIBILITY_SECONDS,
+    Queue,
+)
 from chalicelib.store.records import (
     ALL_RECORDS,
     CaseRecord,
@@ -34,9 +42,16 @@ FUNCTIONS = {
     "APIHandler": "API",
     "SweepDeadlines": "deadline sweeper",
     "RefreshTokens": "token refresher",
+    "RequeueOutbox": "outbox requeuer",
+    "DeliverOutbox": "action sender and event fan-out",
+    "DeliverWebhooks": "integrator webhook sender",
 }
 # The IAM roles chalice generates for them.
-ROLES = ("ApiHandler", "SweepDeadlines", "RefreshTokens")
+ROLES = tuple(name.replace("APIHandler", "ApiHandler") for name in FUNCTIONS)
+# The SQS consumers: they report failures per record.
+CONSUMERS = ("DeliverOutbox", "DeliverWebhooks")
+# Functions that call the platforms' APIs (OAuth included).
+PLATFORM_CALLERS = ("APIHandler", "RefreshTokens", "DeliverOutbox")
 API_NAME = "shophook"
 FIVE_MINUTES = 300
 # Tables on the webhook path: their throttling is what makes platforms redeliver.
@@ -87,6 +102,41 @@ def table(record: type[Model]) -> dict[str, Any]:
         "DeletionPolicy": "Retain",
         "UpdateReplacePolicy": "Retain",
         "Properties": properties,
+    }
+
+
+def _queue_id(queue: Queue, dead: bool = False) -> str:
+    return queue.name.capitalize() + ("DeadLetterQueue" if dead else "Queue")
+
+
+def queue_resources(queue: Queue) -> dict[str, dict[str, Any]]:
+    """A FIFO queue and its DLQ; the redrive count is the retry budget the
+    consumer counts against (store/queues.py)."""
+    fifo = {
+        "FifoQueue": True,
+        "MessageRetentionPeriod": RETENTION_SECONDS,
+        "SqsManagedSseEnabled": True,
+    }
+    return {
+        _queue_id(queue, dead=True): {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                **fifo,
+                "QueueName": {"Fn::Sub": "${TablePrefix}" + queue.dead_letter_name(prefix="")},
+            },
+        },
+        _queue_id(queue): {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                **fifo,
+                "QueueName": {"Fn::Sub": "${TablePrefix}" + queue.queue_name(prefix="")},
+                "VisibilityTimeout": VISIBILITY_SECONDS,
+                "RedrivePolicy": {
+                    "deadLetterTargetArn": {"Fn::GetAtt": [_queue_id(queue, dead=True), "Arn"]},
+                    "maxReceiveCount": queue.retry.attempts,
+                },
+            },
+        },
     }
 
 
@@ -172,6 +222,21 @@ def alarms() -> dict[str, dict[str, Any]]:
                 },
                 0,
             )
+    for queue in ALL_QUEUES:
+        found[f"{queue.name.capitalize()}DeadLetterDepthAlarm"] = _math_alarm(
+            f"Work ran out of retries and waits in a DLQ ({queue.purpose}): "
+            "`shophook dlq list`, then `shophook dlq replay`",
+            "FILL(depth, 0)",
+            {
+                "depth": _metric(
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    {"QueueName": {"Fn::GetAtt": [_queue_id(queue, dead=True), "QueueName"]}},
+                    stat="Maximum",
+                )
+            },
+            0,
+        )
     for kind in ("Read", "Write"):
         found[f"DynamoDB{kind}ThrottlesAlarm"] = _math_alarm(
             f"DynamoDB throttled {kind.lower()}s on the webhook path",
@@ -249,6 +314,42 @@ def dashboard() -> dict[str, Any]:
             ],
         ),
         _widget(
+            "Outbound: actions and integrator deliveries, by outcome",
+            [
+                [NAMESPACE, metric, "outcome", outcome, "service", SERVICE]
+                for metric in ("Actions", "Deliveries")
+                for outcome in ("sent", "delivered", "retrying", "failed", "dead_lettered")
+                if (metric, outcome) not in (("Actions", "delivered"), ("Deliveries", "sent"))
+            ]
+            + [
+                [NAMESPACE, name, "service", SERVICE]
+                for name in ("DeliveriesCreated", "OutboxRequeued", "OutboxAlreadyDone")
+            ],
+        ),
+        _widget(
+            "Outbound latency (ms), p50 and p99",
+            [
+                [NAMESPACE, name, "service", SERVICE, {"stat": stat}]
+                for name in ("ActionLatency", "DeliveryLatency")
+                for stat in ("p50", "p99")
+            ],
+            "p99",
+        ),
+        _widget(
+            "Queues: waiting, and dead-lettered",
+            [
+                [
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    "QueueName",
+                    "${TablePrefix}" + name,
+                ]
+                for queue in ALL_QUEUES
+                for name in (queue.queue_name(prefix=""), queue.dead_letter_name(prefix=""))
+            ],
+            "Maximum",
+        ),
+        _widget(
             "Functions",
             [
                 ["AWS/Lambda", metric, "FunctionName", "${" + function + "}"]
@@ -288,6 +389,8 @@ def template() -> dict[str, Any]:
             "Endpoint": {"Ref": "AlarmEmail"},
         },
     }
+    for queue in ALL_QUEUES:
+        resources |= queue_resources(queue)
     resources |= alarms()
     resources["FlowDashboard"] = dashboard()
     # Shop tokens are sealed under this key (store/vault.py); only the functions
@@ -330,6 +433,35 @@ def template() -> dict[str, Any]:
             },
         },
     }
+    queue_arns = [
+        {"Fn::GetAtt": [_queue_id(queue, dead), "Arn"]}
+        for queue in ALL_QUEUES
+        for dead in (False, True)
+    ]
+    resources["QueueUse"] = {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyName": "shophook-queues",
+            "Roles": [{"Ref": f"{function}Role"} for function in ROLES],
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": [
+                            "sqs:ChangeMessageVisibility",
+                            "sqs:DeleteMessage",
+                            "sqs:GetQueueAttributes",
+                            "sqs:GetQueueUrl",
+                            "sqs:ReceiveMessage",
+                            "sqs:SendMessage",
+                        ],
+                        "Resource": queue_arns,
+                    }
+                ],
+            },
+        },
+    }
     # Deep-merged into the functions chalice generates: the table prefix comes
     # from the same parameter as the tables, tracing is on, and the API gets the
     # marketplace apps' credentials from NoEcho parameters (never from the repo).
@@ -342,17 +474,30 @@ def template() -> dict[str, Any]:
         variables: dict[str, Any] = {
             "SHOPHOOK_TABLE_PREFIX": {"Ref": "TablePrefix"},
             KEY_VARIABLE: {"Fn::GetAtt": ["TokenKey", "Arn"]},
+            **{queue.url_variable: {"Ref": _queue_id(queue)} for queue in ALL_QUEUES},
         }
-        if function in ("APIHandler", "RefreshTokens"):
+        if function in PLATFORM_CALLERS:
             variables |= credentials | {
-                f"SHOPHOOK_{platform.upper()}_OAUTH_URL": {
-                    "Ref": f"{platform.capitalize()}OAuthUrl"
-                }
+                variable(platform): {"Ref": f"{platform.capitalize()}{suffix}"}
                 for platform in sorted(registry())
+                for variable, suffix in (
+                    (oauth_url_variable, "OAuthUrl"),
+                    (api_url_variable, "ApiUrl"),
+                )
             }
-        resources[function] = {
-            "Properties": {"Tracing": "Active", "Environment": {"Variables": variables}}
+        properties: dict[str, Any] = {
+            "Tracing": "Active",
+            "Environment": {"Variables": variables},
         }
+        if function in CONSUMERS:
+            # Chalice names the queue by ARN (the Ref to its URL above orders the
+            # creation); the function reports failed records, not a failed invocation.
+            properties["Events"] = {
+                f"{function}SqsEventSource": {
+                    "Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
+                }
+            }
+        resources[function] = {"Properties": properties}
     return {
         "Parameters": {
             **{
@@ -372,11 +517,12 @@ def template() -> dict[str, Any]:
                 "Description": "prefix of every table name: shophook-<stage>-",
             },
             **{
-                f"{platform.capitalize()}OAuthUrl": {
+                f"{platform.capitalize()}{suffix}": {
                     "Type": "String",
-                    "Description": f"the {platform} platform's OAuth base URL",
+                    "Description": f"the {platform} platform's {what}",
                 }
                 for platform in sorted(registry())
+                for suffix, what in (("OAuthUrl", "OAuth base URL"), ("ApiUrl", "API endpoint"))
             },
             "AlarmEmail": {
                 "Type": "String",
@@ -389,6 +535,11 @@ def template() -> dict[str, Any]:
         "Outputs": {
             "AlarmTopicArn": {"Value": {"Ref": "AlarmTopic"}},
             "TokenKeyArn": {"Value": {"Fn::GetAtt": ["TokenKey", "Arn"]}},
+            **{
+                f"{_queue_id(queue, dead)}Url": {"Value": {"Ref": _queue_id(queue, dead)}}
+                for queue in ALL_QUEUES
+                for dead in (False, True)
+            },
         },
     }
 

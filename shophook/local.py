@@ -7,6 +7,7 @@ and stops everything it started on SIGINT/SIGTERM.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -19,11 +20,18 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from chalicelib.config import PUBLIC_URL_VARIABLE, credential_variable, oauth_url_variable
+from chalicelib.config import (
+    LOOPBACK_WEBHOOKS_VARIABLE,
+    PUBLIC_URL_VARIABLE,
+    api_url_variable,
+    credential_variable,
+    oauth_url_variable,
+)
 from shophook.stage import PROJECT_DIR, apply_stage
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS
-from simulator.server import oauth_urls, serve
+from simulator.server import api_urls, issue_session, oauth_urls, serve
 
 STAGE = "local"
 STARTUP_TIMEOUT_SECONDS = 60
@@ -52,19 +60,24 @@ def prepare_environment(moto_url: str) -> None:
     apply_stage(STAGE)
 
 
-def seed(now: datetime) -> str:
-    """Tables, the token key, demo shops and the demo key; returns the demo key."""
+def seed(now: datetime, simulator_url: str) -> str:
+    """Tables, queues, the token key, demo shops (with sessions the simulator
+    honours, so actions reach it) and the demo key; returns the demo key."""
     import boto3
 
+    from chalicelib.platforms.oauth import tokens_from
     from chalicelib.service import keys, shops
+    from chalicelib.store.queues import create_queues
     from chalicelib.store.records import create_tables
     from chalicelib.store.vault import KEY_VARIABLE
 
     key = boto3.client("kms").create_key(Description="ShopHook local: seals shop tokens")
     os.environ[KEY_VARIABLE] = key["KeyMetadata"]["Arn"]
     create_tables()
+    os.environ.update(create_queues())
     for shop_id, name in DEMO_SHOPS.items():
-        shops.connect(shop_id, name, now)
+        session = issue_session(simulator_url, shop_id.partition(":")[2], name)
+        shops.connect(shop_id, name, now, tokens_from(session, now))
     _, api_key = keys.create_key(
         "demo integrator", DEMO_SHOPS, now, key=os.environ.get("SHOPHOOK_DEMO_API_KEY")
     )
@@ -87,17 +100,32 @@ def _wait_until_healthy(url: str, server: subprocess.Popen) -> None:
 
 def banner(api_url: str, moto_url: str, simulator_url: str, api_key: str) -> str:
     shop = next(iter(DEMO_SHOPS))
+    subscription = json.dumps(
+        {
+            "url": "http://127.0.0.1:9000/hook",
+            "event_types": ["after_sale.updated"],
+            "shops": [shop],
+        }
+    )
     return f"""
 ShopHook local stack is ready.
   API            {api_url}
-  AWS (moto)     {moto_url}   (DynamoDB, KMS)
-  simulator      {simulator_url}   (Taobao-style and JD-style OAuth)
+  AWS (moto)     {moto_url}   (DynamoDB, SQS, KMS)
+  simulator      {simulator_url}   (Taobao-style and JD-style OAuth and API)
   demo shops     {", ".join(DEMO_SHOPS)}
   demo API key   {api_key}
 
 Try it from another terminal:
   .venv/bin/shophook simulate taobao-order --url {api_url}
   curl -s -H 'Authorization: Bearer {api_key}' {api_url}/shops/{shop}/orders/3010001
+
+Subscribe an endpoint of yours (loopback http is allowed locally), then agree a refund
+(after `shophook simulate awaiting-refund`); the simulator's API receives the call:
+  curl -s -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\
+    -d '{subscription}' \\
+    {api_url}/subscriptions
+  curl -s -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\
+    -d '{{"action": "agree_refund"}}' {api_url}/shops/{shop}/after-sales/R3060001/actions
 
 Connect a new simulated shop: open {api_url}/oauth/taobao/connect in a browser.
 
@@ -124,6 +152,34 @@ def _drive_schedules(stop: threading.Event, server: subprocess.Popen) -> None:
         print(f"schedules ran: {results}", flush=True)
 
 
+POLLERS_PER_QUEUE = 4
+
+
+def _poll_queues(stop: threading.Event) -> list[threading.Thread]:
+    """Lambda's SQS event sources, locally: a few pollers per queue, so a slow
+    platform or subscriber holds up only its own message group."""
+    import app as app_module
+    from shophook.driver import consumers, poll
+
+    def keep_polling(consumer: Any) -> None:
+        while not stop.is_set():
+            try:
+                if poll(consumer) == 0:
+                    stop.wait(0.2)
+            except Exception:  # a failing handler must not stop the local stack
+                logging.getLogger("shophook.local").exception("a queue consumer failed")
+                stop.wait(1)
+
+    threads = [
+        threading.Thread(target=keep_polling, args=(consumer,), daemon=True)
+        for consumer in consumers(app_module)
+        for _ in range(POLLERS_PER_QUEUE)
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
 def run(host: str, port: int, moto_port: int, simulator_port: int) -> int:
     ports = (("--port", port), ("--moto-port", moto_port), ("--simulator-port", simulator_port))
     for label, wanted in ports:
@@ -138,6 +194,10 @@ def run(host: str, port: int, moto_port: int, simulator_port: int) -> int:
     os.environ.setdefault(PUBLIC_URL_VARIABLE, api_url)
     for platform, url in oauth_urls(simulator_url).items():
         os.environ.setdefault(oauth_url_variable(platform), url)
+    for platform, url in api_urls(simulator_url).items():
+        os.environ.setdefault(api_url_variable(platform), url)
+    # Integrators on this machine listen on loopback http.
+    os.environ.setdefault(LOOPBACK_WEBHOOKS_VARIABLE, "1")
     simulator = serve(host, simulator_port, DEMO_CREDENTIALS)
     # moto answers every "does this table exist?" with a logged 400: keep the console readable.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -147,7 +207,7 @@ def run(host: str, port: int, moto_port: int, simulator_port: int) -> int:
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: stop.set())
     try:
-        api_key = seed(datetime.now(UTC))
+        api_key = seed(datetime.now(UTC), simulator_url)
         chalice = Path(sys.executable).parent / "chalice"
         server = subprocess.Popen(  # noqa: S603 - fixed arguments
             [
@@ -167,7 +227,11 @@ def run(host: str, port: int, moto_port: int, simulator_port: int) -> int:
         try:
             _wait_until_healthy(f"{api_url}/health", server)
             print(banner(api_url, moto_url, simulator_url, api_key), flush=True)
+            pollers = _poll_queues(stop)
             _drive_schedules(stop, server)
+            stop.set()
+            for poller in pollers:
+                poller.join(timeout=15)
         finally:
             server.terminate()
             server.wait(timeout=10)

@@ -279,6 +279,7 @@ DAY = timedelta(days=1)
 TAOBAO_SHOP = f"taobao:{DEMO_TAOBAO_USER_ID}"
 # taobao_order's messages: trade 0-3, courier scans 4-7, the return 8-11.
 UP_TO_RETURN_REQUEST = 9
+UP_TO_GOODS_RETURNED = 11
 
 SCENARIOS = {
     "taobao-order": Scenario(
@@ -292,6 +293,12 @@ SCENARIOS = {
         f"jd:{DEMO_JD_VENDER_ID}",
         "9001",
         lambda order_id, now: jd_order(order_id, now - 5 * DAY),
+    ),
+    "awaiting-refund": Scenario(
+        "a return the buyer has sent back: the seller may agree the refund",
+        TAOBAO_SHOP,
+        "3060001",
+        lambda order_id, now: taobao_order(order_id, now - 5 * DAY)[:UP_TO_GOODS_RETURNED],
     ),
     "late-shipment": Scenario(
         "an order paid three days ago that never ships (ship-by breached)",

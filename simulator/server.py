@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from html import escape
 from urllib.parse import urlencode
 
+import requests
 from flask import Flask, Response, jsonify, redirect, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -334,3 +335,12 @@ def oauth_urls(base_url: str) -> dict[str, str]:
 def api_urls(base_url: str) -> dict[str, str]:
     """The API endpoint of each simulated platform (SHOPHOOK_<PLATFORM>_API_URL)."""
     return {"taobao": f"{base_url}/taobao/router/rest", "jd": f"{base_url}/jd/routerjson"}
+
+
+def issue_session(base_url: str, seller: str, nick: str = "") -> dict[str, object]:
+    """Tokens for a seller, as the simulated platform's token endpoint answers them."""
+    answer = requests.post(
+        f"{base_url}/_sim/sessions", json={"seller": seller, "nick": nick}, timeout=5
+    )
+    answer.raise_for_status()
+    return answer.json()

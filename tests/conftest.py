@@ -36,6 +36,7 @@ from tests.support import (  # noqa: E402
     Faults,
     ItemsRead,
     Stack,
+    connect_with_tokens,
     fake_oauth_platforms,
 )
 
@@ -98,6 +99,42 @@ def simulator(monkeypatch) -> Iterator[str]:
         monkeypatch.setenv(f"SHOPHOOK_{platform.upper()}_OAUTH_URL", url)
     yield f"http://127.0.0.1:{port}"
     server.shutdown()
+
+
+@pytest.fixture
+def outbound(stack, simulator, monkeypatch) -> Stack:
+    """The stack with the demo shops holding simulator sessions, and the
+    platforms' API URLs on the simulator."""
+    from chalicelib.config import api_url_variable
+    from simulator.server import api_urls
+
+    for platform, url in api_urls(simulator).items():
+        monkeypatch.setenv(api_url_variable(platform), url)
+    connect_with_tokens(simulator)
+    return stack
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address() -> tuple[str, int]:
+    """Integrator endpoints in tests listen on 127.0.0.1 (pytest-httpserver)."""
+    return ("127.0.0.1", 0)
+
+
+@pytest.fixture
+def loopback_webhooks(monkeypatch) -> None:
+    monkeypatch.setenv("SHOPHOOK_ALLOW_LOOPBACK_WEBHOOKS", "1")
+
+
+@pytest.fixture
+def cli_isolation() -> Iterator[None]:
+    """The CLI turns metric lines off and logs to stderr; undo that after each test."""
+    from chalicelib.observability import logger
+
+    os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+    stream = logger.logger_handler.stream
+    yield
+    os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+    logger.logger_handler.stream = stream  # no flush: the CLI's stream may be closed
 
 
 @pytest.fixture

@@ -24,10 +24,12 @@ from app import app
 from chalicelib.domain.model import SHANGHAI, Inbound
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import VerifiedDelivery
+from chalicelib.platforms.oauth import tokens_from
 from chalicelib.service import keys, shops
-from chalicelib.store import vault
+from chalicelib.store import queues, vault
 from chalicelib.store.records import ALL_RECORDS, connection, create_tables
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message
+from simulator.server import issue_session
 from simulator.webhooks import SignedWebhook
 
 # The frozen "now" of the suite: 2026-11-23 10:00:05 in Shanghai.
@@ -54,6 +56,7 @@ class Stack:
         key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
         os.environ[vault.KEY_VARIABLE] = key
         create_tables()
+        os.environ.update(queues.create_queues())
         for shop_id, name in DEMO_SHOPS.items():
             shops.connect(shop_id, name, NOW)
         _, api_key = keys.create_key("test integrator", DEMO_SHOPS, NOW)
@@ -84,6 +87,22 @@ class Stack:
         return self.request("GET", path, headers=headers)
 
 
+def drain(at: datetime) -> dict[str, int]:
+    """Run the app's SQS consumers at `at` (as Lambda would) until no message is visible."""
+    import app as app_module
+    from shophook.driver import drain as drain_queues
+
+    with time_machine.travel(at, tick=False):
+        return drain_queues(app_module)
+
+
+def connect_with_tokens(simulator_url: str) -> None:
+    """The demo shops, with sessions the simulated platforms honour."""
+    for shop_id, name in DEMO_SHOPS.items():
+        answer = issue_session(simulator_url, shop_id.partition(":")[2])
+        shops.connect(shop_id, name, NOW, tokens_from(answer, NOW))
+
+
 def parsed(message: Message) -> Inbound:
     """The canonical form of a simulator message, through the real platform parser."""
     webhook = message.signed(DEMO_CREDENTIALS[message.platform], NOW)
@@ -94,9 +113,9 @@ def parsed(message: Message) -> Inbound:
 
 
 @contextmanager
-def _on_every_dynamodb_call(handler: Any, event: str = "before-call.dynamodb") -> Iterator[None]:
-    """Hook `handler` into `event` of every DynamoDB client the app uses."""
-    clients = {id(connection().client): connection().client}
+def _on_every_aws_call(handler: Any, event: str = "before-call") -> Iterator[None]:
+    """Hook `handler` into `event` of every AWS client the app uses (DynamoDB, SQS)."""
+    clients = {id(connection().client): connection().client, id(queues.client()): queues.client()}
     for record in ALL_RECORDS:
         client = record._get_connection().connection.client
         clients[id(client)] = client
@@ -119,7 +138,7 @@ class AwsCalls:
     @contextmanager
     def recording(cls) -> Iterator[AwsCalls]:
         calls = cls()
-        with _on_every_dynamodb_call(calls._record):
+        with _on_every_aws_call(calls._record):
             yield calls
 
     def _record(self, model: Any, **_: Any) -> None:
@@ -140,7 +159,7 @@ class ItemsRead:
     @contextmanager
     def recording(cls) -> Iterator[ItemsRead]:
         counter = cls()
-        with _on_every_dynamodb_call(counter._count, event="after-call.dynamodb"):
+        with _on_every_aws_call(counter._count, event="after-call"):
             yield counter
 
     def _count(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
@@ -171,7 +190,7 @@ class Faults:
     @contextmanager
     def injecting(cls) -> Iterator[Faults]:
         faults = cls()
-        with _on_every_dynamodb_call(faults._answer):
+        with _on_every_aws_call(faults._answer):
             yield faults
 
     def fail_next(

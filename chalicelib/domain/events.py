@@ -28,6 +28,20 @@ FLAG_EVENTS = {
     "platform.fake_shipment": "shipment.suspected_fake",
     "platform.free_shipping_surcharge": "compliance.flagged",
 }
+SHOP_NEEDS_RECONNECT = "shop.needs_reconnect"
+# What integrators may subscribe to (platforms.md section 4, and the shop's own).
+EVENT_TYPES = (
+    "order.created",
+    *ORDER_STATUS_EVENTS.values(),
+    "after_sale.opened",
+    "after_sale.updated",
+    "after_sale.decided",
+    "after_sale.deadline_due",
+    "after_sale.deadline_breached",
+    "shipment.updated",
+    *FLAG_EVENTS.values(),
+    SHOP_NEEDS_RECONNECT,
+)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from chalicelib.domain.actions import Action, ReturnAddress, refusal
 from chalicelib.domain.model import OrderStatus
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import UnsupportedActionError
-from chalicelib.service.changes import outbox_row
+from chalicelib.service import outbox
+from chalicelib.service.changes import order_group, outbox_row
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 from chalicelib.service.queries import owned
 from chalicelib.store import codec
@@ -68,21 +69,29 @@ def _body(raw: Any) -> dict[str, Any]:
 
 
 def _queue(
-    guard: Any, shop_id: str, action_id: str, action: str, payload: dict, now: datetime
+    guard: Any,
+    shop_id: str,
+    action_id: str,
+    action: str,
+    payload: dict,
+    now: datetime,
+    group: str,
 ) -> None:
     """Queue the action unless the record it was checked against changed meanwhile."""
+    row = outbox_row(action_id, "action", action, shop_id, payload, now, group)
     try:
         with TransactWrite(connection=connection()) as write:
             write.condition_check(
                 type(guard), guard.entity_key, condition=type(guard).version == guard.version
             )
-            write.save(outbox_row(action_id, "action", action, shop_id, payload, now))
+            write.save(row)
     except TransactWriteError as error:
         if "ConditionalCheckFailed" in [r.code for r in error.cancellation_reasons if r]:
             raise ApiError(
                 409, "changed_meanwhile", "it changed while the action was queued; look again"
             ) from None
         raise StorageUnavailableError("could not queue the action") from error
+    outbox.enqueue([row])
 
 
 def request(shop_id: str, case_id: str, raw_body: Any, now: datetime) -> dict[str, str]:
@@ -96,7 +105,8 @@ def request(shop_id: str, case_id: str, raw_body: Any, now: datetime) -> dict[st
     reason = _text(body, "reason", required=action is Action.REFUSE)
     address = _address(body, required=action is Action.AGREE_RETURN)
     record = owned(CaseRecord, shop_id, case_id)
-    case = codec.CASE.decode(record.document).snapshot
+    held = codec.CASE.decode(record.document)
+    case = held.snapshot
     why = refusal(action, case)
     if why is not None:
         raise ApiError(409, "action_not_allowed", why, "action")
@@ -112,7 +122,7 @@ def request(shop_id: str, case_id: str, raw_body: Any, now: datetime) -> dict[st
         "return_address": asdict(address) if address else None,
         "origin": "seller",
     }
-    _queue(record, shop_id, action_id, action, payload, now)
+    _queue(record, shop_id, action_id, action, payload, now, order_group(held))
     return {"action_id": action_id, "state": "queued"}
 
 
@@ -134,7 +144,9 @@ def ship(shop_id: str, order_id: str, raw_body: Any, now: datetime) -> dict[str,
         "tracking_no": tracking_no,
         "carrier": carrier,
     }
-    _queue(record, shop_id, action_id, "ship", {**payload, "origin": "seller"}, now)
+    _queue(
+        record, shop_id, action_id, "ship", {**payload, "origin": "seller"}, now, order_group(order)
+    )
     return {"action_id": action_id, "state": "queued"}
 
 

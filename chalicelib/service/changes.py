@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pynamodb.transactions import TransactWrite
 
@@ -16,6 +16,7 @@ from chalicelib.domain.rules import warn_at
 from chalicelib.store import codec
 from chalicelib.store.records import (
     DEADLINE_SHARDS,
+    UNSENT_SHARDS,
     CaseRecord,
     DeadlineRecord,
     OrderRecord,
@@ -64,21 +65,55 @@ def deadline_record(state: EntityState, deadline: Deadline) -> DeadlineRecord:
 
 
 QUEUED = "queued"
+PENDING = "pending"
+
+
+# How long a row may wait for its queue's consumer before it is sent again.
+STUCK_AFTER = timedelta(minutes=3)
+
+
+def unsent_marks(outbox_id: str, now: datetime) -> tuple[str, str]:
+    """(shard, requeue time) of the sparse `unsent` index: the row is sent again
+    at that time unless its consumer has seen it by then."""
+    shard = int(hashlib.sha256(outbox_id.encode()).hexdigest()[:8], 16) % UNSENT_SHARDS
+    return str(shard), sortable(now + STUCK_AFTER)
 
 
 def outbox_row(
-    outbox_id: str, kind: str, work_type: str, shop_id: str, payload: dict, now: datetime
+    outbox_id: str,
+    kind: str,
+    work_type: str,
+    shop_id: str,
+    payload: dict,
+    now: datetime,
+    order_group: str | None = None,
+    position: str | None = None,
+    **delivery: str,
 ) -> OutboxRecord:
-    """Work for the outside world: an event to fan out, or an action for the platform."""
+    """Work for the outside world: an event to fan out, an action for the platform,
+    or (with `delivery`'s subscription fields) one event for one subscriber."""
+    shard, requeue_at = unsent_marks(outbox_id, now)
     return OutboxRecord(
         outbox_id,
         kind=kind,
         type=work_type,
         shop_id=shop_id,
         payload=json.dumps(payload, ensure_ascii=False, default=str),
-        state=QUEUED if kind == "action" else "pending",
+        state=QUEUED if kind == "action" else PENDING,
         created_at=now,
+        order_group=order_group,
+        unsent_shard=shard,
+        requeue_at=requeue_at,
+        position=position or f"{sortable(now)}#{outbox_id}",
+        **delivery,
     )
+
+
+def order_group(state: EntityState) -> str:
+    """The order an entity belongs to: its outbound work is delivered in order."""
+    if isinstance(state, CaseState):
+        return entity_key(state.platform, state.snapshot.order_id)
+    return entity_key(state.platform, state.order_id)
 
 
 def entity_ref(state: EntityState) -> tuple[str, str]:
@@ -95,9 +130,9 @@ def stage_change(
     new: EntityState,
     now: datetime,
     refresh: frozenset[str] = frozenset(),
-) -> list[str]:
+) -> list[OutboxRecord]:
     """Add the entity's new state and everything that follows from it to `write`;
-    return the outbound event types (for logs and metrics). Deadline rows of the
+    return the outbox rows, to enqueue once committed. Deadline rows of the
     rules in `refresh` are rewritten even when unchanged (the sweeper's rows)."""
     version = (record.version or 0) + 1
     record.shop_id = new.shop_id
@@ -142,6 +177,19 @@ def stage_change(
         )
         for action in actions
     ]
-    for kind, outbox_id, work_type, shop_id, payload in outbox:
-        write.save(outbox_row(outbox_id, kind, work_type, shop_id, payload, now))
-    return [event.type for event in events] + [action.action for action in actions]
+    rows = [
+        outbox_row(
+            outbox_id,
+            kind,
+            work_type,
+            shop_id,
+            payload,
+            now,
+            order_group(new),
+            position=f"{sortable(now)}#{version:010d}#{index:03d}",
+        )
+        for index, (kind, outbox_id, work_type, shop_id, payload) in enumerate(outbox)
+    ]
+    for row in rows:
+        write.save(row)
+    return rows

@@ -2,8 +2,9 @@
 
 AWS budget per webhook: one TransactGetItems (inbox row, entity row, shop) and
 one TransactWriteItems (inbox row put only if absent, entity row guarded by its
-version, event-log row). A duplicate is answered after the read alone. A
-well-signed message that cannot be applied costs one UpdateItem (quarantine).
+version, event-log row, outbox rows), then one SQS send if there is outbound
+work. A duplicate is answered after the read alone. A well-signed message
+that cannot be applied costs one UpdateItem (quarantine).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from chalicelib.platforms.base import (
     WebhookRejectedError,
 )
 from chalicelib.policies import default_policy
-from chalicelib.service import policy
+from chalicelib.service import outbox, policy
 from chalicelib.service.changes import stage_change
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 from chalicelib.store import codec
@@ -43,6 +44,7 @@ from chalicelib.store.records import (
     EventLogRecord,
     InboxRecord,
     OrderRecord,
+    OutboxRecord,
     QuarantineRecord,
     ShopRecord,
     connection,
@@ -139,7 +141,7 @@ def _store(platform: Platform, delivery: VerifiedDelivery, now: datetime) -> Rep
     try:
         inbound = platform.parse(delivery)
         logger.append_keys(shop_id=inbound.shop_id)
-        outcome, events = _store_once(inbound, now)
+        outcome, outbound = _store_once(inbound, now)
     except MalformedMessageError as malformed:
         _quarantine(platform, delivery, malformed, now)
         emit("WebhookQuarantined", platform=platform.name)
@@ -154,13 +156,14 @@ def _store(platform: Platform, delivery: VerifiedDelivery, now: datetime) -> Rep
                 "field": malformed.field,
             },
         )
+    outbox.enqueue(outbound)
     emit(OUTCOME_METRICS[outcome], platform=platform.name)
-    count_deadline_events(events)
+    count_deadline_events([row.type for row in outbound])
     logger.info("webhook stored", extra={"topic": inbound.topic, "outcome": outcome})
     return Reply(200, platform.ack())
 
 
-def _store_once(inbound: Inbound, now: datetime) -> tuple[Outcome, list[str]]:
+def _store_once(inbound: Inbound, now: datetime) -> tuple[Outcome, list[OutboxRecord]]:
     for _ in range(MAX_ATTEMPTS):
         try:
             return _read_apply_write(inbound, now)
@@ -169,7 +172,7 @@ def _store_once(inbound: Inbound, now: datetime) -> tuple[Outcome, list[str]]:
     raise StorageUnavailableError("the entity kept changing underneath this message")
 
 
-def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[str]]:
+def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[OutboxRecord]]:
     """Store the message once; return the outcome and the outbound work it caused."""
     event = inbound.event
     kind, entity_id = entity_of(event)
@@ -206,7 +209,7 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[st
         # Order rules use the platform's policy: a courier scan may not name its shop.
         state = decide_order(default_policy(inbound.platform), state, now)
 
-    events: list[str] = []
+    outbound: list[OutboxRecord] = []
     try:
         with TransactWrite(connection=connection()) as write:
             write.save(
@@ -221,7 +224,7 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[st
                 condition=InboxRecord.message_key.does_not_exist(),
             )
             if state is not None:
-                events = stage_change(write, held_record or record_type(key), held, state, now)
+                outbound = stage_change(write, held_record or record_type(key), held, state, now)
             write.save(
                 EventLogRecord(
                     f"{inbound.platform}#{kind}#{entity_id}",
@@ -243,7 +246,7 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[st
         if CONDITION_FAILED in reasons:
             raise _ConcurrentUpdateError from error
         raise StorageUnavailableError("could not write the message") from error
-    return outcome, events
+    return outcome, outbound
 
 
 def _apply(inbound: Inbound, held: Any) -> Any:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -126,6 +128,26 @@ def _parse_limit(limit: str | None) -> int:
     return int(limit)
 
 
+def paged(
+    query: Callable[..., Any], limit: str | None, cursor: str | None, what: str
+) -> tuple[list[Any], str | None]:
+    """One page of `query(limit=..., last_evaluated_key=...)`, and the cursor to the next."""
+    try:
+        results = query(limit=_parse_limit(limit), last_evaluated_key=_decode_cursor(cursor))
+        records = list(results)
+    except PynamoDBException as error:
+        if cursor is not None and error.cause_response_code == "ValidationException":
+            raise ApiError(
+                400, "invalid_cursor", "cursor is not one this API returned", "cursor"
+            ) from None
+        raise StorageUnavailableError(f"could not list {what}") from error
+    next_key = results.last_evaluated_key
+    next_cursor = (
+        base64.urlsafe_b64encode(json.dumps(next_key).encode()).decode() if next_key else None
+    )
+    return records, next_cursor
+
+
 def cases(
     shop_id: str,
     status: str | None,
@@ -135,46 +157,36 @@ def cases(
     now: datetime,
 ) -> dict[str, Any]:
     statuses = _statuses(status)
-    page = _parse_limit(limit)
-    try:
-        results = CaseRecord.by_shop.query(
+    records, next_cursor = paged(
+        functools.partial(
+            CaseRecord.by_shop.query,
             shop_id,
             filter_condition=CaseRecord.status.is_in(*statuses) if statuses else None,
-            limit=page,
-            last_evaluated_key=_decode_cursor(cursor),
-        )
-        records = list(results)
-    except PynamoDBException as error:
-        if cursor is not None and error.cause_response_code == "ValidationException":
-            raise ApiError(
-                400, "invalid_cursor", "cursor is not one this API returned", "cursor"
-            ) from None
-        raise StorageUnavailableError("could not list cases") from error
-    items = _decided_views(records, shop_id, language, now)
-    next_key = results.last_evaluated_key
-    next_cursor = (
-        base64.urlsafe_b64encode(json.dumps(next_key).encode()).decode() if next_key else None
+        ),
+        limit,
+        cursor,
+        "cases",
     )
-    return {"items": items, "next_cursor": next_cursor}
+    return {"items": _decided_views(records, shop_id, language, now), "next_cursor": next_cursor}
 
 
-def _parse_before(before: str | None) -> datetime | None:
-    if before is None:
+def parse_time(value: str | None, name: str) -> datetime | None:
+    if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(before)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise ApiError(
-            400, "invalid_before", "before must be an ISO 8601 time with an offset", "before"
+            400, f"invalid_{name}", f"{name} must be an ISO 8601 time with an offset", name
         )
     return moment
 
 
 def deadlines(shop_id: str, before: str | None, limit: str | None) -> dict[str, Any]:
     """The shop's pending deadlines, soonest first (read from a sparse index)."""
-    cutoff = _parse_before(before)
+    cutoff = parse_time(before, "before")
     page = _parse_limit(limit)
     try:
         rows = list(

@@ -6,7 +6,9 @@ from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
+from chalicelib.domain.model import ShopTokens
 from chalicelib.platforms import registry
+from chalicelib.service import tokens
 from chalicelib.service.errors import ApiError, StorageUnavailableError
 from chalicelib.store.records import SHOP_CONNECTED, ShopRecord
 
@@ -19,11 +21,17 @@ def parse_shop_id(shop_id: str) -> tuple[str, str]:
     return platform, platform_shop
 
 
-def connect(shop_id: str, name: str, now: datetime) -> ShopRecord:
+def connect(
+    shop_id: str, name: str, now: datetime, shop_tokens: ShopTokens | None = None
+) -> ShopRecord:
+    """Record a connected shop (an operator's or the local stack's); with tokens,
+    ShopHook can also act on the platform for it."""
     platform, _ = parse_shop_id(shop_id)
     record = ShopRecord(
         shop_id, platform=platform, name=name, status=SHOP_CONNECTED, connected_at=now
     )
+    if shop_tokens is not None:
+        tokens.keep(record, shop_tokens)
     record.save()
     return record
 

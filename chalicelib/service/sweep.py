@@ -14,7 +14,7 @@ from pynamodb.transactions import TransactGet, TransactWrite
 from chalicelib.domain.rules import decide_case, decide_order
 from chalicelib.observability import count_deadline_events, emit, logger, tracer
 from chalicelib.policies import default_policy
-from chalicelib.service import policy
+from chalicelib.service import outbox, policy
 from chalicelib.service.changes import sortable, stage_change
 from chalicelib.service.errors import StorageUnavailableError
 from chalicelib.store import codec
@@ -85,8 +85,9 @@ def _sweep_entity(rows: list[DeadlineRecord], now: datetime) -> list[str]:
                 held = codec.decoded(record)
                 new = decide_order(default_policy(platform), held, now)
             with TransactWrite(connection=connection()) as write:
-                events = stage_change(write, record, held, new, now, refresh)
-            return events
+                outbound = stage_change(write, record, held, new, now, refresh)
+            outbox.enqueue(outbound)
+            return [row.type for row in outbound]
         except TransactWriteError as error:
             if "ConditionalCheckFailed" in [r.code for r in error.cancellation_reasons if r]:
                 continue

@@ -10,10 +10,12 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import app_credentials, oauth_url
+from chalicelib.domain.events import SHOP_NEEDS_RECONNECT
 from chalicelib.domain.model import ShopTokens
 from chalicelib.observability import emit, logger
 from chalicelib.platforms import registry
 from chalicelib.platforms.oauth import OAuthExchangeError
+from chalicelib.service import outbox
 from chalicelib.service.changes import outbox_row, sortable
 from chalicelib.service.errors import StorageUnavailableError
 from chalicelib.store import vault
@@ -83,19 +85,19 @@ def refresh_due(now: datetime) -> RefreshReport:
 def _needs_reconnect(shop: ShopRecord, reason: str, now: datetime) -> None:
     """The seller must connect again: say so, stop refreshing, keep receiving pushes."""
     logger.warning("token refresh failed", extra={"shop_id": shop.shop_id, "reason": reason})
-    event_type = "shop.needs_reconnect"
+    event_type = SHOP_NEEDS_RECONNECT
     digest = hashlib.sha256(f"{shop.shop_id}|{now.isoformat()}".encode()).hexdigest()[:24]
     event = {"type": event_type, "timestamp": now.isoformat(), "data": {"shop_id": shop.shop_id}}
     shop.status = NEEDS_RECONNECT
     shop.sealed_tokens = None
     shop.refresh_shard = None
     shop.refresh_at = None
+    row = outbox_row(f"evt_reconnect_{digest}", "event", event_type, shop.shop_id, event, now)
     try:
         # The shop's new status and the event saying so are written together.
         with TransactWrite(connection=connection()) as write:
             write.save(shop)
-            write.save(
-                outbox_row(f"evt_reconnect_{digest}", "event", event_type, shop.shop_id, event, now)
-            )
+            write.save(row)
     except PynamoDBException as error:
         raise StorageUnavailableError("could not mark the shop for reconnect") from error
+    outbox.enqueue([row])

@@ -12,6 +12,8 @@ from typing import Any
 
 from pynamodb.attributes import (
     BinaryAttribute,
+    ListAttribute,
+    MapAttribute,
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
@@ -216,9 +218,48 @@ class DeadlineRecord(Model):
     pending_by_shop = ShopDeadlinesIndex()
 
 
+class UnsentIndex(GlobalSecondaryIndex):
+    """Outbox rows their queue's consumer has not seen yet, oldest first (sparse:
+    the consumer's first write removes the row). What lingers here had its
+    enqueue fail after the commit, and is sent again (service.deliver)."""
+
+    class Meta:
+        index_name = "unsent"
+        projection = AllProjection()
+
+    unsent_shard = UnicodeAttribute(hash_key=True)
+    requeue_at = UnicodeAttribute(range_key=True)
+
+
+UNSENT_SHARDS = 4
+
+
+class SubscriptionDeliveriesIndex(GlobalSecondaryIndex):
+    """A subscription's deliveries in the order they were made (the delivery log)."""
+
+    class Meta:
+        index_name = "by_subscription"
+        projection = AllProjection()
+
+    subscription_id = UnicodeAttribute(hash_key=True)
+    position = UnicodeAttribute(range_key=True)
+
+
+class Attempt(MapAttribute):
+    """One try at outbound work, as the delivery log shows it."""
+
+    attempt = NumberAttribute()
+    at = UTCDateTimeAttribute()
+    outcome = UnicodeAttribute()
+    status_code = NumberAttribute(null=True)
+    latency_ms = NumberAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+
+
 class OutboxRecord(Model):
     """Work for the outside world, written in the same transaction as the change
-    that caused it: a canonical event, or an action for the platform."""
+    that caused it: a canonical event (fanned out to subscriptions), an action
+    for the platform, or one delivery of an event to one subscription."""
 
     class Meta(_Meta):
         table_name = f"{table_prefix()}outbox"
@@ -228,10 +269,65 @@ class OutboxRecord(Model):
     type = UnicodeAttribute()
     shop_id = UnicodeAttribute()
     payload = UnicodeAttribute()
-    # Events: pending, delivered. Actions: queued, sent, failed, dead_lettered.
+    # Events: pending, fanned_out. Actions: queued, sent, failed, dead_lettered.
+    # Deliveries: pending, delivered, failed, dead_lettered, cancelled.
     state = UnicodeAttribute(default="pending")
     error = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
+    finished_at = UTCDateTimeAttribute(null=True)
+    # Work for one order is delivered in order (an SQS FIFO message group).
+    order_group = UnicodeAttribute(null=True)
+    # Bumped by a replay: a message of an older generation is stale.
+    generation = NumberAttribute(default=0)
+    attempts = ListAttribute(of=Attempt, default=list)
+    unsent_shard = UnicodeAttribute(null=True)
+    requeue_at = UnicodeAttribute(null=True)
+    requeues = NumberAttribute(default=0)
+    unsent = UnsentIndex()
+    # Events and their deliveries: when, then which change and which of its
+    # events, so that sorting by it is the order the events happened in.
+    position = UnicodeAttribute(null=True)
+    # Deliveries only: whose, and which event.
+    subscription_id = UnicodeAttribute(null=True)
+    event_id = UnicodeAttribute(null=True)
+    by_subscription = SubscriptionDeliveriesIndex()
+
+
+class KeySubscriptionsIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_key"
+        projection = AllProjection()
+
+    key_id = UnicodeAttribute(hash_key=True)
+    subscription_id = UnicodeAttribute(range_key=True)
+
+
+class SubscriptionRecord(Model):
+    """An integrator's subscription: where to deliver which events of which shops.
+    The signing secret is sealed like shop tokens (store.vault)."""
+
+    class Meta(_Meta):
+        table_name = f"{table_prefix()}subscriptions"
+
+    subscription_id = UnicodeAttribute(hash_key=True)
+    key_id = UnicodeAttribute()
+    url = UnicodeAttribute()
+    event_types = UnicodeSetAttribute()
+    shops = UnicodeSetAttribute()
+    sealed_secret = BinaryAttribute(legacy_encoding=False)
+    created_at = UTCDateTimeAttribute()
+    by_key = KeySubscriptionsIndex()
+
+
+class SubscriptionRouteRecord(Model):
+    """One row per (shop, subscription): the fan-out reads a shop's routes in one Query."""
+
+    class Meta(_Meta):
+        table_name = f"{table_prefix()}subscription-routes"
+
+    shop_id = UnicodeAttribute(hash_key=True)
+    subscription_id = UnicodeAttribute(range_key=True)
+    event_types = UnicodeSetAttribute()
 
 
 class OAuthStateRecord(Model):
@@ -273,6 +369,8 @@ ALL_RECORDS: tuple[type[Model], ...] = (
     OutboxRecord,
     OAuthStateRecord,
     ApiKeyRecord,
+    SubscriptionRecord,
+    SubscriptionRouteRecord,
 )
 
 

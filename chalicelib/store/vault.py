@@ -1,8 +1,9 @@
-"""Shop tokens at rest: KMS envelope encryption with the AWS Encryption SDK.
+"""Secrets at rest (shop tokens, subscription signing secrets): KMS envelope
+encryption with the AWS Encryption SDK.
 
 Each ciphertext carries its data key (encrypted under SHOPHOOK_KMS_KEY_ID) and
-is bound to its shop by the encryption context, so one shop's ciphertext
-cannot be decrypted as another's. Plaintext tokens exist only in memory.
+is bound to its owner by the encryption context, so one shop's ciphertext
+cannot be opened as another's. Plaintext secrets exist only in memory.
 """
 
 from __future__ import annotations
@@ -34,23 +35,34 @@ def _provider() -> aws_encryption_sdk.StrictAwsKmsMasterKeyProvider:
     return aws_encryption_sdk.StrictAwsKmsMasterKeyProvider(key_ids=[key_id])
 
 
-def seal(shop_id: str, tokens: ShopTokens) -> bytes:
-    document = json.dumps(
-        {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token}
-    ).encode()
+def seal_document(context: dict[str, str], document: dict[str, str]) -> bytes:
+    """Encrypt `document`, bound to `context` (which shop, which subscription)."""
     ciphertext, _ = _client().encrypt(
-        source=document, key_provider=_provider(), encryption_context={"shop_id": shop_id}
+        source=json.dumps(document).encode(),
+        key_provider=_provider(),
+        encryption_context=context,
     )
     return ciphertext
+
+
+def open_document(context: dict[str, str], ciphertext: bytes) -> dict[str, str]:
+    document, header = _client().decrypt(source=ciphertext, key_provider=_provider())
+    if any(header.encryption_context.get(name) != value for name, value in context.items()):
+        raise ValueError(f"this was sealed for another {', '.join(context)}")
+    return json.loads(document)
+
+
+def seal(shop_id: str, tokens: ShopTokens) -> bytes:
+    return seal_document(
+        {"shop_id": shop_id},
+        {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token},
+    )
 
 
 def open_sealed(
     shop_id: str, ciphertext: bytes, expires_at: datetime, refresh_expires_at: datetime | None
 ) -> ShopTokens:
-    document, header = _client().decrypt(source=ciphertext, key_provider=_provider())
-    if header.encryption_context.get("shop_id") != shop_id:
-        raise ValueError("these tokens were sealed for another shop")
-    tokens = json.loads(document)
+    tokens = open_document({"shop_id": shop_id}, ciphertext)
     return ShopTokens(
         tokens["access_token"], tokens["refresh_token"], expires_at, refresh_expires_at
     )

@@ -3,6 +3,9 @@ the demo data, driven over HTTP by the simulator."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import queue
@@ -12,10 +15,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import requests
+from werkzeug import Response
+
+from tests.support import oracle_top_sign
 
 BIN = Path(sys.executable).parent
 DEMO_KEY = "shk_e2e-demo-key"
@@ -66,7 +73,14 @@ def local_stack():
         if "Ctrl-C stops everything" in line or process.poll() is not None:
             break
     assert process.poll() is None, "".join(output)
-    yield f"http://127.0.0.1:{port}", process, output, lines, moto_port
+    yield (
+        f"http://127.0.0.1:{port}",
+        process,
+        output,
+        lines,
+        moto_port,
+        f"http://127.0.0.1:{simulator_port}",
+    )
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
@@ -74,7 +88,7 @@ def local_stack():
 
 @pytest.mark.e2e
 def test_make_run_then_the_printed_example_shows_a_normalised_order(local_stack):
-    url, _, output, _, _ = local_stack
+    url, _, output, *_ = local_stack
     banner = "".join(output)
     assert f"Bearer {DEMO_KEY}" in banner and "shophook simulate taobao-order" in banner
 
@@ -160,7 +174,7 @@ def read(url: str, path: str) -> dict:
 
 @pytest.mark.e2e
 def test_the_rules_on_the_local_stack(local_stack):
-    url, _, _, lines, moto_port = local_stack
+    url, _, _, lines, moto_port, _ = local_stack
     for scenario in ("late-shipment", "late-return", "fresh-return", "quality-return"):
         simulate(url, scenario)
     shop = "/shops/taobao:2200000001"
@@ -186,6 +200,62 @@ def test_the_rules_on_the_local_stack(local_stack):
     assert "sweep_deadlines" in line
 
 
+def wait_for(check, what: str, seconds: float = 60):
+    """Poll until `check()` is truthy (the stack's pollers work in the background)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.e2e
+def test_an_agreed_refund_reaches_the_platform_and_integrators_hear_of_it(local_stack, httpserver):
+    url, *_, simulator_url = local_stack
+    heard = []
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(
+        lambda request: heard.append(request) or Response("ok")
+    )
+    subscription = requests.post(
+        f"{url}/subscriptions",
+        json={
+            "url": httpserver.url_for("/hook"),
+            "event_types": ["after_sale.updated"],
+            "shops": ["taobao:2200000001"],
+        },
+        headers={"Authorization": f"Bearer {DEMO_KEY}"},
+        timeout=10,
+    )
+    assert subscription.status_code == 201, subscription.text
+    secret = subscription.json()["secret"]
+    simulate(url, "awaiting-refund")
+    shop = "/shops/taobao:2200000001"
+    action = requests.post(
+        f"{url}{shop}/after-sales/R3060001/actions",
+        json={"action": "agree_refund"},
+        headers={"Authorization": f"Bearer {DEMO_KEY}"},
+        timeout=10,
+    )
+    assert action.status_code == 202, action.text
+    action_path = f"{shop}/after-sales/R3060001/actions/{action.json()['action_id']}"
+    assert wait_for(lambda: read(url, action_path)["state"] == "sent", "the action to be sent")
+    calls = requests.get(f"{simulator_url}/_sim/calls", timeout=10).json()
+    (agreed,) = [call for call in calls if call["method"] == "taobao.rp.refunds.agree"]
+    form = agreed["params"]
+    assert form["refund_id"] == "R3060001"
+    assert form["sign"] == oracle_top_sign("demo-secret", form, b"", "hmac-sha256")
+
+    wait_for(lambda: heard, "the integrator's webhook")
+    delivery = heard[0]
+    assert json.loads(delivery.data)["type"] == "after_sale.updated"
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{delivery.headers['webhook-id']}.{delivery.headers['webhook-timestamp']}."
+    digest = hmac.new(key, signed.encode() + delivery.data, hashlib.sha256).digest()
+    assert delivery.headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()
+
+
 BROWSER_FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -209,7 +279,7 @@ def test_a_seller_connects_a_shop_in_a_real_browser(local_stack, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.wait import WebDriverWait
 
-    url, _, _, _, moto_port = local_stack
+    url, _, _, _, moto_port, _ = local_stack
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in (*BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import timedelta
 
 import pytest
@@ -14,17 +13,7 @@ from shophook.cli import main
 from simulator.scenarios import DEMO_CREDENTIALS, Message, taobao_order
 from tests.support import NOW, TAOBAO_SHOP
 
-
-@pytest.fixture(autouse=True)
-def restore_metrics_and_logs():
-    """The CLI turns metric lines off and logs to stderr; undo that after each test."""
-    from chalicelib.observability import logger
-
-    os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
-    stream = logger.logger_handler.stream
-    yield
-    os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
-    logger.logger_handler.stream = stream  # no flush: the CLI's stream may be closed
+pytestmark = pytest.mark.usefixtures("cli_isolation")
 
 
 ORDER = taobao_order("3100001", NOW - timedelta(hours=30))

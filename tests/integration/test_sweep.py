@@ -127,11 +127,17 @@ def test_the_local_driver_runs_every_schedule_of_the_app(stack):
     import app as app_module
     from shophook.driver import run_schedules, scheduled_handlers
 
-    assert set(scheduled_handlers(app_module)) == {"sweep_deadlines", "refresh_tokens"}
+    assert set(scheduled_handlers(app_module)) == {
+        "sweep_deadlines",
+        "refresh_tokens",
+        "requeue_outbox",
+    }
     stack.deliver(unshipped("600005"))
     with time_machine.travel((PAID + timedelta(hours=49)).astimezone(UTC), tick=False):
         results = run_schedules(app_module, NOW)
     assert results["sweep_deadlines"]["entities"] == 1
     assert results["refresh_tokens"] == {"refreshed": [], "failed": []}
+    # No consumer ran in this test, so the order's events are still unseen: sent again.
+    assert results["requeue_outbox"]["requeued"] >= 1
     row = DeadlineRecord.get("taobao#order#600005#platform.ship_by")
     assert row.state == DeadlineState.BREACHED

@@ -51,6 +51,13 @@ def test_every_table_with_its_indexes_ttl_recovery_and_encryption():
         ("SweepDeadlinesThrottlesAlarm", "Throttles"),
         ("RefreshTokensErrorsAlarm", "Errors"),
         ("RefreshTokensThrottlesAlarm", "Throttles"),
+        ("RequeueOutboxErrorsAlarm", "Errors"),
+        ("DeliverOutboxErrorsAlarm", "Errors"),
+        ("DeliverOutboxThrottlesAlarm", "Throttles"),
+        ("DeliverWebhooksErrorsAlarm", "Errors"),
+        ("DeliverWebhooksThrottlesAlarm", "Throttles"),
+        ("OutboxDeadLetterDepthAlarm", "ApproximateNumberOfMessagesVisible"),
+        ("DeliveriesDeadLetterDepthAlarm", "ApproximateNumberOfMessagesVisible"),
         ("DynamoDBReadThrottlesAlarm", "ReadThrottleEvents"),
         ("DynamoDBWriteThrottlesAlarm", "WriteThrottleEvents"),
     ],
@@ -78,12 +85,41 @@ def test_tokens_are_sealed_under_a_rotated_key_only_the_functions_may_use():
     assert resources["TokenKey"]["Properties"]["EnableKeyRotation"] is True
     use = resources["TokenKeyUse"]["Properties"]
     assert use["Roles"] == [
-        {"Ref": "ApiHandlerRole"},
-        {"Ref": "SweepDeadlinesRole"},
-        {"Ref": "RefreshTokensRole"},
+        {"Ref": f"{function}Role"}
+        for function in (
+            "ApiHandler",
+            "SweepDeadlines",
+            "RefreshTokens",
+            "RequeueOutbox",
+            "DeliverOutbox",
+            "DeliverWebhooks",
+        )
     ]
     (statement,) = use["PolicyDocument"]["Statement"]
     assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert statement["Resource"] == {"Fn::GetAtt": ["TokenKey", "Arn"]}
     variables = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
     assert variables["SHOPHOOK_KMS_KEY_ID"] == {"Fn::GetAtt": ["TokenKey", "Arn"]}
+
+
+def test_each_queue_is_fifo_with_a_dlq_after_its_retry_budget():
+    from chalicelib.store.queues import ALL_QUEUES
+
+    resources = template()["Resources"]
+    for queue in ALL_QUEUES:
+        name = queue.name.capitalize()
+        main = resources[f"{name}Queue"]["Properties"]
+        dead = resources[f"{name}DeadLetterQueue"]["Properties"]
+        assert main["FifoQueue"] is True and dead["FifoQueue"] is True
+        assert main["RedrivePolicy"] == {
+            "deadLetterTargetArn": {"Fn::GetAtt": [f"{name}DeadLetterQueue", "Arn"]},
+            "maxReceiveCount": queue.retry.attempts,
+        }
+        assert main["QueueName"] == {"Fn::Sub": "${TablePrefix}" + f"{queue.name}.fifo"}
+    for consumer in ("DeliverOutbox", "DeliverWebhooks"):
+        events = resources[consumer]["Properties"]["Events"]
+        (source,) = events.values()
+        assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    (statement,) = resources["QueueUse"]["Properties"]["PolicyDocument"]["Statement"]
+    assert all(action.startswith("sqs:") and "*" not in action for action in statement["Action"])
+    assert len(statement["Resource"]) == 2 * len(ALL_QUEUES)

@@ -1,0 +1,382 @@
+"""Outbound work, from the outbox to the outside world.
+
+The outbox row is committed with the change that caused it; `enqueue` then
+hands it to its SQS queue. The queues' consumers (`consume`):
+- an action calls the platform's API, refreshing the shop's token once if the
+  platform says the session is invalid;
+- an event is fanned out: one delivery row per matching subscription, written
+  in one transaction with the event's new state, then enqueued;
+- a delivery is POSTed to the integrator, signed per Standard Webhooks.
+
+Retryable failures wait (the message's visibility timeout) with backoff and
+jitter; after the queue's budget the row shows `dead_lettered` and SQS moves
+the message to the queue's DLQ. A message whose row is already finished, or
+of an older generation (replayed since), does nothing: each piece of work
+takes effect at most once. Rows whose enqueue failed after the commit stay
+marked unsent and `requeue` sends them again.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import cache
+from time import perf_counter
+from typing import Any
+
+import requests
+from aws_lambda_powertools.utilities.batch import (
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.transactions import TransactGet, TransactWrite
+from requests_hardened import Config, Manager
+from requests_hardened.ip_filter import InvalidIPAddress
+from standardwebhooks import Webhook
+
+from chalicelib.config import api_url, app_credentials, loopback_webhooks_allowed
+from chalicelib.domain.actions import Action, ReturnAddress
+from chalicelib.observability import emit, logger, tracer
+from chalicelib.platforms import registry
+from chalicelib.platforms.api import TIMEOUT, CallOutcome
+from chalicelib.platforms.base import UnsupportedActionError
+from chalicelib.service import outbox, subscriptions, tokens
+from chalicelib.service.changes import (
+    PENDING,
+    QUEUED,
+    outbox_row,
+)
+from chalicelib.service.errors import StorageUnavailableError
+from chalicelib.store import codec, queues
+from chalicelib.store.queues import Queue
+from chalicelib.store.records import (
+    ApiKeyRecord,
+    Attempt,
+    CaseRecord,
+    OrderRecord,
+    OutboxRecord,
+    ShopRecord,
+    SubscriptionRecord,
+    SubscriptionRouteRecord,
+    connection,
+    entity_key,
+    found,
+)
+
+FANNED_OUT = "fanned_out"
+SENT = "sent"
+DELIVERED = "delivered"
+FAILED = "failed"
+DEAD_LETTERED = "dead_lettered"
+CANCELLED = "cancelled"
+ACTIVE_STATES = frozenset({QUEUED, PENDING})
+
+
+class Result(StrEnum):
+    DONE = "done"
+    RETRY = "retry"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Tried:
+    """What one attempt came to."""
+
+    result: Result
+    error: str | None = None
+    status_code: int | None = None
+    latency_ms: float | None = None
+
+
+class RetryLaterError(Exception):
+    def __init__(self, seconds: int) -> None:
+        super().__init__(f"retry in {seconds}s")
+        self.seconds = seconds
+
+
+def consume(queue: Queue, event: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """An SQS-triggered invocation: each record handled, failures reported
+    per record (the group's later messages wait, other groups go on)."""
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    # A batch whose every record waits for a retry is normal here, not a function error.
+    processor.raise_on_entire_batch_failure = False
+    return process_partial_response(
+        event=event,
+        record_handler=lambda record: process(queue, record, now),
+        processor=processor,
+    )
+
+
+def process(queue: Queue, record: SQSRecord, now: datetime) -> None:
+    """One message; raises to keep it for a later attempt."""
+    body = json.loads(record.body)
+    try:
+        attempt = int(record.attributes.approximate_receive_count)
+        handle(body["outbox_id"], body["generation"], attempt, now)
+    except RetryLaterError as later:
+        queues.retry_later(queue, record.receipt_handle, later.seconds)
+        raise
+
+
+def _get(outbox_id: str) -> OutboxRecord | None:
+    try:
+        return OutboxRecord.get(outbox_id)
+    except DoesNotExist:
+        return None
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not read the outbox") from error
+
+
+def handle(outbox_id: str, generation: int, receive_count: int, now: datetime) -> None:
+    row = _get(outbox_id)
+    if row is None or row.generation != generation or row.state not in ACTIVE_STATES:
+        logger.info("already done: nothing to send", extra={"outbox_id": outbox_id})
+        emit("OutboxAlreadyDone")
+        return
+    logger.set_correlation_id(row.outbox_id)
+    logger.append_keys(shop_id=row.shop_id)
+    if row.kind == "event":
+        _fan_out(row, now)
+        return
+    queue = outbox.queue_for(row)
+    tried = _call_platform(row, now) if row.kind == "action" else _post_webhook(row, now)
+    final = receive_count >= queue.retry.attempts
+    state = _record(row, receive_count, tried, final, now)
+    metric, latency = METRICS[row.kind]
+    emit(metric, outcome=state if tried.result is not Result.RETRY or final else "retrying")
+    if tried.latency_ms is not None:
+        emit(latency, tried.latency_ms, "Milliseconds")
+    logger.info(
+        f"{row.kind} attempt",
+        extra={"attempt": receive_count, "state": state, "error": tried.error},
+    )
+    if tried.result is Result.RETRY:
+        # On the last attempt the message goes straight on to the DLQ.
+        jitter = random.random()  # noqa: S311 - spreads retries, not a secret
+        raise RetryLaterError(0 if final else queue.retry.wait_seconds(receive_count, jitter))
+
+
+# (count by outcome, latency) per kind of outbound call.
+METRICS = {"action": ("Actions", "ActionLatency"), "delivery": ("Deliveries", "DeliveryLatency")}
+FINISHED_STATE = {
+    Result.FAILED: FAILED,
+    Result.CANCELLED: CANCELLED,
+}
+
+
+def _record(row: OutboxRecord, attempt: int, tried: Tried, final: bool, now: datetime) -> str:
+    """Log the attempt on the row and move it to its new state; return the state."""
+    if tried.result is Result.DONE:
+        state = SENT if row.kind == "action" else DELIVERED
+    elif tried.result is Result.RETRY:
+        state = DEAD_LETTERED if final else row.state
+    else:
+        state = FINISHED_STATE[tried.result]
+    entry = Attempt(
+        attempt=attempt,
+        at=now,
+        outcome=tried.result,
+        status_code=tried.status_code,
+        latency_ms=round(tried.latency_ms, 1) if tried.latency_ms is not None else None,
+        error=tried.error,
+    )
+    actions = [
+        OutboxRecord.attempts.set(OutboxRecord.attempts.append([entry])),
+        OutboxRecord.state.set(state),
+        OutboxRecord.unsent_shard.remove(),
+        OutboxRecord.requeue_at.remove(),
+        OutboxRecord.error.set(tried.error) if tried.error else OutboxRecord.error.remove(),
+    ]
+    if state not in ACTIVE_STATES:
+        actions.append(OutboxRecord.finished_at.set(now))
+    try:
+        row.update(actions=actions, condition=OutboxRecord.generation == row.generation)
+    except PynamoDBException as error:
+        if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
+            return state  # replayed meanwhile: the new generation has its own message
+        raise StorageUnavailableError("could not record the attempt") from error
+    return state
+
+
+def _outcome(result_code: CallOutcome, code: str, message: str) -> Tried:
+    text = f"{code}: {message}" if code or message else None
+    if result_code is CallOutcome.SUCCESS:
+        return Tried(Result.DONE)
+    if result_code is CallOutcome.RETRYABLE:
+        return Tried(Result.RETRY, text)
+    if result_code is CallOutcome.REFRESH_TOKEN:
+        return Tried(Result.FAILED, f"the session is still refused after a token refresh ({text})")
+    return Tried(Result.FAILED, text)
+
+
+@tracer.capture_method(capture_response=False)
+def _call_platform(row: OutboxRecord, now: datetime) -> Tried:
+    payload = json.loads(row.payload)
+    platform_name = row.shop_id.partition(":")[0]
+    platform = registry()[platform_name]
+    subject_type = OrderRecord if payload["action"] == "ship" else CaseRecord
+    subject_id = payload.get("order_id") or payload["case_id"]
+    try:
+        with TransactGet(connection=connection()) as read:
+            shop_future = read.get(ShopRecord, row.shop_id)
+            subject_future = read.get(subject_type, entity_key(platform_name, subject_id))
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not read the shop for the action") from error
+    shop, subject = found(shop_future), found(subject_future)
+    if shop is None or shop.sealed_tokens is None:
+        return Tried(Result.FAILED, "the shop is not connected: the seller must reconnect it")
+    if subject is None:
+        return Tried(Result.FAILED, f"{subject_id} is no longer known")
+    try:
+        if payload["action"] == "ship":
+            method, business = platform.ship_request(
+                payload["order_id"], payload["tracking_no"], payload["carrier"]
+            )
+        else:
+            address = payload.get("return_address")
+            method, business = platform.action_request(
+                Action(payload["action"]),
+                codec.CASE.decode(subject.document).snapshot,
+                payload.get("reason") or "",
+                ReturnAddress(**address) if address else None,
+            )
+    except UnsupportedActionError as error:
+        return Tried(Result.FAILED, str(error))
+    credentials, url = app_credentials(platform_name), api_url(platform_name)
+    if credentials is None or url is None:
+        return Tried(Result.RETRY, f"no {platform_name} API URL or app credentials are configured")
+    started = perf_counter()
+    answer = platform.call(
+        url, credentials, tokens.unsealed(shop).access_token, method, business, now
+    )
+    if answer.outcome is CallOutcome.REFRESH_TOKEN:
+        if not tokens.refresh_shop(shop, now):
+            return Tried(
+                Result.FAILED,
+                "the platform refused the shop's session and the token could not be "
+                "refreshed: the seller must reconnect the shop",
+            )
+        answer = platform.call(
+            url, credentials, tokens.unsealed(shop).access_token, method, business, now
+        )
+    tried = _outcome(answer.outcome, answer.code, answer.message)
+    return Tried(tried.result, tried.error, latency_ms=(perf_counter() - started) * 1000)
+
+
+def _fan_out(event: OutboxRecord, now: datetime) -> None:
+    """One delivery row per subscription that wants this event, committed with
+    the event's new state, then enqueued."""
+    try:
+        routes = list(SubscriptionRouteRecord.query(event.shop_id))
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not read the subscriptions") from error
+    deliveries = [
+        outbox_row(
+            subscriptions.delivery_id(event.outbox_id, route.subscription_id),
+            "delivery",
+            event.type,
+            event.shop_id,
+            json.loads(event.payload),
+            now,
+            event.order_group,
+            subscription_id=route.subscription_id,
+            position=event.position,
+            event_id=event.outbox_id,
+        )
+        for route in routes
+        if event.type in route.event_types
+    ]
+    try:
+        with TransactWrite(connection=connection()) as write:
+            for delivery in deliveries:
+                write.save(delivery, condition=OutboxRecord.outbox_id.does_not_exist())
+            write.update(
+                event,
+                actions=[
+                    OutboxRecord.state.set(FANNED_OUT),
+                    OutboxRecord.finished_at.set(now),
+                    OutboxRecord.unsent_shard.remove(),
+                    OutboxRecord.requeue_at.remove(),
+                ],
+                condition=OutboxRecord.state == PENDING,
+            )
+    except TransactWriteError as error:
+        if "ConditionalCheckFailed" in [r.code for r in error.cancellation_reasons if r]:
+            logger.info("fanned out already", extra={"outbox_id": event.outbox_id})
+            return
+        raise StorageUnavailableError("could not fan the event out") from error
+    outbox.enqueue(deliveries)
+    emit("DeliveriesCreated", len(deliveries))
+
+
+@cache
+def _integrator_session(allow_loopback: bool) -> requests.Session:
+    """Resolves each host once, refuses non-public addresses, and connects to the
+    address it checked (so DNS rebinding cannot swap it); never follows redirects."""
+    return Manager(
+        Config(
+            ip_filter_enable=True,
+            ip_filter_allow_loopback_ips=allow_loopback,
+            never_redirect=True,
+            default_timeout=TIMEOUT,
+            user_agent_override="ShopHook-Webhooks/1.0",
+        )
+    ).get_session()
+
+
+@tracer.capture_method(capture_response=False)
+def _post_webhook(delivery: OutboxRecord, now: datetime) -> Tried:
+    try:
+        subscription = SubscriptionRecord.get(delivery.subscription_id)
+    except DoesNotExist:
+        return Tried(Result.CANCELLED, "the subscription was deleted")
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not read the subscription") from error
+    problem = subscriptions.url_problem(subscription.url, resolve=False)
+    if problem is not None:
+        return Tried(Result.FAILED, problem)
+    sent_at = now.astimezone(UTC)
+    signature = Webhook(subscriptions.signing_secret(subscription)).sign(
+        delivery.event_id, sent_at, delivery.payload
+    )
+    headers = {
+        "webhook-id": delivery.event_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+    started = perf_counter()
+    try:
+        answer = _integrator_session(loopback_webhooks_allowed()).post(
+            subscription.url, data=delivery.payload.encode(), headers=headers, stream=True
+        )
+        answer.close()
+    except InvalidIPAddress:
+        return Tried(Result.FAILED, "the URL resolves to an address ShopHook does not deliver to")
+    except requests.Timeout:
+        return Tried(Result.RETRY, "timed out", latency_ms=(perf_counter() - started) * 1000)
+    except requests.RequestException as error:
+        return Tried(Result.RETRY, f"could not connect ({type(error).__name__})")
+    latency = (perf_counter() - started) * 1000
+    status = answer.status_code
+    if 200 <= status < 300:
+        return Tried(Result.DONE, status_code=status, latency_ms=latency)
+    retry = status in (408, 429) or status >= 500
+    return Tried(
+        Result.RETRY if retry else Result.FAILED,
+        f"answered HTTP {status}",
+        status_code=status,
+        latency_ms=latency,
+    )
+
+
+def replay(key: ApiKeyRecord, subscription_id: str, raw_body: Any, now: datetime) -> dict:
+    """Deliver again what an integrator asks for, delivered or not."""
+    ready = outbox.again(subscriptions.to_replay(key, subscription_id, raw_body), now)
+    return {"replayed": len(ready), "delivery_ids": [row.outbox_id for row in ready]}
