@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 STAGE ?= dev
 
-.PHONY: run test lint package browser format clean
+.PHONY: run test lint package browser bench format clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ browser:
 
 test: lint package browser
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# Not part of `make test`: prints each benchmark's table, writes bench/results/.
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -100,17 +100,18 @@ def _invoke(consumer: Consumer, batch: list[dict[str, Any]]) -> int:
     return len(done)
 
 
-def poll(consumer: Consumer) -> int:
+def poll(consumer: Consumer, wait_seconds: int = 0) -> int:
     """Receive what the function takes at once (its batch size) and invoke it, as
     Lambda does: a FIFO group's next message is not handed out while one is in
-    flight, so a group stays in order however many pollers run. Returns how many
-    messages were received."""
+    flight, so a group stays in order however many pollers run. `wait_seconds`
+    long-polls, as Lambda's pollers do. Returns how many messages were received."""
     received = (
         queues.client()
         .receive_message(
             QueueUrl=consumer.queue_url,
             MaxNumberOfMessages=consumer.batch_size,
             MessageSystemAttributeNames=["All"],
+            WaitTimeSeconds=wait_seconds,
         )
         .get("Messages", [])
     )

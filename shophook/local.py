@@ -164,8 +164,7 @@ def _poll_queues(stop: threading.Event) -> list[threading.Thread]:
     def keep_polling(consumer: Any) -> None:
         while not stop.is_set():
             try:
-                if poll(consumer) == 0:
-                    stop.wait(0.2)
+                poll(consumer, wait_seconds=1)
             except Exception:  # a failing handler must not stop the local stack
                 logging.getLogger("shophook.local").exception("a queue consumer failed")
                 stop.wait(1)

@@ -4,12 +4,13 @@ turning a token answer into ShopTokens."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
-
-from authlib.integrations.requests_client import OAuth2Session
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.model import ShopTokens
 from chalicelib.platforms.base import AppCredentials
+
+if TYPE_CHECKING:
+    from authlib.integrations.requests_client import OAuth2Session
 
 TIMEOUT_SECONDS = 10
 
@@ -19,6 +20,10 @@ class OAuthExchangeError(Exception):
 
 
 def session(credentials: AppCredentials, redirect_uri: str, auth_method: str) -> OAuth2Session:
+    # Imported here: only connecting and refreshing need Authlib, and every
+    # function's cold start would pay for it otherwise.
+    from authlib.integrations.requests_client import OAuth2Session
+
     return OAuth2Session(
         client_id=credentials.app_key,
         client_secret=credentials.app_secret,

@@ -25,14 +25,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
-from aws_lambda_powertools.utilities.batch import (
-    SqsFifoPartialProcessor,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactGet, TransactWrite
 from requests_hardened import Config, Manager
@@ -67,6 +62,9 @@ from chalicelib.store.records import (
     entity_key,
     found,
 )
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 FANNED_OUT = "fanned_out"
 SENT = "sent"
@@ -103,6 +101,12 @@ class RetryLaterError(Exception):
 def consume(queue: Queue, event: dict[str, Any], now: datetime) -> dict[str, Any]:
     """An SQS-triggered invocation: each record handled, failures reported
     per record (the group's later messages wait, other groups go on)."""
+    # Imported here: the batch utility loads pydantic models the API never needs.
+    from aws_lambda_powertools.utilities.batch import (
+        SqsFifoPartialProcessor,
+        process_partial_response,
+    )
+
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     # A batch whose every record waits for a retry is normal here, not a function error.
     processor.raise_on_entire_batch_failure = False

@@ -12,9 +12,7 @@ import json
 import os
 from datetime import datetime
 from functools import cache
-
-import aws_encryption_sdk
-from aws_encryption_sdk import CommitmentPolicy
+from typing import Any
 
 from chalicelib.domain.model import ShopTokens
 
@@ -22,16 +20,29 @@ KEY_VARIABLE = "SHOPHOOK_KMS_KEY_ID"
 
 
 @cache
-def _client() -> aws_encryption_sdk.EncryptionSDKClient:
+def _client() -> Any:
+    # Imported on first use: most invocations never open a secret, and the SDK
+    # (with its cryptography) would lengthen every cold start.
+    import aws_encryption_sdk
+
     return aws_encryption_sdk.EncryptionSDKClient(
-        commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
+        commitment_policy=aws_encryption_sdk.CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
     )
 
 
-def _provider() -> aws_encryption_sdk.StrictAwsKmsMasterKeyProvider:
+def _provider() -> Any:
     key_id = os.environ.get(KEY_VARIABLE)
     if not key_id:
         raise RuntimeError(f"{KEY_VARIABLE} is not set: tokens cannot be stored")
+    return _provider_for(key_id)
+
+
+@cache
+def _provider_for(key_id: str) -> Any:
+    """One provider (and so one KMS client) per key for the process: building
+    one creates a boto3 client, some 300 ms, which every secret opened paid."""
+    import aws_encryption_sdk
+
     return aws_encryption_sdk.StrictAwsKmsMasterKeyProvider(key_ids=[key_id])
 
 

@@ -1,0 +1,97 @@
+"""Counts every AWS request a handler makes, and the DynamoDB capacity units it
+would be billed on demand, by wrapping botocore's one call path (a measuring
+instrument: the code under measurement is untouched)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+# On-demand list prices, us-east-1 (aws.amazon.com/dynamodb/pricing/on-demand,
+# aws.amazon.com/sqs/pricing): USD per million.
+PRICE_PER_MILLION = {"WRU": 0.625, "RRU": 0.125, "SQS FIFO request": 0.50}
+WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
+READS = {"GetItem", "Query", "Scan"}
+
+
+def _size_kb(item: dict[str, Any] | None) -> float:
+    # DynamoDB bills on attribute names plus values; the JSON of the typed item is close.
+    return len(json.dumps(item or {}, default=str)) / 1024
+
+
+@dataclass
+class Meter:
+    requests: Counter = field(default_factory=Counter)
+    write_units: float = 0.0
+    read_units: float = 0.0
+    items_read: int = 0
+
+    def record(self, service: str, operation: str, params: dict, answer: dict) -> None:
+        self.requests[f"{service}:{operation}"] += 1
+        if service != "dynamodb":
+            return
+        if operation in WRITES:
+            self.write_units += max(1, math.ceil(_size_kb(params.get("Item"))))
+        elif operation == "TransactWriteItems":
+            for entry in params.get("TransactItems", []):
+                body = entry.get("Put") or entry.get("Update") or entry.get("Delete") or {}
+                self.write_units += 2 * max(1, math.ceil(_size_kb(body.get("Item"))))
+        elif operation == "TransactGetItems":
+            for response in answer.get("Responses", []) or [{}]:
+                self.read_units += 2 * max(1, math.ceil(_size_kb(response.get("Item")) / 4))
+        elif operation in READS:
+            self.items_read += answer.get("ScannedCount", answer.get("Count", 0))
+            items = answer.get("Items") or [answer.get("Item")]
+            size = sum(_size_kb(item) for item in items if item)
+            # Eventually consistent reads (what both handlers use): half a unit per 4 KB.
+            self.read_units += 0.5 * max(1, math.ceil(size / 4))
+
+    def dynamodb_requests(self) -> int:
+        return sum(n for name, n in self.requests.items() if name.startswith("dynamodb:"))
+
+    def sqs_requests(self) -> int:
+        return sum(n for name, n in self.requests.items() if name.startswith("sqs:"))
+
+    def cost_per_million(self, webhooks: int) -> float:
+        """USD per million webhooks at on-demand list prices (DynamoDB and SQS)."""
+        per_webhook = (
+            self.write_units * PRICE_PER_MILLION["WRU"]
+            + self.read_units * PRICE_PER_MILLION["RRU"]
+            + self.sqs_requests() * PRICE_PER_MILLION["SQS FIFO request"]
+        ) / webhooks
+        return per_webhook
+
+    def clear(self) -> None:
+        self.requests.clear()
+        self.write_units = self.read_units = 0.0
+
+
+@contextmanager
+def metering() -> Iterator[Meter]:
+    meter = Meter()
+    original = BaseClient._make_api_call
+
+    def measured(client: BaseClient, operation: str, params: dict) -> Any:
+        service = client.meta.service_model.service_name
+        try:
+            answer = original(client, operation, params)
+        except ClientError as error:
+            # A refused conditional write is a billed request too.
+            meter.record(service, operation, params, error.response)
+            raise
+        meter.record(service, operation, params, answer)
+        return answer
+
+    BaseClient._make_api_call = measured
+    try:
+        yield meter
+    finally:
+        BaseClient._make_api_call = original
