@@ -100,21 +100,10 @@ def fanout() -> Report:
     os.environ["SHOPHOOK_ALLOW_LOOPBACK_WEBHOOKS"] = "1"
     stack.start()
     import app as app_module
-    from shophook.driver import consumers, poll
+    from shophook.driver import start_pollers
 
     stop = threading.Event()
-
-    def keep_polling(consumer: Any) -> None:
-        while not stop.is_set():
-            poll(consumer, wait_seconds=1)
-
-    pollers = [
-        threading.Thread(target=keep_polling, args=(consumer,), daemon=True)
-        for consumer in consumers(app_module)
-        for _ in range(POLLERS // 2)
-    ]
-    for poller in pollers:
-        poller.start()
+    start_pollers(app_module, stop, POLLERS // 2)
     results = {
         "all 10 healthy (baseline)": _scenario(hanging=False, first_id=3_800_000),
         "1 of 10 hanging": _scenario(hanging=True, first_id=3_900_000),

@@ -9,6 +9,8 @@ moves it to the DLQ after the redrive count.
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,6 +120,30 @@ def poll(consumer: Consumer, wait_seconds: int = 0) -> int:
     if received:
         _invoke(consumer, received)
     return len(received)
+
+
+def start_pollers(
+    app_module: ModuleType, stop: threading.Event, per_queue: int
+) -> list[threading.Thread]:
+    """Lambda's SQS event sources, continuously: `per_queue` long-polling threads per
+    queue (each FIFO group is in one thread's hands at a time), until `stop` is set."""
+
+    def keep_polling(consumer: Consumer) -> None:
+        while not stop.is_set():
+            try:
+                poll(consumer, wait_seconds=1)
+            except Exception:  # a failing handler must not stop the other pollers
+                logging.getLogger("shophook.driver").exception("a queue consumer failed")
+                stop.wait(1)
+
+    threads = [
+        threading.Thread(target=keep_polling, args=(consumer,), daemon=True)
+        for consumer in consumers(app_module)
+        for _ in range(per_queue)
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 def drain(app_module: ModuleType, rounds: int = 100) -> dict[str, int]:

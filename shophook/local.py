@@ -20,7 +20,6 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from chalicelib.config import (
     LOOPBACK_WEBHOOKS_VARIABLE,
@@ -155,30 +154,6 @@ def _drive_schedules(stop: threading.Event, server: subprocess.Popen) -> None:
 POLLERS_PER_QUEUE = 4
 
 
-def _poll_queues(stop: threading.Event) -> list[threading.Thread]:
-    """Lambda's SQS event sources, locally: a few pollers per queue, so a slow
-    platform or subscriber holds up only its own message group."""
-    import app as app_module
-    from shophook.driver import consumers, poll
-
-    def keep_polling(consumer: Any) -> None:
-        while not stop.is_set():
-            try:
-                poll(consumer, wait_seconds=1)
-            except Exception:  # a failing handler must not stop the local stack
-                logging.getLogger("shophook.local").exception("a queue consumer failed")
-                stop.wait(1)
-
-    threads = [
-        threading.Thread(target=keep_polling, args=(consumer,), daemon=True)
-        for consumer in consumers(app_module)
-        for _ in range(POLLERS_PER_QUEUE)
-    ]
-    for thread in threads:
-        thread.start()
-    return threads
-
-
 def run(host: str, port: int, moto_port: int, simulator_port: int) -> int:
     ports = (("--port", port), ("--moto-port", moto_port), ("--simulator-port", simulator_port))
     for label, wanted in ports:
@@ -226,7 +201,12 @@ def run(host: str, port: int, moto_port: int, simulator_port: int) -> int:
         try:
             _wait_until_healthy(f"{api_url}/health", server)
             print(banner(api_url, moto_url, simulator_url, api_key), flush=True)
-            pollers = _poll_queues(stop)
+            import app as app_module
+            from shophook.driver import start_pollers
+
+            # A few pollers per queue: a slow platform or subscriber holds up
+            # only its own message group.
+            pollers = start_pollers(app_module, stop, POLLERS_PER_QUEUE)
             _drive_schedules(stop, server)
             stop.set()
             for poller in pollers:

@@ -38,7 +38,7 @@ from chalicelib.config import api_url, app_credentials, loopback_webhooks_allowe
 from chalicelib.domain.actions import Action, ReturnAddress
 from chalicelib.observability import emit, logger, tracer
 from chalicelib.platforms import registry
-from chalicelib.platforms.api import TIMEOUT, CallOutcome
+from chalicelib.platforms.api import TIMEOUT, CallOutcome, CallResult
 from chalicelib.platforms.base import UnsupportedActionError
 from chalicelib.service import outbox, subscriptions, tokens
 from chalicelib.service.changes import (
@@ -208,13 +208,13 @@ def _record(row: OutboxRecord, attempt: int, tried: Tried, final: bool, now: dat
     return state
 
 
-def _outcome(result_code: CallOutcome, code: str, message: str) -> Tried:
-    text = f"{code}: {message}" if code or message else None
-    if result_code is CallOutcome.SUCCESS:
+def _outcome(answer: CallResult) -> Tried:
+    text = f"{answer.code}: {answer.message}" if answer.code or answer.message else None
+    if answer.outcome is CallOutcome.SUCCESS:
         return Tried(Result.DONE)
-    if result_code is CallOutcome.RETRYABLE:
+    if answer.outcome is CallOutcome.RETRYABLE:
         return Tried(Result.RETRY, text)
-    if result_code is CallOutcome.REFRESH_TOKEN:
+    if answer.outcome is CallOutcome.REFRESH_TOKEN:
         return Tried(Result.FAILED, f"the session is still refused after a token refresh ({text})")
     return Tried(Result.FAILED, text)
 
@@ -269,7 +269,7 @@ def _call_platform(row: OutboxRecord, now: datetime) -> Tried:
         answer = platform.call(
             url, credentials, tokens.unsealed(shop).access_token, method, business, now
         )
-    tried = _outcome(answer.outcome, answer.code, answer.message)
+    tried = _outcome(answer)
     return Tried(tried.result, tried.error, latency_ms=(perf_counter() - started) * 1000)
 
 
