@@ -9,7 +9,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.actions import Action, ReturnAddress, refusal
@@ -18,7 +18,7 @@ from chalicelib.platforms import registry
 from chalicelib.platforms.base import UnsupportedActionError
 from chalicelib.service import outbox
 from chalicelib.service.changes import order_group, outbox_row
-from chalicelib.service.errors import ApiError, StorageUnavailableError
+from chalicelib.service.errors import ApiError, StorageUnavailableError, read_or_none
 from chalicelib.service.queries import owned
 from chalicelib.store import codec
 from chalicelib.store.records import (
@@ -151,12 +151,7 @@ def ship(shop_id: str, order_id: str, raw_body: Any, now: datetime) -> dict[str,
 
 
 def show(shop_id: str, action_id: str) -> dict[str, Any]:
-    try:
-        row = OutboxRecord.get(action_id)
-    except DoesNotExist:
-        row = None
-    except PynamoDBException as error:
-        raise StorageUnavailableError("could not read the action") from error
+    row = read_or_none(OutboxRecord, action_id, "the action")
     if row is None or row.kind != "action" or row.shop_id != shop_id:
         raise ApiError(404, "action_not_found", f"no action '{action_id}' in this shop")
     payload = json.loads(row.payload)

@@ -28,7 +28,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import requests
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactGet, TransactWrite
 from requests_hardened import Config, Manager
 from requests_hardened.ip_filter import InvalidIPAddress
@@ -46,7 +46,7 @@ from chalicelib.service.changes import (
     QUEUED,
     outbox_row,
 )
-from chalicelib.service.errors import StorageUnavailableError
+from chalicelib.service.errors import StorageUnavailableError, read_or_none
 from chalicelib.store import codec, queues
 from chalicelib.store.queues import Queue
 from chalicelib.store.records import (
@@ -128,17 +128,8 @@ def process(queue: Queue, record: SQSRecord, now: datetime) -> None:
         raise
 
 
-def _get(outbox_id: str) -> OutboxRecord | None:
-    try:
-        return OutboxRecord.get(outbox_id)
-    except DoesNotExist:
-        return None
-    except PynamoDBException as error:
-        raise StorageUnavailableError("could not read the outbox") from error
-
-
 def handle(outbox_id: str, generation: int, receive_count: int, now: datetime) -> None:
-    row = _get(outbox_id)
+    row = read_or_none(OutboxRecord, outbox_id, "the outbox")
     if row is None or row.generation != generation or row.state not in ACTIVE_STATES:
         logger.info("already done: nothing to send", extra={"outbox_id": outbox_id})
         emit("OutboxAlreadyDone")
@@ -336,12 +327,9 @@ def _integrator_session(allow_loopback: bool) -> requests.Session:
 
 @tracer.capture_method(capture_response=False)
 def _post_webhook(delivery: OutboxRecord, now: datetime) -> Tried:
-    try:
-        subscription = SubscriptionRecord.get(delivery.subscription_id)
-    except DoesNotExist:
+    subscription = read_or_none(SubscriptionRecord, delivery.subscription_id, "the subscription")
+    if subscription is None:
         return Tried(Result.CANCELLED, "the subscription was deleted")
-    except PynamoDBException as error:
-        raise StorageUnavailableError("could not read the subscription") from error
     problem = subscriptions.url_problem(subscription.url, resolve=False)
     if problem is not None:
         return Tried(Result.FAILED, problem)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
+from pynamodb.models import Model
+
+RecordT = TypeVar("RecordT", bound=Model)
+
 
 class ApiError(Exception):
     """A client error with a machine code, a readable message and the field at fault."""
@@ -19,3 +26,13 @@ class ApiError(Exception):
 
 class StorageUnavailableError(Exception):
     """DynamoDB failed or throttled: answer 5xx so the sender retries later."""
+
+
+def read_or_none(record_type: type[RecordT], key: str, what: str) -> RecordT | None:
+    """The record stored under `key`, or None; storage trouble is StorageUnavailableError."""
+    try:
+        return record_type.get(key)
+    except DoesNotExist:
+        return None
+    except PynamoDBException as error:
+        raise StorageUnavailableError(f"could not read {what}") from error

@@ -7,9 +7,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException
-
-from chalicelib.service.errors import ApiError, StorageUnavailableError
+from chalicelib.service.errors import ApiError, read_or_none
 from chalicelib.store.records import ApiKeyRecord
 
 KEY_PREFIX = "shk_"
@@ -40,12 +38,7 @@ def authenticate(authorization: str | None) -> ApiKeyRecord:
         raise ApiError(
             401, "malformed_authorization", "expected 'Bearer <api key>'", "Authorization"
         )
-    try:
-        record = ApiKeyRecord.get(hash_key(key.strip()))
-    except DoesNotExist:
-        record = None
-    except PynamoDBException as error:
-        raise StorageUnavailableError("could not check the api key") from error
+    record = read_or_none(ApiKeyRecord, hash_key(key.strip()), "the api key")
     if record is None or record.revoked_at is not None:
         raise ApiError(401, "invalid_api_key", "the api key is unknown or revoked", "Authorization")
     return record

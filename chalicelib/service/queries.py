@@ -17,7 +17,7 @@ from chalicelib.domain.rules import decide_case
 from chalicelib.domain.views import case_view, order_view
 from chalicelib.service import policy
 from chalicelib.service.changes import sortable
-from chalicelib.service.errors import ApiError, StorageUnavailableError
+from chalicelib.service.errors import ApiError, StorageUnavailableError, read_or_none
 from chalicelib.store import codec
 from chalicelib.store.records import (
     CaseRecord,
@@ -41,12 +41,7 @@ def _not_found(kind: str, entity_id: str) -> ApiError:
 
 def owned(record_type: type[OrderRecord | CaseRecord], shop_id: str, entity_id: str) -> Any:
     """The shop's order or case record; 404 when it has none by that id."""
-    try:
-        record = record_type.get(entity_key(_platform(shop_id), entity_id))
-    except DoesNotExist:
-        record = None
-    except PynamoDBException as error:
-        raise StorageUnavailableError("could not read") from error
+    record = read_or_none(record_type, entity_key(_platform(shop_id), entity_id), entity_id)
     if record is None or record.shop_id != shop_id:
         raise _not_found("case" if record_type is CaseRecord else "order", entity_id)
     return record

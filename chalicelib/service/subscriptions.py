@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from pynamodb.exceptions import DoesNotExist, PynamoDBException
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.transactions import TransactWrite
 from requests_hardened.ip_filter import InvalidIPAddress, filter_host
 
@@ -27,7 +27,7 @@ from chalicelib.config import loopback_webhooks_allowed
 from chalicelib.domain.events import EVENT_TYPES
 from chalicelib.domain.model import SHANGHAI
 from chalicelib.service.changes import sortable
-from chalicelib.service.errors import ApiError, StorageUnavailableError
+from chalicelib.service.errors import ApiError, StorageUnavailableError, read_or_none
 from chalicelib.service.queries import paged, parse_time
 from chalicelib.store import vault
 from chalicelib.store.records import (
@@ -183,12 +183,7 @@ def _route_count(shop_id: str) -> int:
 
 
 def owned(key: ApiKeyRecord, subscription_id: str) -> SubscriptionRecord:
-    try:
-        subscription = SubscriptionRecord.get(subscription_id)
-    except DoesNotExist:
-        subscription = None
-    except PynamoDBException as error:
-        raise StorageUnavailableError("could not read the subscription") from error
+    subscription = read_or_none(SubscriptionRecord, subscription_id, "the subscription")
     if subscription is None or subscription.key_id != key.key_id:
         raise ApiError(404, "subscription_not_found", f"no subscription '{subscription_id}'")
     return subscription
@@ -273,10 +268,7 @@ def to_replay(key: ApiKeyRecord, subscription_id: str, raw_body: Any) -> list[Ou
     try:
         if "delivery_id" in body:
             wanted = str(body["delivery_id"])
-            try:
-                row = OutboxRecord.get(wanted)
-            except DoesNotExist:
-                row = None
+            row = read_or_none(OutboxRecord, wanted, "the delivery")
             if row is None or row.subscription_id != subscription_id:
                 raise ApiError(404, "delivery_not_found", f"no delivery '{wanted}'", "delivery_id")
             return [row]
