@@ -40,6 +40,12 @@ policies.load_all()
 JSON = {"Content-Type": "application/json"}
 
 
+def route(path: str, method: str) -> Callable[[Callable[..., Any]], Any]:
+    """Every route takes any content type: the ones that read a body check it in
+    `_json_body`, so a wrong one gets ShopHook's error shape, not Chalice's."""
+    return app.route(path, methods=[method], content_types=["*/*"])
+
+
 def _json(status: int, body: dict[str, Any]) -> Response:
     return Response(body=body, status_code=status, headers=JSON)
 
@@ -75,14 +81,14 @@ def _authorized_shop(shop_id: str) -> str:
     return preferred_language(headers.get("accept-language"))
 
 
-@app.route("/health", methods=["GET"])
+@route("/health", "GET")
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-# Any content type is accepted here so that a wrong one is answered in the
-# platform's own error shape, after the signature check, not by the framework.
-@app.route("/webhooks/{platform}", methods=["POST"], content_types=["*/*"])
+# A wrong content type is answered in the platform's own error shape, after the
+# signature check.
+@route("/webhooks/{platform}", "POST")
 @answers_errors
 def receive_webhook(platform: str) -> Response:
     request = app.current_request
@@ -99,13 +105,13 @@ def receive_webhook(platform: str) -> Response:
     return _json(reply.status, reply.body)
 
 
-@app.route("/shops/{shop_id}/orders/{order_id}", methods=["GET"])
+@route("/shops/{shop_id}/orders/{order_id}", "GET")
 @answers_errors
 def get_order(shop_id: str, order_id: str) -> dict[str, Any]:
     return queries.order(shop_id, order_id, _authorized_shop(shop_id))
 
 
-@app.route("/shops/{shop_id}/after-sales", methods=["GET"])
+@route("/shops/{shop_id}/after-sales", "GET")
 @answers_errors
 def list_after_sales(shop_id: str) -> dict[str, Any]:
     language = _authorized_shop(shop_id)
@@ -120,13 +126,13 @@ def list_after_sales(shop_id: str) -> dict[str, Any]:
     )
 
 
-@app.route("/shops/{shop_id}/after-sales/{case_id}", methods=["GET"])
+@route("/shops/{shop_id}/after-sales/{case_id}", "GET")
 @answers_errors
 def get_after_sale(shop_id: str, case_id: str) -> dict[str, Any]:
     return queries.case(shop_id, case_id, _authorized_shop(shop_id), datetime.now(UTC))
 
 
-@app.route("/shops/{shop_id}/deadlines", methods=["GET"])
+@route("/shops/{shop_id}/deadlines", "GET")
 @answers_errors
 def list_deadlines(shop_id: str) -> dict[str, Any]:
     _authorized_shop(shop_id)
@@ -134,13 +140,13 @@ def list_deadlines(shop_id: str) -> dict[str, Any]:
     return queries.deadlines(shop_id, params.get("before"), params.get("limit"))
 
 
-@app.route("/shops/{shop_id}/policy", methods=["GET"])
+@route("/shops/{shop_id}/policy", "GET")
 @answers_errors
 def get_policy(shop_id: str) -> dict[str, Any]:
     return policy.show(shop_id, _authorized_shop(shop_id))
 
 
-@app.route("/shops/{shop_id}/policy", methods=["PUT"])
+@route("/shops/{shop_id}/policy", "PUT")
 @answers_errors
 def put_policy(shop_id: str) -> dict[str, Any]:
     language = _authorized_shop(shop_id)
@@ -148,20 +154,25 @@ def put_policy(shop_id: str) -> dict[str, Any]:
 
 
 def _json_body() -> Any:
+    sent_as = app.current_request.headers.get("content-type", "application/json")
+    if sent_as.partition(";")[0].strip().lower() != "application/json":
+        raise ApiError(
+            415, "unsupported_media_type", "send the body as application/json", "Content-Type"
+        )
     try:
         return json.loads(app.current_request.raw_body or b"")
     except (ValueError, RecursionError):
         raise ApiError(400, "invalid_json", "the body is not JSON", "body") from None
 
 
-@app.route("/shops/{shop_id}/after-sales/{case_id}/actions", methods=["POST"])
+@route("/shops/{shop_id}/after-sales/{case_id}/actions", "POST")
 @answers_errors
 def request_action(shop_id: str, case_id: str) -> Response:
     _authorized_shop(shop_id)
     return _json(202, actions.request(shop_id, case_id, _json_body(), datetime.now(UTC)))
 
 
-@app.route("/shops/{shop_id}/after-sales/{case_id}/actions/{action_id}", methods=["GET"])
+@route("/shops/{shop_id}/after-sales/{case_id}/actions/{action_id}", "GET")
 @answers_errors
 def get_action(shop_id: str, case_id: str, action_id: str) -> dict[str, Any]:
     _authorized_shop(shop_id)
@@ -171,7 +182,7 @@ def get_action(shop_id: str, case_id: str, action_id: str) -> dict[str, Any]:
     return shown
 
 
-@app.route("/shops/{shop_id}/orders/{order_id}/ship", methods=["POST"])
+@route("/shops/{shop_id}/orders/{order_id}/ship", "POST")
 @answers_errors
 def ship_order(shop_id: str, order_id: str) -> Response:
     _authorized_shop(shop_id)
@@ -182,32 +193,32 @@ def _integrator() -> Any:
     return keys.authenticate(app.current_request.headers.get("authorization"))
 
 
-@app.route("/subscriptions", methods=["POST"])
+@route("/subscriptions", "POST")
 @answers_errors
 def create_subscription() -> Response:
     return _json(201, subscriptions.create(_integrator(), _json_body(), datetime.now(UTC)))
 
 
-@app.route("/subscriptions", methods=["GET"])
+@route("/subscriptions", "GET")
 @answers_errors
 def list_subscriptions() -> dict[str, Any]:
     return subscriptions.listing(_integrator())
 
 
-@app.route("/subscriptions/{subscription_id}", methods=["GET"])
+@route("/subscriptions/{subscription_id}", "GET")
 @answers_errors
 def get_subscription(subscription_id: str) -> dict[str, Any]:
     return subscriptions.show(_integrator(), subscription_id)
 
 
-@app.route("/subscriptions/{subscription_id}", methods=["DELETE"])
+@route("/subscriptions/{subscription_id}", "DELETE")
 @answers_errors
 def delete_subscription(subscription_id: str) -> Response:
     subscriptions.delete(_integrator(), subscription_id)
     return Response(body="", status_code=204)
 
 
-@app.route("/subscriptions/{subscription_id}/deliveries", methods=["GET"])
+@route("/subscriptions/{subscription_id}/deliveries", "GET")
 @answers_errors
 def list_deliveries(subscription_id: str) -> dict[str, Any]:
     params = app.current_request.query_params or {}
@@ -216,14 +227,14 @@ def list_deliveries(subscription_id: str) -> dict[str, Any]:
     )
 
 
-@app.route("/subscriptions/{subscription_id}/replay", methods=["POST"])
+@route("/subscriptions/{subscription_id}/replay", "POST")
 @answers_errors
 def replay_deliveries(subscription_id: str) -> Response:
     key = _integrator()
     return _json(202, deliver.replay(key, subscription_id, _json_body(), datetime.now(UTC)))
 
 
-@app.route("/shops/{shop_id}/disconnect", methods=["POST"])
+@route("/shops/{shop_id}/disconnect", "POST")
 @answers_errors
 def disconnect_shop(shop_id: str) -> dict[str, str]:
     _authorized_shop(shop_id)
@@ -249,7 +260,7 @@ def _cookie(value: str, max_age: int) -> str:
     return f"{oauth.COOKIE}={value}; Max-Age={max_age}; Path=/oauth; HttpOnly; SameSite=Lax{secure}"
 
 
-@app.route("/oauth/{platform}/connect", methods=["GET"])
+@route("/oauth/{platform}/connect", "GET")
 def connect_shop(platform: str) -> Response:
     try:
         started = oauth.start(platform, datetime.now(UTC))
@@ -271,7 +282,7 @@ def connect_shop(platform: str) -> Response:
     )
 
 
-@app.route("/oauth/{platform}/callback", methods=["GET"])
+@route("/oauth/{platform}/callback", "GET")
 def finish_connect(platform: str) -> Response:
     request = app.current_request
     jar = SimpleCookie()

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 import requests
 from flask import Flask, Response, jsonify, redirect, request
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from chalicelib.platforms.base import AppCredentials
 from chalicelib.platforms.jd import PAYLOAD_FIELD
@@ -315,6 +315,15 @@ def _jd_error(code: str, text: str):
     return jsonify({"error_response": {"code": code, "zh_desc": text, "en_desc": text}})
 
 
+class _PathOnlyLog(WSGIRequestHandler):
+    """Access lines without the query string: JD-style token requests carry the
+    app secret there (platforms.md section 3), and it must not reach a console."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.partition("?")[0]
+        self.log("info", '"%s %s" %s %s', self.command, path, code, size)
+
+
 def serve(
     host: str,
     port: int,
@@ -322,7 +331,13 @@ def serve(
     hold_seconds: float = TIMEOUT_HOLD_SECONDS,
 ) -> BaseWSGIServer:
     """Start the simulator on a background thread; the caller shuts it down."""
-    server = make_server(host, port, create_app(credentials, hold_seconds), threaded=True)
+    server = make_server(
+        host,
+        port,
+        create_app(credentials, hold_seconds),
+        threaded=True,
+        request_handler=_PathOnlyLog,
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
