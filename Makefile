@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 STAGE ?= dev
 
-.PHONY: run test lint package browser bench format clean
+.PHONY: run test soak lint package browser bench format clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ browser:
 
 test: lint package browser
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# The reliability suite's long variants (1,000 full-stack storms, every fault at
+# every AWS call, a 60 s load run); `make test` runs the fast ones.
+soak: $(STAMP)
+	SHOPHOOK_SOAK=1 $(BIN)/pytest -n 2 --dist load tests/reliability
 
 # Not part of `make test`: prints each benchmark's table, writes bench/results/.
 bench: $(STAMP)

@@ -24,6 +24,8 @@ for variable in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(variable, None)
 
 import io  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 
@@ -31,7 +33,10 @@ import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from tests.support import (  # noqa: E402
+    ANSWER_WATCHERS,
     NOW,
+    SECRETS,
+    Answer,
     AwsCalls,
     Faults,
     ItemsRead,
@@ -39,6 +44,46 @@ from tests.support import (  # noqa: E402
     connect_with_tokens,
     fake_oauth_platforms,
 )
+
+
+def _hint(secret: str) -> str:
+    """Enough of a secret to find it, not enough to use it."""
+    return f"{secret[:4]}… ({len(secret)} characters)"
+
+
+@pytest.fixture(autouse=True)
+def no_secret_leaks() -> Iterator[None]:
+    """Around every test: no app secret, token or integrator key in any log line
+    (the app's or a library's) or in any answer, error pages included. A new
+    subscription's secret is shown once, in its 201; from then on it is watched."""
+    from chalicelib.observability import logger
+
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(logger.registered_formatter)
+    logged = [logger, logging.getLogger()]
+    leaks: list[str] = []
+
+    def watch(method: str, path: str, answer: Answer) -> None:
+        shown = json.dumps([answer.body, dict(answer.headers)], default=str, ensure_ascii=False)
+        leaks.extend(
+            f"{method} {path} answered {_hint(secret)}" for secret in SECRETS if secret in shown
+        )
+        if method == "POST" and path == "/subscriptions" and answer.status == 201:
+            SECRETS.add(answer.body["secret"])
+
+    for target in logged:
+        target.addHandler(handler)
+    ANSWER_WATCHERS.append(watch)
+    try:
+        yield
+    finally:
+        ANSWER_WATCHERS.remove(watch)
+        for target in logged:
+            target.removeHandler(handler)
+    text = lines.getvalue()
+    leaks.extend(f"a log line holds {_hint(secret)}" for secret in SECRETS if secret in text)
+    assert not leaks
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +22,7 @@ from chalice.test import Client
 
 from app import app
 from chalicelib.domain.model import SHANGHAI, Inbound
+from chalicelib.domain.state import apply, entity_of
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import VerifiedDelivery
 from chalicelib.platforms.oauth import tokens_from
@@ -36,12 +37,21 @@ from simulator.webhooks import SignedWebhook
 NOW = datetime(2026, 11, 23, 10, 0, 5, tzinfo=SHANGHAI)
 TAOBAO_SHOP, JD_SHOP = DEMO_SHOPS
 
+# Every secret the suite hands out (app secrets, tokens, keys): none may show up
+# in a log line or an answer (checked around every test in tests/conftest.py).
+SECRETS: set[str] = {credentials.app_secret for credentials in DEMO_CREDENTIALS.values()}
+
 
 @dataclass
 class Answer:
     status: int
     body: Any
     headers: Mapping[str, str]
+
+
+# Called with (method, path, answer) for every request a Stack makes.
+AnswerWatcher = Callable[[str, str, "Answer"], None]
+ANSWER_WATCHERS: list[AnswerWatcher] = []
 
 
 @dataclass
@@ -57,10 +67,20 @@ class Stack:
         os.environ[vault.KEY_VARIABLE] = key
         create_tables()
         os.environ.update(queues.create_queues())
-        for shop_id, name in DEMO_SHOPS.items():
-            shops.connect(shop_id, name, NOW)
-        _, api_key = keys.create_key("test integrator", DEMO_SHOPS, NOW)
-        return cls(client=Client(app, stage_name="test"), api_key=api_key)
+        return cls(client=Client(app, stage_name="test"), api_key=_seed())
+
+    def reset(self) -> None:
+        """Empty tables and queues, then the demo shops and key again: cheaper than a
+        new stack, and moto's transactions copy whole tables, so small ones stay fast."""
+        for record in ALL_RECORDS:
+            record.delete_table()
+        for queue in queues.ALL_QUEUES:
+            for name in (queue.queue_name(), queue.dead_letter_name()):
+                url = queues.client().get_queue_url(QueueName=name)["QueueUrl"]
+                queues.client().delete_queue(QueueUrl=url)
+        create_tables()
+        os.environ.update(queues.create_queues())
+        self.api_key = _seed()
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
@@ -73,7 +93,10 @@ class Stack:
             decoded = json.loads(response.body) if response.body else None
         except ValueError:
             decoded = response.body.decode("utf-8", errors="replace")
-        return Answer(response.status_code, decoded, response.headers)
+        answer = Answer(response.status_code, decoded, response.headers)
+        for watcher in ANSWER_WATCHERS:
+            watcher(method, path, answer)
+        return answer
 
     def send(self, webhook: SignedWebhook) -> Answer:
         return self.request("POST", webhook.path, webhook.body, webhook.headers)
@@ -85,6 +108,15 @@ class Stack:
         key = self.api_key if api_key is None else api_key
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return self.request("GET", path, headers=headers)
+
+
+def _seed() -> str:
+    """The demo shops, connected, and an integrator key for both; returns the key."""
+    for shop_id, name in DEMO_SHOPS.items():
+        shops.connect(shop_id, name, NOW)
+    _, api_key = keys.create_key("test integrator", DEMO_SHOPS, NOW)
+    SECRETS.add(api_key)
+    return api_key
 
 
 def drain(at: datetime) -> dict[str, int]:
@@ -100,6 +132,7 @@ def connect_with_tokens(simulator_url: str) -> None:
     """The demo shops, with sessions the simulated platforms honour."""
     for shop_id, name in DEMO_SHOPS.items():
         answer = issue_session(simulator_url, shop_id.partition(":")[2])
+        SECRETS.update(str(answer[name]) for name in ("access_token", "refresh_token"))
         shops.connect(shop_id, name, NOW, tokens_from(answer, NOW))
 
 
@@ -112,8 +145,19 @@ def parsed(message: Message) -> Inbound:
     )
 
 
+def fold(inbounds: list[Inbound]) -> dict[tuple[str, ...], Any]:
+    """The state machine alone: each entity's state after these messages, in this order."""
+    states: dict[tuple[str, ...], Any] = {}
+    for inbound in inbounds:
+        key = (inbound.platform, *entity_of(inbound.event))
+        changed = apply(inbound, states.get(key))
+        if changed is not None:
+            states[key] = changed
+    return states
+
+
 @contextmanager
-def _on_every_aws_call(handler: Any, event: str = "before-call") -> Iterator[None]:
+def on_every_aws_call(handler: Any, event: str = "before-call") -> Iterator[None]:
     """Hook `handler` into `event` of every AWS client the app uses (DynamoDB, SQS)."""
     clients = {id(connection().client): connection().client, id(queues.client()): queues.client()}
     for record in ALL_RECORDS:
@@ -138,7 +182,7 @@ class AwsCalls:
     @contextmanager
     def recording(cls) -> Iterator[AwsCalls]:
         calls = cls()
-        with _on_every_aws_call(calls._record):
+        with on_every_aws_call(calls._record):
             yield calls
 
     def _record(self, model: Any, **_: Any) -> None:
@@ -159,7 +203,7 @@ class ItemsRead:
     @contextmanager
     def recording(cls) -> Iterator[ItemsRead]:
         counter = cls()
-        with _on_every_aws_call(counter._count, event="after-call"):
+        with on_every_aws_call(counter._count, event="after-call"):
             yield counter
 
     def _count(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
@@ -190,7 +234,7 @@ class Faults:
     @contextmanager
     def injecting(cls) -> Iterator[Faults]:
         faults = cls()
-        with _on_every_aws_call(faults._answer):
+        with on_every_aws_call(faults._answer):
             yield faults
 
     def fail_next(
@@ -233,6 +277,7 @@ TAOBAO_TOKEN_URL = "https://oauth.taobao.test/token"
 JD_TOKEN_URL = "https://oauth.jd.test/oauth2/access_token"
 JD_REFRESH_URL = "https://oauth.jd.test/oauth2/refresh_token"
 ACCESS, REFRESH = "tb-access-7f3a9c", "tb-refresh-2b8e1d"
+SECRETS.update({ACCESS, REFRESH, "jd-access-91", "jd-refresh-92", "jd-access-93"})
 
 
 @contextmanager

@@ -6,28 +6,18 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.domain.model import ShipmentStatus
-from chalicelib.domain.state import ShopMismatchError, apply, entity_of
+from chalicelib.domain.state import ShopMismatchError, apply
 from chalicelib.domain.views import case_view, order_view
 from simulator.scenarios import jd_order, taobao_order
-from tests.support import NOW, parsed
+from tests.support import NOW, fold, parsed
 
 START = NOW - timedelta(days=6)
 MESSAGES = taobao_order("6000001", START) + jd_order("8000001", START)
 INBOUNDS = [parsed(message) for message in MESSAGES]
-
-
-def fold(inbounds):
-    states = {}
-    for inbound in inbounds:
-        key = (inbound.platform, *entity_of(inbound.event))
-        changed = apply(inbound, states.get(key))
-        if changed is not None:
-            states[key] = changed
-    return states
 
 
 IN_ORDER = fold(INBOUNDS)
@@ -50,15 +40,6 @@ def test_the_in_order_run_ends_where_the_lifecycle_does():
         "jd:10000001",
         (START + timedelta(hours=18)).isoformat(),
     )
-
-
-@settings(max_examples=300)
-@given(data=st.data())
-def test_any_arrival_order_with_repeats_ends_in_the_in_order_state(data):
-    arrival = list(data.draw(st.permutations(INBOUNDS)))
-    for repeat in data.draw(st.lists(st.sampled_from(INBOUNDS), max_size=15)):
-        arrival.insert(data.draw(st.integers(0, len(arrival))), repeat)
-    assert fold(arrival) == IN_ORDER
 
 
 @given(st.sampled_from(INBOUNDS))

@@ -1,0 +1,152 @@
+"""Fault injection at every AWS call of ingest, the sweep and delivery (and of
+Lambda's SQS poller around them): throttled, timed out after it ran, the
+process crashed right after it (between commit and enqueue, between a platform
+call and its record), or a lost race on a version guard. The platform
+redelivers what was not acknowledged; SQS redelivers what was not deleted; the
+schedules run. Afterwards nothing is lost, the state is the clean run's, and
+each platform action and integrator event took effect once."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
+
+from simulator.scenarios import DEMO_CREDENTIALS
+from tests.reliability.faults import KINDS, Crash, FaultAt
+from tests.reliability.ledger import Ledger
+from tests.reliability.report import soak
+from tests.reliability.test_storms import FAMILIES, final_state
+from tests.reliability.world import World, world
+from tests.support import NOW
+
+FAMILY = "taobao refund before shipping"
+ROUNDS = 4  # of 7 minutes: past every visibility timeout and requeue wait the run meets
+# What a Lambda poller or schedule invocation may die of: it is simply tried again.
+INVOCATION_FAILURES = (Crash, BotoCoreError, ClientError, PynamoDBException)
+
+
+def run(the_world: World, ledger: Ledger) -> None:
+    """The family's webhooks, each redelivered until acknowledged, then time passes."""
+    build, _ = FAMILIES[FAMILY]
+    for message in build():
+        webhook = message.signed(DEMO_CREDENTIALS[message.platform], NOW)
+        for _ in range(4):
+            try:
+                if ledger.send(the_world.stack, webhook).status == 200:
+                    break
+            except Crash:
+                continue  # the platform saw the connection drop: it sends again
+        else:
+            pytest.fail(f"{message.message_id} was never acknowledged")
+    for step in range(ROUNDS):
+        try:
+            the_world.settle(NOW + timedelta(minutes=7 * step), rounds=1)
+        except INVOCATION_FAILURES:
+            continue
+
+
+def contents(the_world: World) -> Counter[str]:
+    by_id = {item["id"]: item for item in the_world.subscriber.received}
+    return Counter(json.dumps([i["type"], i["data"]], sort_keys=True) for i in by_id.values())
+
+
+@pytest.fixture(scope="module")
+def the_world():
+    with world() as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def clean(the_world):
+    """The run without faults: its AWS calls, and the outcome every faulty run must reach."""
+    from tests.reliability.report import Tally
+
+    the_world.reset()
+    with FaultAt.armed(-1, "none") as record:
+        run(the_world, Ledger(Tally("clean")))
+    _, paths = FAMILIES[FAMILY]
+    return (
+        record.calls,
+        final_state(the_world, paths),
+        the_world.platform_effects(),
+        contents(the_world),
+    )
+
+
+def sites(calls: list[str], kind: str) -> list[int]:
+    """The calls to fail with `kind`. Under `make soak`: every call. Otherwise the
+    first call of each distinct site (a call and the one before it, which covers
+    every step of every path), the kinds taking turns over them; a lost race
+    needs a version guard, which only ingest's writes (after its read) have."""
+    if soak():
+        return list(range(len(calls)))
+    pairs = [(calls[index - 1] if index else "", name) for index, name in enumerate(calls)]
+    if kind == "lost_race":
+        return [
+            i for i, pair in enumerate(pairs) if pair == ("TransactGetItems", "TransactWriteItems")
+        ]
+    seen: set[tuple[str, str]] = set()
+    chosen = []
+    for index, site in enumerate(pairs):
+        if site not in seen:
+            seen.add(site)
+            chosen.append(index)
+    turns = [k for k in KINDS if k != "lost_race"]
+    return [index for turn, index in enumerate(chosen) if turns[turn % len(turns)] == kind]
+
+
+def run_with_fault(the_world: World, tally, index: int, kind: str, expected) -> str | None:
+    """One faulty run; what went wrong, or None."""
+    calls, state, effects, events = expected
+    _, paths = FAMILIES[FAMILY]
+    the_world.reset()
+    ledger = Ledger(tally)
+    tally.faults += 1  # counted first: a 503 it causes is the right answer, not a defect
+    with FaultAt.armed(index, kind) as fault:
+        run(the_world, ledger)
+    if not fault.fired:
+        tally.faults -= 1
+        return None
+    lost = ledger.lost()
+    got_effects, got_events = the_world.platform_effects(), contents(the_world)
+    twice = sum(n - 1 for n in got_effects.values()) + sum(n - 1 for n in got_events.values())
+    tally.duplicated_effects += twice
+    where = f"{kind} at call {index} ({calls[index]})"
+    if lost or twice or set(got_effects) != set(effects) or set(got_events) != set(events):
+        return f"{where}: lost {lost}, done twice {twice}, events {len(got_events)}/{len(events)}"
+    if final_state(the_world, paths) != state:
+        return f"{where}: the final state differs"
+    return None
+
+
+def after_a_platform_call(calls: list[str], index: int) -> bool:
+    """The action's record: the UpdateItem right after the action's TransactGetItems."""
+    return calls[index] == "UpdateItem" and calls[index - 1] == "TransactGetItems"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_nothing_is_lost_or_done_twice_whichever_call_fails(the_world, clean, tally, kind):
+    calls = clean[0]
+    problems = [
+        run_with_fault(the_world, tally, index, kind, clean)
+        for index in sites(calls, kind)
+        if not (kind == "throttled" and after_a_platform_call(calls, index))
+    ]
+    assert [problem for problem in problems if problem] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: the platform call succeeded, its record failed; the retry calls again",
+)
+def test_a_failed_record_after_the_platform_accepted_does_not_call_it_again(
+    the_world, clean, tally
+):
+    calls = clean[0]
+    (index,) = [i for i in range(len(calls)) if after_a_platform_call(calls, i)]
+    assert run_with_fault(the_world, tally, index, "throttled", clean) is None

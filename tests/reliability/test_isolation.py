@@ -1,0 +1,82 @@
+"""Tenant isolation: a key for shop A reaches nothing of shop B (every route
+answers 404, as if B did not exist), an integrator's subscriptions are
+invisible to other keys, and no key subscribes to a shop outside its scope."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.service import keys
+from simulator.scenarios import jd_order
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP
+
+SHOP_ROUTES = [
+    ("GET", "/shops/{shop}/orders/3950001"),
+    ("GET", "/shops/{shop}/after-sales"),
+    ("GET", "/shops/{shop}/after-sales/afs-39500017"),
+    ("GET", "/shops/{shop}/deadlines"),
+    ("GET", "/shops/{shop}/policy"),
+    ("PUT", "/shops/{shop}/policy"),
+    ("POST", "/shops/{shop}/after-sales/afs-39500017/actions"),
+    ("GET", "/shops/{shop}/after-sales/afs-39500017/actions/act_1"),
+    ("POST", "/shops/{shop}/orders/3950001/ship"),
+    ("POST", "/shops/{shop}/disconnect"),
+]
+BODIES = {
+    "PUT": {"overrides": {}},
+    "POST": {"action": "agree_return", "tracking_no": "SF1", "carrier": "SF"},
+}
+
+
+def call(stack, method, path, key, body=None):
+    raw = json.dumps(body).encode() if body is not None else b""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    return stack.request(method, path, raw, headers)
+
+
+@pytest.fixture
+def keyed(shared_stack):
+    """Shop B (JD) with an order and a case; a key for shop A (Taobao) only."""
+    shared_stack.reset()
+    for message in jd_order("3950001", NOW - timedelta(days=6)):
+        assert shared_stack.deliver(message).status == 200
+    _, taobao_only = keys.create_key("shop A's integrator", [TAOBAO_SHOP], NOW)
+    return shared_stack, taobao_only
+
+
+def test_a_key_for_shop_a_finds_nothing_of_shop_b_on_any_route(keyed, tally):
+    stack, taobao_only = keyed
+    for method, template in SHOP_ROUTES:
+        path = template.format(shop=JD_SHOP)
+        outsider = call(stack, method, path, taobao_only, BODIES.get(method))
+        tally.inputs += 1
+        assert (outsider.status, outsider.body["code"]) == (404, "shop_not_found"), (
+            path,
+            outsider.body,
+        )
+    # Shop B is untouched: still connected, its order still there.
+    assert stack.get(f"/shops/{JD_SHOP}/orders/3950001").status == 200
+
+
+def test_subscriptions_stay_with_their_key_and_their_shops(keyed, tally, loopback_webhooks):
+    stack, taobao_only = keyed
+    wanted = {"url": "http://127.0.0.1:9/hook", "event_types": ["order.paid"]}
+    refused = call(stack, "POST", "/subscriptions", taobao_only, {**wanted, "shops": [JD_SHOP]})
+    assert (refused.status, refused.body["field"]) == (404, "shops[0]"), refused.body
+    theirs = call(stack, "POST", "/subscriptions", stack.api_key, {**wanted, "shops": [JD_SHOP]})
+    assert theirs.status == 201
+    subscription = theirs.body["id"]
+    for method, path, body in [
+        ("GET", f"/subscriptions/{subscription}", None),
+        ("GET", f"/subscriptions/{subscription}/deliveries", None),
+        ("POST", f"/subscriptions/{subscription}/replay", {"delivery_id": "x"}),
+        ("DELETE", f"/subscriptions/{subscription}", None),
+    ]:
+        outsider = call(stack, method, path, taobao_only, body)
+        tally.inputs += 1
+        assert outsider.status == 404, (method, path, outsider.body)
+    assert call(stack, "GET", "/subscriptions", taobao_only).body["items"] == []
+    assert call(stack, "GET", f"/subscriptions/{subscription}", stack.api_key).status == 200

@@ -1,0 +1,230 @@
+"""Replay and tampering at the webhook routes: each signed field altered or
+dropped one at a time, replays, clock skew at the window's edges, oversized
+bodies, wrong content types, invalid UTF-8 and deeply nested JSON. A refused
+message leaves no trace in the state; a well-signed malformed one is
+quarantined; an acknowledged one is never lost."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+
+from chalicelib.platforms.wire import format_wire_time
+from chalicelib.store.records import InboxRecord, QuarantineRecord, entity_key
+from simulator.scenarios import DEMO_CREDENTIALS, DEMO_TAOBAO_USER_ID, jd_order, taobao_order
+from simulator.webhooks import SignedWebhook, taobao_webhook
+from tests.reliability.ledger import Ledger
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, oracle_top_sign
+
+WINDOW = timedelta(minutes=10)
+FIRST = {"taobao": taobao_order("3700001", NOW - timedelta(days=1))[0]}
+FIRST["jd"] = jd_order("3700002", NOW - timedelta(days=1))[0]
+ORDER_PATH = {
+    "taobao": f"/shops/{TAOBAO_SHOP}/orders/3700001",
+    "jd": f"/shops/{JD_SHOP}/orders/3700002",
+}
+
+
+def signed(platform: str, sent_at=NOW) -> SignedWebhook:
+    return FIRST[platform].signed(DEMO_CREDENTIALS[platform], sent_at)
+
+
+def signed_fields(webhook: SignedWebhook) -> dict[str, str]:
+    source = webhook.path.partition("?")[2] if webhook.platform == "taobao" else webhook.body
+    return dict(parse_qsl(source.decode() if isinstance(source, bytes) else source))
+
+
+def with_fields(webhook: SignedWebhook, fields: dict[str, str]) -> SignedWebhook:
+    if webhook.platform == "taobao":
+        path = f"/webhooks/taobao?{urlencode(fields)}"
+        return SignedWebhook("taobao", webhook.message_id, path, webhook.headers, webhook.body)
+    return SignedWebhook(
+        "jd", webhook.message_id, webhook.path, webhook.headers, urlencode(fields).encode()
+    )
+
+
+def tamperings(webhook: SignedWebhook) -> list[tuple[str, SignedWebhook]]:
+    """Every signed field altered, then dropped, one at a time; for Taobao also the body."""
+    fields = signed_fields(webhook)
+    variants = []
+    for name, value in fields.items():
+        altered = value[:-1] + ("0" if value[-1:] != "0" else "1") if value else "x"
+        variants.append((f"{name} altered", with_fields(webhook, {**fields, name: altered})))
+        dropped = {other: v for other, v in fields.items() if other != name}
+        variants.append((f"{name} dropped", with_fields(webhook, dropped)))
+    variants.append(("a field added", with_fields(webhook, {**fields, "extra": "1"})))
+    if webhook.platform == "taobao":
+        flipped = webhook.body.replace(b"3700001", b"3700009", 1)
+        variants.append(
+            ("body altered", SignedWebhook("taobao", "x", webhook.path, webhook.headers, flipped))
+        )
+    return variants
+
+
+def nothing_stored(platform: str, stack) -> bool:
+    return (
+        stack.get(ORDER_PATH[platform]).status == 404
+        and InboxRecord.count() == 0
+        and QuarantineRecord.count() == 0
+    )
+
+
+@pytest.mark.parametrize("platform", ["taobao", "jd"])
+def test_every_signed_field_altered_or_dropped_is_refused_and_stores_nothing(
+    shared_stack, tally, platform
+):
+    shared_stack.reset()
+    for change, webhook in tamperings(signed(platform)):
+        answer = shared_stack.send(webhook)
+        tally.inputs += 1
+        assert answer.status in (400, 401), (change, answer.body)
+        assert answer.body["code"] and answer.body["msg"], change
+    assert nothing_stored(platform, shared_stack)
+
+
+@pytest.mark.parametrize("platform", ["taobao", "jd"])
+def test_a_replayed_message_changes_the_state_once(shared_stack, tally, platform):
+    shared_stack.reset()
+    ledger = Ledger(tally)
+    webhook = signed(platform)
+    for _ in range(10):
+        assert ledger.send(shared_stack, webhook).status == 200
+    assert shared_stack.get(ORDER_PATH[platform]).body["version"] == 1
+    assert InboxRecord.count() == 1
+    assert ledger.lost() == []
+
+
+@pytest.mark.parametrize("platform", ["taobao", "jd"])
+@pytest.mark.parametrize(
+    ("skew", "accepted"),
+    [
+        (WINDOW, True),
+        (-WINDOW, True),
+        (WINDOW + timedelta(seconds=1), False),
+        (-WINDOW - timedelta(seconds=1), False),
+    ],
+)
+def test_clock_skew_is_accepted_to_the_windows_edge_and_not_a_second_past(
+    shared_stack, tally, platform, skew, accepted
+):
+    shared_stack.reset()
+    answer = shared_stack.send(signed(platform, NOW + skew))
+    tally.inputs += 1
+    if accepted:
+        assert answer.status == 200
+    else:
+        assert (answer.status, answer.body["code"]) == (401, "stale_timestamp")
+        assert nothing_stored(platform, shared_stack)
+
+
+def taobao_signed_body(body: bytes, content_type: str = "application/json") -> SignedWebhook:
+    query = {
+        "app_key": "demo-app-key",
+        "timestamp": format_wire_time(NOW),
+        "sign_method": "hmac-sha256",
+        "v": "2.0",
+    }
+    query["sign"] = oracle_top_sign("demo-secret", query, body, "hmac-sha256")
+    path = f"/webhooks/taobao?{urlencode(query)}"
+    return SignedWebhook("taobao", "", path, {"Content-Type": content_type}, body)
+
+
+def jd_signed_payload(payload: str) -> SignedWebhook:
+    form = {
+        "app_key": "demo-jd-key",
+        "timestamp": format_wire_time(NOW),
+        "v": "2.0",
+        "method": "jd_pop_order_pay",
+        "msg_id": "deep-1",
+        "360buy_param_json": payload,
+    }
+    form["sign"] = oracle_top_sign("demo-jd-secret", form, b"", "md5")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    return SignedWebhook("jd", "deep-1", "/webhooks/jd", headers, urlencode(form).encode())
+
+
+def test_a_body_over_the_limit_is_413_and_one_at_it_is_read(shared_stack, tally):
+    shared_stack.reset()
+    limit = 256 * 1024
+    over = shared_stack.send(taobao_signed_body(b" " * (limit + 1)))
+    at_limit = shared_stack.send(taobao_signed_body(b"{}" + b" " * (limit - 2)))
+    tally.inputs += 2
+    assert (over.status, over.body["code"]) == (413, "body_too_large")
+    assert (at_limit.status, at_limit.body["code"]) == (422, "malformed_message")
+
+
+def quarantined(platform: str, identity: str) -> QuarantineRecord:
+    return QuarantineRecord.get(entity_key(platform, identity))
+
+
+DEEP = "[" * 20_000 + "]" * 20_000  # under the size limit even url-encoded
+
+
+def test_invalid_utf8_and_deep_json_are_quarantined_by_name_never_applied(shared_stack, tally):
+    shared_stack.reset()
+    cases = [
+        (b'{"id": "\xff\xfe", "topic": "x"}', "body"),
+        (DEEP.encode(), "body"),
+        (
+            json.dumps(
+                {
+                    "id": "deep-content",
+                    "topic": "taobao_trade_TradeCreate",
+                    "user_id": DEMO_TAOBAO_USER_ID,
+                    "user_nick": "x",
+                    "pub_time": format_wire_time(NOW),
+                    "content": DEEP,
+                }
+            ).encode(),
+            "content",
+        ),
+    ]
+    for body, field in cases:
+        answer = shared_stack.send(taobao_signed_body(body))
+        tally.inputs += 1
+        assert (answer.status, answer.body["field"]) == (422, field), answer.body
+        identity = (
+            "deep-content" if field == "content" else "sha256:" + hashlib.sha256(body).hexdigest()
+        )
+        assert quarantined("taobao", identity).field == field
+    jd = shared_stack.send(jd_signed_payload(DEEP))
+    tally.inputs += 1
+    assert (jd.status, jd.body["field"]) == (422, "360buy_param_json"), jd.body
+    assert quarantined("jd", "deep-1").deliveries == 1
+    assert InboxRecord.count() == 0
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/xml", "", "multipart/form-data"]
+)
+def test_the_content_type_is_not_trusted_the_signed_bytes_decide(shared_stack, tally, content_type):
+    shared_stack.reset()
+    ledger = Ledger(tally)
+    for platform in ("taobao", "jd"):
+        webhook = signed(platform)
+        relabelled = SignedWebhook(
+            platform, webhook.message_id, webhook.path, {"Content-Type": content_type}, webhook.body
+        )
+        assert ledger.send(shared_stack, relabelled).status == 200
+        assert shared_stack.get(ORDER_PATH[platform]).status == 200
+    assert ledger.lost() == []
+
+
+def test_a_replay_captured_outside_the_window_is_refused(shared_stack, tally):
+    shared_stack.reset()
+    captured = taobao_webhook(
+        DEMO_CREDENTIALS["taobao"],
+        "old-1",
+        "taobao_trade_TradeCreate",
+        DEMO_TAOBAO_USER_ID,
+        {},
+        NOW - timedelta(hours=1),
+    )
+    answer = shared_stack.send(captured)
+    tally.inputs += 1
+    assert (answer.status, answer.body["code"]) == (401, "stale_timestamp")
+    assert InboxRecord.count() == 0
