@@ -21,7 +21,7 @@ from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS
 from simulator.webhooks import SignedWebhook
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -38,13 +38,15 @@ def _wait_for(url: str) -> None:
 
 
 @cache
-def start() -> str:
+def start(server_command: tuple[str, ...] = ()) -> str:
     """The moto server's URL, with ShopHook's tables, queues, key and demo shops,
-    and the baseline's tables, created on it."""
-    port = _free_port()
+    and the baseline's tables, created on it. `server_command` replaces
+    `moto_server` (it takes the same -H/-p arguments)."""
+    port = free_port()
+    command = server_command or [str(Path(sys.executable).parent / "moto_server")]
     # Its own process, like a real endpoint: the server's work is not the handler's.
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        [*command, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -14,6 +14,7 @@ import json
 import queue
 import random
 import statistics
+import sys
 import threading
 import time
 from collections import Counter
@@ -29,7 +30,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--orders", type=int, default=60)
     args = parser.parse_args()
-    stack.start()  # before the app is imported: table names are fixed then
+    # Before the app is imported: table names are fixed then.
+    stack.start((sys.executable, "-m", "tests.reliability.moto_serialized"))
 
     from chalicelib.platforms.base import InboundRequest
     from chalicelib.service import ingest
