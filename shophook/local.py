@@ -24,13 +24,11 @@ from pathlib import Path
 from chalicelib.config import (
     LOOPBACK_WEBHOOKS_VARIABLE,
     PUBLIC_URL_VARIABLE,
-    api_url_variable,
     credential_variable,
-    oauth_url_variable,
 )
 from shophook.stage import PROJECT_DIR, apply_stage
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS
-from simulator.server import api_urls, issue_session, oauth_urls, serve
+from simulator.server import issue_session, serve, shophook_settings
 
 STAGE = "local"
 STARTUP_TIMEOUT_SECONDS = 60
@@ -166,10 +164,8 @@ def run(host: str, port: int, moto_port: int, simulator_port: int) -> int:
     simulator_url = f"http://{host}:{simulator_port}"
     prepare_environment(moto_url)
     os.environ.setdefault(PUBLIC_URL_VARIABLE, api_url)
-    for platform, url in oauth_urls(simulator_url).items():
-        os.environ.setdefault(oauth_url_variable(platform), url)
-    for platform, url in api_urls(simulator_url).items():
-        os.environ.setdefault(api_url_variable(platform), url)
+    for name, value in shophook_settings(simulator_url).items():
+        os.environ.setdefault(name, value)
     # Integrators on this machine listen on loopback http.
     os.environ.setdefault(LOOPBACK_WEBHOOKS_VARIABLE, "1")
     simulator = serve(host, simulator_port, DEMO_CREDENTIALS)

@@ -26,6 +26,7 @@ import requests
 from flask import Flask, Response, jsonify, redirect, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from chalicelib.config import api_url_variable, oauth_url_variable
 from chalicelib.platforms.base import AppCredentials
 from chalicelib.platforms.jd import PAYLOAD_FIELD
 from chalicelib.platforms.signing import (
@@ -150,10 +151,13 @@ def create_app(
         code = grants.issue_code(request.form.get("seller", ""), request.form.get("nick", ""))
         return redirect(f"{target}?{urlencode({'code': code, 'state': state})}")
 
-    def token_answer(platform: str, client: str, secret: str, grant_type: str, value: str):
+    def token_answer(platform: str, client: str, secret: str, fields: Mapping[str, str]):
+        """Both platforms' token endpoints: the grant comes as a code or a refresh token."""
         expected = credentials[platform]
         if (client, secret) != (expected.app_key, expected.app_secret):
             return jsonify(error="invalid_client"), 401
+        grant_type = fields.get("grant_type", "")
+        value = fields.get("code" if grant_type == "authorization_code" else "refresh_token", "")
         granted = grants.redeem(grant_type, value)
         if granted is None:
             return jsonify(error="invalid_grant"), 400
@@ -176,10 +180,8 @@ def create_app(
     @app.post("/taobao/token")
     def taobao_token():
         form = request.form
-        grant_type = form.get("grant_type", "")
-        value = form.get("code" if grant_type == "authorization_code" else "refresh_token", "")
         return token_answer(
-            "taobao", form.get("client_id", ""), form.get("client_secret", ""), grant_type, value
+            "taobao", form.get("client_id", ""), form.get("client_secret", ""), form
         )
 
     @app.get("/jd/oauth2/to_login")
@@ -194,11 +196,7 @@ def create_app(
     @app.get("/jd/oauth2/refresh_token")
     def jd_token():
         query = request.args
-        grant_type = query.get("grant_type", "")
-        value = query.get("code" if grant_type == "authorization_code" else "refresh_token", "")
-        return token_answer(
-            "jd", query.get("app_key", ""), query.get("app_secret", ""), grant_type, value
-        )
+        return token_answer("jd", query.get("app_key", ""), query.get("app_secret", ""), query)
 
     def api_call(
         platform: str,
@@ -350,6 +348,15 @@ def oauth_urls(base_url: str) -> dict[str, str]:
 def api_urls(base_url: str) -> dict[str, str]:
     """The API endpoint of each simulated platform (SHOPHOOK_<PLATFORM>_API_URL)."""
     return {"taobao": f"{base_url}/taobao/router/rest", "jd": f"{base_url}/jd/routerjson"}
+
+
+def shophook_settings(base_url: str) -> dict[str, str]:
+    """ShopHook's environment for a simulator at `base_url`: each platform's OAuth
+    and API URL."""
+    return {
+        **{oauth_url_variable(name): url for name, url in oauth_urls(base_url).items()},
+        **{api_url_variable(name): url for name, url in api_urls(base_url).items()},
+    }
 
 
 def issue_session(base_url: str, seller: str, nick: str = "") -> dict[str, object]:

@@ -130,31 +130,23 @@ def platforms():
 
 @pytest.fixture
 def simulator(monkeypatch) -> Iterator[str]:
-    """The platform simulator on a free loopback port, with ShopHook's OAuth URLs on it."""
-    import socket
-
+    """The platform simulator on a free loopback port, with ShopHook's OAuth and
+    API URLs on it."""
+    from bench.stack import free_port
     from simulator.scenarios import DEMO_CREDENTIALS
-    from simulator.server import oauth_urls, serve
+    from simulator.server import serve, shophook_settings
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = serve("127.0.0.1", port, DEMO_CREDENTIALS, hold_seconds=1.5)
-    for platform, url in oauth_urls(f"http://127.0.0.1:{port}").items():
-        monkeypatch.setenv(f"SHOPHOOK_{platform.upper()}_OAUTH_URL", url)
+    for name, value in shophook_settings(f"http://127.0.0.1:{port}").items():
+        monkeypatch.setenv(name, value)
     yield f"http://127.0.0.1:{port}"
     server.shutdown()
 
 
 @pytest.fixture
-def outbound(stack, simulator, monkeypatch) -> Stack:
-    """The stack with the demo shops holding simulator sessions, and the
-    platforms' API URLs on the simulator."""
-    from chalicelib.config import api_url_variable
-    from simulator.server import api_urls
-
-    for platform, url in api_urls(simulator).items():
-        monkeypatch.setenv(api_url_variable(platform), url)
+def outbound(stack, simulator) -> Stack:
+    """The stack with the demo shops holding simulator sessions."""
     connect_with_tokens(simulator)
     return stack
 

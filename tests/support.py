@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import boto3
 import responses
@@ -26,6 +26,7 @@ from chalicelib.domain.state import apply, entity_of
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import VerifiedDelivery
 from chalicelib.platforms.oauth import tokens_from
+from chalicelib.platforms.wire import format_wire_time
 from chalicelib.service import keys, shops
 from chalicelib.store import queues, vault
 from chalicelib.store.records import ALL_RECORDS, connection, create_tables
@@ -243,10 +244,7 @@ class Faults:
         code: str = "ProvisionedThroughputExceededException",
         cancellation_reasons: list[str] | None = None,
     ) -> None:
-        error: dict[str, Any] = {
-            "Error": {"Code": code, "Message": "injected fault"},
-            "ResponseMetadata": {"HTTPStatusCode": 400},
-        }
+        _, error = aws_error(code)
         if cancellation_reasons is not None:
             error["CancellationReasons"] = [{"Code": reason} for reason in cancellation_reasons]
         self.pending.setdefault(operation, []).append(error)
@@ -256,7 +254,15 @@ class Faults:
         if not queue:
             return None
         self.injected += 1
-        return AWSResponse("https://dynamodb.invalid", 400, {}, None), queue.pop(0)
+        return AWSResponse("https://aws.invalid", 400, {}, None), queue.pop(0)
+
+
+def aws_error(code: str) -> tuple[AWSResponse, dict[str, Any]]:
+    """What botocore would have parsed from AWS refusing a call with `code`."""
+    return AWSResponse("https://aws.invalid", 400, {}, None), {
+        "Error": {"Code": code, "Message": "injected fault"},
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+    }
 
 
 # An independent oracle for the platforms' signatures, written from
@@ -306,3 +312,38 @@ def fake_oauth_platforms() -> Iterator[responses.RequestsMock]:
         mock.add(responses.GET, JD_TOKEN_URL, json=jd_tokens)
         mock.add(responses.GET, JD_REFRESH_URL, json={**jd_tokens, "access_token": "jd-access-93"})
         yield mock
+
+
+def oracle_taobao_query(body: bytes, method: str = "hmac-sha256") -> dict[str, str]:
+    """The query the Taobao-style platform sends with `body` at NOW, signed by the oracle."""
+    query = {
+        "app_key": "demo-app-key",
+        "timestamp": format_wire_time(NOW),
+        "sign_method": method,
+        "v": "2.0",
+    }
+    query["sign"] = oracle_top_sign("demo-secret", query, body, method)
+    return query
+
+
+def oracle_signed_taobao(
+    body: bytes, method: str = "hmac-sha256", content_type: str = "application/json"
+) -> SignedWebhook:
+    """Any body, signed at NOW by the oracle as the Taobao-style platform would."""
+    path = f"/webhooks/taobao?{urlencode(oracle_taobao_query(body, method))}"
+    return SignedWebhook("taobao", "", path, {"Content-Type": content_type}, body)
+
+
+def oracle_signed_jd(method: str, msg_id: str, payload: str) -> SignedWebhook:
+    """Any JD-style push, signed at NOW by the oracle."""
+    form = {
+        "app_key": "demo-jd-key",
+        "timestamp": format_wire_time(NOW),
+        "v": "2.0",
+        "method": method,
+        "msg_id": msg_id,
+        "360buy_param_json": payload,
+    }
+    form["sign"] = oracle_top_sign("demo-jd-secret", form, b"", "md5")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    return SignedWebhook("jd", msg_id, "/webhooks/jd", headers, urlencode(form).encode())

@@ -11,7 +11,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,17 +21,12 @@ import pytest
 import requests
 from werkzeug import Response
 
+from bench.stack import free_port
 from tests.support import oracle_top_sign
 
 BIN = Path(sys.executable).parent
 DEMO_KEY = "shk_e2e-demo-key"
 STARTUP_SECONDS = 90
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
-from tests.support import on_every_aws_call
+from tests.support import aws_error, on_every_aws_call
 
 
 class Crash(BaseException):
@@ -25,13 +24,6 @@ class Crash(BaseException):
 # the version-guarded row first (only where a version guard exists).
 KINDS = ("throttled", "timed_out", "crashed", "lost_race")
 THROTTLE_CODES = {"dynamodb": "ProvisionedThroughputExceededException", "sqs": "RequestThrottled"}
-
-
-def _error(code: str) -> tuple[AWSResponse, dict[str, Any]]:
-    return AWSResponse("https://aws.invalid", 400, {}, None), {
-        "Error": {"Code": code, "Message": "injected fault"},
-        "ResponseMetadata": {"HTTPStatusCode": 400},
-    }
 
 
 def _version_guards(request: dict[str, Any]) -> list[int]:
@@ -68,12 +60,12 @@ class FaultAt:
             return None
         if self.kind == "throttled":
             self.fired = True
-            return _error(THROTTLE_CODES.get(model.service_model.endpoint_prefix, "Throttling"))
+            return aws_error(THROTTLE_CODES.get(model.service_model.endpoint_prefix, "Throttling"))
         if self.kind == "lost_race" and model.name == "TransactWriteItems":
             guards = _version_guards(params)
             if guards:
                 self.fired = True
-                response, error = _error("TransactionCanceledException")
+                response, error = aws_error("TransactionCanceledException")
                 error["CancellationReasons"] = [
                     {"Code": "ConditionalCheckFailed" if i in guards else "None"}
                     for i in range(max(guards) + 1)

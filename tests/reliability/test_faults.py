@@ -8,8 +8,6 @@ each platform action and integrator event took effect once."""
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -19,10 +17,9 @@ from pynamodb.exceptions import PynamoDBException
 from simulator.scenarios import DEMO_CREDENTIALS
 from tests.reliability.faults import KINDS, Crash, FaultAt
 from tests.reliability.ledger import Ledger
-from tests.reliability.report import soak
-from tests.reliability.test_storms import FAMILIES, final_state
-from tests.reliability.world import World, world
-from tests.support import NOW
+from tests.reliability.report import Tally, soak
+from tests.reliability.world import FAMILIES, World, final_state, world
+from tests.support import NOW, AwsCalls
 
 FAMILY = "taobao refund before shipping"
 ROUNDS = 4  # of 7 minutes: past every visibility timeout and requeue wait the run meets
@@ -50,11 +47,6 @@ def run(the_world: World, ledger: Ledger) -> None:
             continue
 
 
-def contents(the_world: World) -> Counter[str]:
-    by_id = {item["id"]: item for item in the_world.subscriber.received}
-    return Counter(json.dumps([i["type"], i["data"]], sort_keys=True) for i in by_id.values())
-
-
 @pytest.fixture(scope="module")
 def the_world():
     with world() as built:
@@ -64,17 +56,15 @@ def the_world():
 @pytest.fixture(scope="module")
 def clean(the_world):
     """The run without faults: its AWS calls, and the outcome every faulty run must reach."""
-    from tests.reliability.report import Tally
-
     the_world.reset()
-    with FaultAt.armed(-1, "none") as record:
+    with AwsCalls.recording() as record:
         run(the_world, Ledger(Tally("clean")))
     _, paths = FAMILIES[FAMILY]
     return (
-        record.calls,
+        record.operations,
         final_state(the_world, paths),
         the_world.platform_effects(),
-        contents(the_world),
+        the_world.subscriber.contents(),
     )
 
 
@@ -113,7 +103,7 @@ def run_with_fault(the_world: World, tally, index: int, kind: str, expected) -> 
         tally.faults -= 1
         return None
     lost = ledger.lost()
-    got_effects, got_events = the_world.platform_effects(), contents(the_world)
+    got_effects, got_events = the_world.platform_effects(), the_world.subscriber.contents()
     twice = sum(n - 1 for n in got_effects.values()) + sum(n - 1 for n in got_events.values())
     tally.duplicated_effects += twice
     where = f"{kind} at call {index} ({calls[index]})"

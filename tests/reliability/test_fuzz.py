@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.reliability.report import examples
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, oracle_top_sign
+from tests.support import JD_SHOP, TAOBAO_SHOP, oracle_signed_jd, oracle_signed_taobao
 
 printable = st.text(max_size=30)
 header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
@@ -156,16 +156,7 @@ def test_no_input_to_a_webhook_route_is_a_5xx(
 @examples(150, 2000)
 @given(body=st.binary(max_size=3000), method=st.sampled_from(["md5", "hmac-sha256"]))
 def test_well_signed_taobao_garbage_is_a_named_422(shared_stack, tally, body, method):
-    query = {
-        "app_key": "demo-app-key",
-        "timestamp": NOW.strftime("%Y-%m-%d %H:%M:%S"),
-        "sign_method": method,
-        "v": "2.0",
-    }
-    query["sign"] = oracle_top_sign("demo-secret", query, body, method)
-    answer = shared_stack.request(
-        "POST", f"/webhooks/taobao?{urlencode(query)}", body, {"Content-Type": "application/json"}
-    )
+    answer = shared_stack.send(oracle_signed_taobao(body, method))
     tally.inputs += 1
     assert answer.status == 422
     assert answer.body["field"]
@@ -186,21 +177,7 @@ def test_well_signed_taobao_garbage_is_a_named_422(shared_stack, tally, body, me
     msg_id=st.text(max_size=10),
 )
 def test_well_signed_jd_garbage_is_a_named_422(shared_stack, tally, payload, method, msg_id):
-    form = {
-        "app_key": "demo-jd-key",
-        "timestamp": NOW.strftime("%Y-%m-%d %H:%M:%S"),
-        "v": "2.0",
-        "method": method,
-        "msg_id": msg_id,
-        "360buy_param_json": payload,
-    }
-    form["sign"] = oracle_top_sign("demo-jd-secret", form, b"", "md5")
-    answer = shared_stack.request(
-        "POST",
-        "/webhooks/jd",
-        urlencode(form).encode(),
-        {"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    answer = shared_stack.send(oracle_signed_jd(method, msg_id, payload))
     tally.inputs += 1
     assert answer.status == 422
     assert answer.body["field"]

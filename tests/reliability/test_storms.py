@@ -9,71 +9,24 @@ pure state machine takes 1,000 sequences in both."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.scenarios import DEMO_CREDENTIALS, Message, jd_order, taobao_order
+from simulator.scenarios import DEMO_CREDENTIALS, jd_order, taobao_order
 from tests.reliability.ledger import Ledger
 from tests.reliability.report import examples
-from tests.reliability.world import World, world
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, fold, parsed
-
-LIFECYCLE_START = NOW - timedelta(days=6)
-UNSHIPPED_START = NOW - timedelta(hours=5)
-
-
-def refund_before_shipping(tid: str) -> list[Message]:
-    """Created, paid, then a refund-only request an hour later: the seller's
-    opted-in auto-agree sends one `agree_refund` to the platform."""
-    created, paid = taobao_order(tid, UNSHIPPED_START)[:2]
-    refund = taobao_order(tid, UNSHIPPED_START, return_requested_after=1)[8]
-    payload = {
-        **refund.payload,
-        "has_good_return": False,
-        "refund_phase": "onsale",
-        "good_status": "BUYER_NOT_RECEIVED",
-        "refund_fee": "150.00",
-    }
-    return [
-        created,
-        paid,
-        Message("taobao", f"{refund.message_id}-only", refund.topic, payload, refund.shop_ref),
-    ]
-
-
-# name -> (messages, the paths whose answers make up the final state)
-FAMILIES: dict[str, tuple[Callable[[], list[Message]], list[str]]] = {
-    "taobao lifecycle": (
-        lambda: taobao_order("3800001", LIFECYCLE_START),
-        [f"/shops/{TAOBAO_SHOP}/orders/3800001", f"/shops/{TAOBAO_SHOP}/after-sales/R3800001"],
-    ),
-    "jd lifecycle": (
-        lambda: jd_order("3800002", LIFECYCLE_START),
-        [f"/shops/{JD_SHOP}/orders/3800002", f"/shops/{JD_SHOP}/after-sales/afs-38000027"],
-    ),
-    "taobao refund before shipping": (
-        lambda: refund_before_shipping("3800003"),
-        [f"/shops/{TAOBAO_SHOP}/orders/3800003", f"/shops/{TAOBAO_SHOP}/after-sales/R3800003"],
-    ),
-}
-STATE_PATHS = [f"/shops/{TAOBAO_SHOP}/deadlines", f"/shops/{JD_SHOP}/deadlines"]
-
-
-def without_version(body):
-    if isinstance(body, dict):
-        return {name: without_version(value) for name, value in body.items() if name != "version"}
-    if isinstance(body, list):
-        return [without_version(item) for item in body]
-    return body
-
-
-def final_state(the_world: World, paths: list[str]) -> dict[str, tuple[int, object]]:
-    answers = {path: the_world.stack.get(path) for path in [*paths, *STATE_PATHS]}
-    return {path: (answer.status, without_version(answer.body)) for path, answer in answers.items()}
+from tests.reliability.world import (
+    FAMILIES,
+    LIFECYCLE_START,
+    World,
+    final_state,
+    refund_before_shipping,
+    world,
+)
+from tests.support import NOW, fold, parsed
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +77,7 @@ def test_a_storm_of_duplicates_and_shuffles_ends_as_the_in_order_run_with_effect
     effects = the_world.platform_effects()
     receipts = the_world.subscriber.receipts()
     twice = sum(n - 1 for n in effects.values()) + sum(n - 1 for n in receipts.values())
-    twice += the_world.subscriber.same_content_twice()
+    twice += sum(n - 1 for n in the_world.subscriber.contents().values())
     tally.duplicated_effects += twice
     assert ledger.lost() == []
     assert twice == 0

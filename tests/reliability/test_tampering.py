@@ -18,7 +18,7 @@ from chalicelib.store.records import InboxRecord, QuarantineRecord, entity_key
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_TAOBAO_USER_ID, jd_order, taobao_order
 from simulator.webhooks import SignedWebhook, taobao_webhook
 from tests.reliability.ledger import Ledger
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, oracle_top_sign
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, oracle_signed_jd, oracle_signed_taobao
 
 WINDOW = timedelta(minutes=10)
 FIRST = {"taobao": taobao_order("3700001", NOW - timedelta(days=1))[0]}
@@ -121,37 +121,11 @@ def test_clock_skew_is_accepted_to_the_windows_edge_and_not_a_second_past(
         assert nothing_stored(platform, shared_stack)
 
 
-def taobao_signed_body(body: bytes, content_type: str = "application/json") -> SignedWebhook:
-    query = {
-        "app_key": "demo-app-key",
-        "timestamp": format_wire_time(NOW),
-        "sign_method": "hmac-sha256",
-        "v": "2.0",
-    }
-    query["sign"] = oracle_top_sign("demo-secret", query, body, "hmac-sha256")
-    path = f"/webhooks/taobao?{urlencode(query)}"
-    return SignedWebhook("taobao", "", path, {"Content-Type": content_type}, body)
-
-
-def jd_signed_payload(payload: str) -> SignedWebhook:
-    form = {
-        "app_key": "demo-jd-key",
-        "timestamp": format_wire_time(NOW),
-        "v": "2.0",
-        "method": "jd_pop_order_pay",
-        "msg_id": "deep-1",
-        "360buy_param_json": payload,
-    }
-    form["sign"] = oracle_top_sign("demo-jd-secret", form, b"", "md5")
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    return SignedWebhook("jd", "deep-1", "/webhooks/jd", headers, urlencode(form).encode())
-
-
 def test_a_body_over_the_limit_is_413_and_one_at_it_is_read(shared_stack, tally):
     shared_stack.reset()
     limit = 256 * 1024
-    over = shared_stack.send(taobao_signed_body(b" " * (limit + 1)))
-    at_limit = shared_stack.send(taobao_signed_body(b"{}" + b" " * (limit - 2)))
+    over = shared_stack.send(oracle_signed_taobao(b" " * (limit + 1)))
+    at_limit = shared_stack.send(oracle_signed_taobao(b"{}" + b" " * (limit - 2)))
     tally.inputs += 2
     assert (over.status, over.body["code"]) == (413, "body_too_large")
     assert (at_limit.status, at_limit.body["code"]) == (422, "malformed_message")
@@ -184,14 +158,14 @@ def test_invalid_utf8_and_deep_json_are_quarantined_by_name_never_applied(shared
         ),
     ]
     for body, field in cases:
-        answer = shared_stack.send(taobao_signed_body(body))
+        answer = shared_stack.send(oracle_signed_taobao(body))
         tally.inputs += 1
         assert (answer.status, answer.body["field"]) == (422, field), answer.body
         identity = (
             "deep-content" if field == "content" else "sha256:" + hashlib.sha256(body).hexdigest()
         )
         assert quarantined("taobao", identity).field == field
-    jd = shared_stack.send(jd_signed_payload(DEEP))
+    jd = shared_stack.send(oracle_signed_jd("jd_pop_order_pay", "deep-1", DEEP))
     tally.inputs += 1
     assert (jd.status, jd.body["field"]) == (422, "360buy_param_json"), jd.body
     assert quarantined("jd", "deep-1").deliveries == 1

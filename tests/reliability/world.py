@@ -5,10 +5,9 @@ event at a loopback endpoint; plus the effects each side saw."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,12 +20,13 @@ from werkzeug import Request, Response
 from werkzeug.serving import BaseWSGIServer, make_server
 
 import app as app_module
-from chalicelib.config import api_url_variable
+from bench.stack import free_port
+from chalicelib.config import LOOPBACK_WEBHOOKS_VARIABLE
 from chalicelib.domain.events import EVENT_TYPES
 from shophook.driver import run_schedules
-from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS
-from simulator.server import api_urls, oauth_urls, serve
-from tests.support import NOW, TAOBAO_SHOP, Stack, connect_with_tokens, drain
+from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message, jd_order, taobao_order
+from simulator.server import serve, shophook_settings
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, Stack, connect_with_tokens, drain
 
 # Platform API parameters that vary per call, not per effect.
 CALL_NOISE = {
@@ -42,27 +42,71 @@ CALL_NOISE = {
 AUTO_AGREE = {"overrides": {"seller.auto_agree_unshipped_refund": {"max_amount_fen": 50000}}}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+LIFECYCLE_START = NOW - timedelta(days=6)
+UNSHIPPED_START = NOW - timedelta(hours=5)
+
+
+def refund_before_shipping(tid: str) -> list[Message]:
+    """Created, paid, then a refund-only request an hour later: the seller's
+    opted-in auto-agree sends one `agree_refund` to the platform."""
+    created, paid = taobao_order(tid, UNSHIPPED_START)[:2]
+    refund = taobao_order(tid, UNSHIPPED_START, return_requested_after=1)[8]
+    payload = {
+        **refund.payload,
+        "has_good_return": False,
+        "refund_phase": "onsale",
+        "good_status": "BUYER_NOT_RECEIVED",
+        "refund_fee": "150.00",
+    }
+    return [
+        created,
+        paid,
+        Message("taobao", f"{refund.message_id}-only", refund.topic, payload, refund.shop_ref),
+    ]
+
+
+# name -> (messages, the paths whose answers make up the final state)
+FAMILIES: dict[str, tuple[Callable[[], list[Message]], list[str]]] = {
+    "taobao lifecycle": (
+        lambda: taobao_order("3800001", LIFECYCLE_START),
+        [f"/shops/{TAOBAO_SHOP}/orders/3800001", f"/shops/{TAOBAO_SHOP}/after-sales/R3800001"],
+    ),
+    "jd lifecycle": (
+        lambda: jd_order("3800002", LIFECYCLE_START),
+        [f"/shops/{JD_SHOP}/orders/3800002", f"/shops/{JD_SHOP}/after-sales/afs-38000027"],
+    ),
+    "taobao refund before shipping": (
+        lambda: refund_before_shipping("3800003"),
+        [f"/shops/{TAOBAO_SHOP}/orders/3800003", f"/shops/{TAOBAO_SHOP}/after-sales/R3800003"],
+    ),
+}
+STATE_PATHS = [f"/shops/{TAOBAO_SHOP}/deadlines", f"/shops/{JD_SHOP}/deadlines"]
+
+
+def without_version(body):
+    if isinstance(body, dict):
+        return {name: without_version(value) for name, value in body.items() if name != "version"}
+    if isinstance(body, list):
+        return [without_version(item) for item in body]
+    return body
+
+
+def final_state(the_world: World, paths: list[str]) -> dict[str, tuple[int, object]]:
+    answers = {path: the_world.stack.get(path) for path in [*paths, *STATE_PATHS]}
+    return {path: (answer.status, without_version(answer.body)) for path, answer in answers.items()}
 
 
 @dataclass
 class Subscriber:
-    """An integrator's endpoint: answers 2xx unless told to fail, keeps what arrived."""
+    """An integrator's endpoint: answers 2xx, keeps what arrived."""
 
     url: str = ""
     received: list[dict] = field(default_factory=list)
-    failing: int = 0  # the next N deliveries get a 503
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, environ, start_response):
         request = Request(environ)
         with self.lock:
-            if self.failing:
-                self.failing -= 1
-                return Response("busy", status=503)(environ, start_response)
             self.received.append(
                 {"id": request.headers["webhook-id"], **json.loads(request.get_data())}
             )
@@ -72,14 +116,14 @@ class Subscriber:
         with self.lock:
             return Counter(item["id"] for item in self.received)
 
-    def same_content_twice(self) -> int:
-        """Different webhook ids carrying the same event: a duplicated effect."""
+    def contents(self) -> Counter[str]:
+        """The events that arrived, one per webhook id; more than one of a content
+        means different ids carried the same event: a duplicated effect."""
         with self.lock:
             by_id = {item["id"]: item for item in self.received}
-        contents = Counter(
+        return Counter(
             json.dumps([item["type"], item["data"]], sort_keys=True) for item in by_id.values()
         )
-        return sum(count - 1 for count in contents.values())
 
 
 @dataclass
@@ -95,7 +139,6 @@ class World:
         connect_with_tokens(self.simulator)
         self.calls_seen = len(self._calls())
         self.subscriber.received.clear()
-        self.subscriber.failing = 0
         headers = {"Authorization": f"Bearer {self.stack.api_key}"}
         subscription = {
             "url": self.subscriber.url,
@@ -148,11 +191,9 @@ def world() -> Iterator[World]:
     simulator = serve("127.0.0.1", sim_port, DEMO_CREDENTIALS, hold_seconds=1.5)
     base = f"http://127.0.0.1:{sim_port}"
     with pytest.MonkeyPatch.context() as patch, mock_aws():
-        patch.setenv("SHOPHOOK_ALLOW_LOOPBACK_WEBHOOKS", "1")
-        for platform, url in oauth_urls(base).items():
-            patch.setenv(f"SHOPHOOK_{platform.upper()}_OAUTH_URL", url)
-        for platform, url in api_urls(base).items():
-            patch.setenv(api_url_variable(platform), url)
+        patch.setenv(LOOPBACK_WEBHOOKS_VARIABLE, "1")
+        for name, value in shophook_settings(base).items():
+            patch.setenv(name, value)
         yield World(Stack.create(), base, subscriber)
     simulator.shutdown()
     server.shutdown()

@@ -15,7 +15,7 @@ from chalicelib.platforms.base import AppCredentials, InboundRequest, WebhookRej
 from chalicelib.platforms.jd import PLATFORM as JD
 from chalicelib.platforms.taobao import PLATFORM as TAOBAO
 from chalicelib.platforms.wire import format_wire_time, parse_wire_time
-from tests.support import NOW, oracle_top_sign
+from tests.support import NOW, oracle_taobao_query, oracle_top_sign
 
 VECTORS = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "signature-vectors.json").read_text()
@@ -57,13 +57,7 @@ def test_jd_vector_verifies_and_matches_the_oracle():
 
 
 def signed_taobao(method: str = "md5", body: bytes = b"{}", **overrides: str) -> dict[str, str]:
-    params = {
-        "app_key": "demo-app-key",
-        "timestamp": format_wire_time(NOW),
-        "sign_method": method,
-        "v": "2.0",
-    }
-    params["sign"] = oracle_top_sign("demo-secret", params, body, method)
+    params = oracle_taobao_query(body, method)
     params.update(overrides)
     return params
 
