@@ -108,8 +108,10 @@ CASE_CLOCKS = (
 )
 
 
-def _shipped(order: OrderState | None) -> bool:
-    return order is not None and order.shipped_at is not None
+def _shipped_by(order: OrderState | None, moment: datetime) -> bool:
+    """Whether the order had shipped by `moment`: a request's clocks depend on
+    when it was made, not on which message happened to arrive first."""
+    return order is not None and order.shipped_at is not None and order.shipped_at <= moment
 
 
 def _left(case: CaseState, status: CaseStatus, since: datetime) -> datetime | None:
@@ -138,7 +140,7 @@ def case_deadlines(
         started = case.reached(clock.starts)
         if started is None or (clock.kinds is not None and kind not in clock.kinds):
             continue
-        if clock.shipped is not None and clock.shipped != _shipped(order):
+        if clock.shipped is not None and clock.shipped != _shipped_by(order, started):
             continue
         due = started + _window(policy.rule(clock.rule))
         deadlines.append(

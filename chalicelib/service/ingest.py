@@ -4,7 +4,9 @@ AWS budget per webhook: one TransactGetItems (inbox row, entity row, shop) and
 one TransactWriteItems (inbox row put only if absent, entity row guarded by its
 version, event-log row, outbox rows), then one SQS send if there is outbound
 work. A duplicate is answered after the read alone. A well-signed message
-that cannot be applied costs one UpdateItem (quarantine).
+that cannot be applied costs one UpdateItem (quarantine). A change to an
+order that has after-sale cases reads them too (one more TransactGetItems)
+and re-decides them in the same write; a new case is noted on its order.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from chalicelib.platforms.base import (
 from chalicelib.policies import default_policy
 from chalicelib.service import outbox, policy
 from chalicelib.service.changes import stage_change
-from chalicelib.service.errors import ApiError, StorageUnavailableError
+from chalicelib.service.errors import ApiError, StorageUnavailableError, read_or_none
 from chalicelib.store import codec
 from chalicelib.store.records import (
     RECEIVING_STATUSES,
@@ -203,11 +205,15 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[Ou
     else:
         state = _apply(inbound, held)
         outcome = Outcome.APPLIED if state is not None else Outcome.STALE
+    order_record = found(order_future)
+    cases: list[tuple[CaseRecord, CaseState, CaseState]] = []
     if isinstance(state, CaseState):
-        state = decide_case(policy.for_shop(shop), state, codec.decoded(found(order_future)), now)
+        state = decide_case(policy.for_shop(shop), state, codec.decoded(order_record), now)
     elif isinstance(state, OrderState):
         # Order rules use the platform's policy: a courier scan may not name its shop.
         state = decide_order(default_policy(inbound.platform), state, now)
+        if state != held:
+            cases = _redecided_cases(held_record, state, shop, now)
 
     outbound: list[OutboxRecord] = []
     try:
@@ -225,6 +231,10 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[Ou
             )
             if state is not None:
                 outbound = stage_change(write, held_record or record_type(key), held, state, now)
+            if isinstance(state, CaseState) and held is None:
+                _link_case(write, order_record, state)
+            for case_record, held_case, new_case in cases:
+                outbound += stage_change(write, case_record, held_case, new_case, now)
             write.save(
                 EventLogRecord(
                     f"{inbound.platform}#{kind}#{entity_id}",
@@ -247,6 +257,53 @@ def _read_apply_write(inbound: Inbound, now: datetime) -> tuple[Outcome, list[Ou
             raise _ConcurrentUpdateError from error
         raise StorageUnavailableError("could not write the message") from error
     return outcome, outbound
+
+
+def _redecided_cases(
+    order_record: OrderRecord | None, order: OrderState, shop: ShopRecord | None, now: datetime
+) -> list[tuple[CaseRecord, CaseState, CaseState]]:
+    """The order's cases whose decisions or deadlines change with its new state
+    (whether it had shipped by a request, when it was signed for): whichever of
+    an order's and a case's messages arrives first, the case ends decided on
+    the order as it is. Read only for orders that have cases."""
+    case_ids = sorted(order_record.case_ids or ()) if order_record is not None else []
+    if not case_ids:
+        return []
+    try:
+        with TransactGet(connection=connection()) as read:
+            futures = [
+                read.get(CaseRecord, entity_key(order.platform, case_id)) for case_id in case_ids
+            ]
+    except PynamoDBException as error:
+        raise StorageUnavailableError("could not read the order's cases") from error
+    records = [record for record in map(found, futures) if record is not None]
+    if shop is None and records:
+        # A courier scan names no shop; the cases do.
+        shop = read_or_none(ShopRecord, records[0].shop_id, "the shop")
+    shop_policy = policy.for_shop(shop)
+    changed = []
+    for record in records:
+        held_case = codec.CASE.decode(record.document)
+        new_case = decide_case(shop_policy, held_case, order, now)
+        if new_case != held_case:
+            changed.append((record, held_case, new_case))
+    return changed
+
+
+def _link_case(write: TransactWrite, order_record: OrderRecord | None, case: CaseState) -> None:
+    """Note a new case on its order (created bare if no message named it yet),
+    so that the order's later changes re-decide it."""
+    if order_record is None:
+        placeholder = OrderState(case.platform, case.snapshot.order_id)
+        write.save(
+            OrderRecord(
+                entity_key(case.platform, placeholder.order_id),
+                document=codec.ORDER.encode(placeholder),
+                case_ids={case.case_id},
+            )
+        )
+    else:
+        write.update(order_record, actions=[OrderRecord.case_ids.add({case.case_id})])
 
 
 def _apply(inbound: Inbound, held: Any) -> Any:

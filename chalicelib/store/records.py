@@ -93,6 +93,9 @@ class OrderRecord(Model):
     status = UnicodeAttribute(null=True)
     document = UnicodeAttribute()
     version = VersionAttribute()
+    # The order's after-sale cases: a change to the order re-decides them. Adding
+    # one bumps the version, so a concurrent order change retries and sees it.
+    case_ids = UnicodeSetAttribute(null=True)
 
 
 class ShopCasesIndex(GlobalSecondaryIndex):

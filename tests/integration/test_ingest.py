@@ -113,6 +113,37 @@ def test_one_webhook_costs_one_read_one_transaction_and_one_send(stack, aws_call
     assert aws_calls.operations == ["UpdateItem"]
 
 
+def test_an_order_change_re_decides_its_cases_in_the_same_write(stack, aws_calls):
+    for message in TAOBAO[:2]:
+        stack.deliver(message)
+    stack.deliver(TAOBAO[8])  # the refund, noted on its order
+    aws_calls.clear()
+    assert stack.deliver(TAOBAO[2]).status == 200  # the ship message
+    assert aws_calls.operations == ["TransactGetItems", *APPLIED]
+
+
+def case_as_decided(stack, arrival: list[Message]) -> tuple[dict, dict]:
+    """The case's view, less its version (which also counts its re-decisions),
+    and the shop's pending deadlines (stored rows, which the sweeper works from)."""
+    stack.reset()
+    for message in arrival:
+        assert stack.deliver(message).status == 200
+    view = stack.get(f"/shops/{TAOBAO_SHOP}/after-sales/R3010001").body
+    pending = stack.get(f"/shops/{TAOBAO_SHOP}/deadlines").body
+    return {name: value for name, value in view.items() if name != "version"}, pending
+
+
+def test_a_case_stored_before_its_orders_messages_ends_decided_as_in_order(stack):
+    """Found by the duplicate storms: a refund stored before the ship message
+    kept the unshipped clock, already breached, instead of the shipped one."""
+    in_order = case_as_decided(stack, TAOBAO[:9])
+    assert {"entity": "case:R3010001", "rule": "platform.refund_shipped_timeout"}.items() <= (
+        in_order[1]["items"][0].items()
+    )
+    assert case_as_decided(stack, [TAOBAO[8], *TAOBAO[:8]]) == in_order
+    assert case_as_decided(stack, [*TAOBAO[:2], TAOBAO[8], *TAOBAO[2:8]]) == in_order
+
+
 def test_the_same_message_n_times_changes_state_once_with_the_same_ack(stack):
     answers = [stack.deliver(TAOBAO[1]) for _ in range(5)]
     assert {(a.status, str(a.body)) for a in answers} == {(200, "{'success': True}")}

@@ -261,6 +261,26 @@ def test_answer_deadlines_by_platform_with_their_boundaries(platform, shipped, r
 
 
 @pytest.mark.parametrize(
+    ("shipped_at", "rule"),
+    [
+        (SHIPPED, "platform.refund_shipped_timeout"),
+        (SHIPPED + timedelta(days=20), "platform.refund_unshipped_timeout"),
+    ],
+)
+def test_the_answer_clock_follows_whether_the_order_had_shipped_when_asked(shipped_at, rule):
+    """Shipped before the request: the shipped clock, even if the ship message
+    came later; shipped after it: still the unshipped one (found by the storms)."""
+    requested = datetime(2026, 11, 20, 9, 0, tzinfo=SHANGHAI)
+    order = an_order(shipped_at=shipped_at, signed_at=None, status=OrderStatus.SHIPPED)
+    case = a_case(requested, kind=CaseKind.REFUND_ONLY)
+    clocks = [d.rule for d in decide_case(POLICIES["taobao"], case, order, requested).deadlines]
+    assert rule in clocks
+    assert {"platform.refund_shipped_timeout", "platform.refund_unshipped_timeout"} & set(
+        clocks
+    ) == {rule}
+
+
+@pytest.mark.parametrize(
     ("requested", "due"),
     [
         ((9, 59, 59), (0, 10, 0)),
