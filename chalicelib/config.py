@@ -71,3 +71,20 @@ LOOPBACK_WEBHOOKS_VARIABLE = "SHOPHOOK_ALLOW_LOOPBACK_WEBHOOKS"
 def loopback_webhooks_allowed() -> bool:
     """Local use only: subscriptions may point at http://127.0.0.1."""
     return os.environ.get(LOOPBACK_WEBHOOKS_VARIABLE) == "1"
+
+
+OUTBOUND_TIMEOUT_VARIABLE = "SHOPHOOK_OUTBOUND_TIMEOUT_SECONDS"
+DEFAULT_OUTBOUND_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 3.05
+
+
+def outbound_timeout() -> tuple[float, float]:
+    """(connect, read) seconds for calls to the platforms' APIs and to integrators:
+    connect fast or give up; a peer that has not answered by the read timeout
+    is retried later."""
+    raw = os.environ.get(OUTBOUND_TIMEOUT_VARIABLE, "")
+    try:
+        read = float(raw) if raw else DEFAULT_OUTBOUND_TIMEOUT_SECONDS
+    except ValueError:
+        read = DEFAULT_OUTBOUND_TIMEOUT_SECONDS
+    return min(CONNECT_TIMEOUT_SECONDS, read), read

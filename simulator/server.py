@@ -3,9 +3,15 @@ JD-style platforms: OAuth (an approve page and the token endpoints of
 platforms.md section 3) and the API methods of section 2, which check
 ShopHook's signatures and sessions and answer in each platform's shapes.
 
+Like the real platforms, a call that would repeat a step already taken (agree
+a refund agreed, ship a trade shipped) is refused: Taobao-style with sub_code
+`isv.status-not-allowed`, JD-style with code `66`.
+
 Faults can be queued per platform (`POST /_sim/faults`): `rate_limit`,
-`server_error`, `timeout` (the answer is held back) and `invalid_session`.
-Every API call received is kept for inspection (`GET /_sim/calls`).
+`server_error`, `invalid_session`, `timeout` (the call is carried out, its
+answer held back) and `reset` (carried out, then the connection is reset).
+Every API call received is kept for inspection (`GET /_sim/calls`);
+`POST /_sim/reset` forgets calls, faults and steps taken.
 
 `shophook local` starts it and points the OAuth and API URLs at it.
 """
@@ -14,6 +20,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -39,8 +47,9 @@ from chalicelib.platforms.signing import (
 ACCESS_LIFETIME_SECONDS = 86400
 REFRESH_LIFETIME_SECONDS = 30 * 86400
 DEFAULT_SELLERS = {"taobao": "2200000002", "jd": "10000002"}
+ALREADY_DONE_TAOBAO = "isv.status-not-allowed"
 TIMEOUT_HOLD_SECONDS = 15  # longer than any client timeout ShopHook uses
-FAULTS = ("rate_limit", "server_error", "timeout", "invalid_session")
+FAULTS = ("rate_limit", "server_error", "timeout", "invalid_session", "reset")
 TAOBAO_METHODS = {
     "taobao.rp.refunds.agree": ("refund_id", "amount", "refund_version"),
     "taobao.rp.refunds.refuse": ("refund_id", "refuse_message"),
@@ -109,11 +118,27 @@ class Grants:
 
 @dataclass
 class Calls:
-    """API calls received, and faults queued for the next ones, per platform."""
+    """API calls received, faults queued for the next ones, and the steps taken
+    (platform, method, subject), per platform."""
 
     received: list[dict[str, object]] = field(default_factory=list)
     faults: dict[str, deque[str]] = field(default_factory=dict)
+    taken: set[tuple[str, str, str]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, step: tuple[str, str, str]) -> bool:
+        """Take a step once; False if it was taken already."""
+        with self.lock:
+            if step in self.taken:
+                return False
+            self.taken.add(step)
+            return True
+
+    def forget(self) -> None:
+        with self.lock:
+            self.received.clear()
+            self.faults.clear()
+            self.taken.clear()
 
     def record(self, platform: str, method: str, params: dict[str, str], answer: str) -> None:
         with self.lock:
@@ -210,8 +235,6 @@ def create_app(
         """Check and answer one API call; `error(code, text)` is the platform's shape."""
         error = _taobao_error if platform == "taobao" else _jd_error
         fault = calls.next_fault(platform)
-        if fault == "timeout":
-            time.sleep(hold_seconds)
         if fault == "server_error":
             answer = (jsonify(error="internal"), 500)
         elif fault == "rate_limit":
@@ -222,6 +245,12 @@ def create_app(
             answer = error("27" if platform == "taobao" else "8", "Invalid session")
         elif missing := [name for name in required if name not in business]:
             answer = error("40" if platform == "taobao" else "6", f"Missing {missing[0]}")
+        elif not calls.take((platform, method, str(business[required[0]]))):
+            answer = (
+                _taobao_error("15", "Remote service error", ALREADY_DONE_TAOBAO, "状态不允许此操作")
+                if platform == "taobao"
+                else _jd_error("66", "the status does not allow this operation")
+            )
         elif platform == "taobao":
             name = method.removeprefix("taobao.").replace(".", "_") + "_response"
             answer = jsonify({name: {"succ": True}})
@@ -229,6 +258,10 @@ def create_app(
             answer = jsonify({method.replace(".", "_") + "_responce": {"code": "0"}})
         response = app.make_response(answer)
         calls.record(platform, method, params, response.get_data(as_text=True))
+        if fault == "timeout":
+            time.sleep(hold_seconds)
+        if fault == "reset":
+            _reset_connection()
         return response
 
     def signed_by_the_app(platform: str, form: dict[str, str]) -> bool:
@@ -289,6 +322,11 @@ def create_app(
                 calls.faults.setdefault(platform, deque()).extend(faults)
         return jsonify(queued=wanted)
 
+    @app.post("/_sim/reset")
+    def forget():
+        calls.forget()
+        return jsonify(reset=True)
+
     @app.get("/_sim/calls")
     def received_calls():
         with calls.lock:
@@ -303,10 +341,26 @@ def create_app(
     return app
 
 
-def _taobao_error(code: str, text: str):
+def _taobao_error(code: str, text: str, sub_code: str = "", sub_text: str = ""):
     return jsonify(
-        {"error_response": {"code": int(code), "msg": text, "sub_code": "", "sub_msg": ""}}
+        {
+            "error_response": {
+                "code": int(code),
+                "msg": text,
+                "sub_code": sub_code,
+                "sub_msg": sub_text,
+            }
+        }
     )
+
+
+def _reset_connection() -> None:
+    """Drop the client's connection instead of answering (a reset, to the client:
+    the request went out and no answer will ever come)."""
+    connection = request.environ.get("werkzeug.socket")
+    if connection is not None:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.shutdown(socket.SHUT_RDWR)
 
 
 def _jd_error(code: str, text: str):

@@ -13,14 +13,14 @@ import requests
 
 from chalicelib.platforms.signing import joined_params
 
-# Connect fast or give up; platforms answer within seconds or not at all.
-TIMEOUT = (3.05, 10)
-
 
 class CallOutcome(StrEnum):
     SUCCESS = "success"
     RETRYABLE = "retryable"  # rate limited, platform busy, 5xx, timeout: try later
     REFRESH_TOKEN = "refresh_token"  # noqa: S105 - an outcome, not a secret: refresh, then retry
+    # The subject is already past this step: an earlier call of ours whose answer
+    # was lost got there, or someone else did (the seller in the platform's own tools).
+    ALREADY_DONE = "already_done"
     PERMANENT = "permanent"  # the platform refused: retrying will not help
 
 
@@ -29,6 +29,8 @@ class CallResult:
     outcome: CallOutcome
     code: str = ""
     message: str = ""
+    # No answer or a broken one: the platform may have carried the call out.
+    uncertain: bool = False
 
 
 @cache
@@ -37,25 +39,29 @@ def http() -> requests.Session:
 
 
 def post_signed(
-    url: str, form: dict[str, str], signer: Callable[[str, bytes], str], secret: str
+    url: str,
+    form: dict[str, str],
+    signer: Callable[[str, bytes], str],
+    secret: str,
+    timeout: tuple[float, float],
 ) -> tuple[CallResult | None, Any]:
     """Sign every field of `form` (sorted `name + value`) and POST it; (a RETRYABLE
     result, None) when the platform is unreachable, slow or failing, else (None,
     the decoded JSON answer)."""
     form = {**form, "sign": signer(secret, joined_params(form))}
     try:
-        answer = http().post(url, data=form, timeout=TIMEOUT)
+        answer = http().post(url, data=form, timeout=timeout)
     except requests.Timeout:
-        return CallResult(
-            CallOutcome.RETRYABLE, "timeout", "the platform did not answer in time"
-        ), None
+        return _unanswered("timeout", "the platform did not answer in time"), None
     except requests.ConnectionError:
-        return CallResult(
-            CallOutcome.RETRYABLE, "unreachable", "the platform could not be reached"
-        ), None
+        return _unanswered("unreachable", "the platform could not be reached"), None
     if answer.status_code >= 500:
-        return CallResult(CallOutcome.RETRYABLE, str(answer.status_code), "platform error"), None
+        return _unanswered(str(answer.status_code), "platform error"), None
     try:
         return None, answer.json()
     except ValueError:
-        return CallResult(CallOutcome.RETRYABLE, "not_json", "the answer was not JSON"), None
+        return _unanswered("not_json", "the answer was not JSON"), None
+
+
+def _unanswered(code: str, message: str) -> CallResult:
+    return CallResult(CallOutcome.RETRYABLE, code, message, uncertain=True)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from chalicelib.config import outbound_timeout
 from chalicelib.domain.actions import Action, ReturnAddress
 from chalicelib.domain.model import (
     CanonicalEvent,
@@ -50,6 +51,8 @@ from chalicelib.platforms.wire import (
 )
 
 PAYLOAD_FIELD = "360buy_param_json"
+# The order or service request is no longer in the status the call needs.
+ALREADY_DONE_CODE = "66"
 
 ORDER_STATUS = {
     "WAIT_SELLER_STOCK_OUT": OrderStatus.PAID,
@@ -384,7 +387,9 @@ class Jd:
             "v": "2.0",
             PAYLOAD_FIELD: json.dumps(business, ensure_ascii=False),
         }
-        failed, answer = post_signed(api_url, form, md5_sign, credentials.app_secret)
+        failed, answer = post_signed(
+            api_url, form, md5_sign, credentials.app_secret, outbound_timeout()
+        )
         if failed is not None:
             return failed
         # JOS spells its success key "responce".
@@ -399,6 +404,8 @@ class Jd:
         error = answer.get("error_response", {}) if isinstance(answer, dict) else {}
         code = str(error.get("code", ""))
         message = str(error.get("en_desc") or error.get("zh_desc") or "")
+        if code == ALREADY_DONE_CODE:
+            return CallResult(CallOutcome.ALREADY_DONE, code, message)
         # Codes starting 5 or 19 are "system busy" and rate limits.
         retryable = code.startswith(("5", "19"))
         return CallResult(

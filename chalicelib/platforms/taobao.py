@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
+from chalicelib.config import outbound_timeout
 from chalicelib.domain.actions import Action, ReturnAddress
 from chalicelib.domain.model import (
     CanonicalEvent,
@@ -58,6 +59,8 @@ API_OUTCOMES = {
     "15": CallOutcome.RETRYABLE,
     "27": CallOutcome.REFRESH_TOKEN,
 }
+# The refund or trade is no longer in the status the call needs (agreed, shipped).
+ALREADY_DONE_SUB_CODE = "isv.status-not-allowed"
 
 SIGNERS: dict[str, Callable[[str, bytes], str]] = {
     "md5": md5_sign,
@@ -365,7 +368,9 @@ class Taobao:
             "sign_method": "hmac-sha256",
             **{name: str(value) for name, value in business.items()},
         }
-        failed, answer = post_signed(api_url, form, hmac_sha256_sign, credentials.app_secret)
+        failed, answer = post_signed(
+            api_url, form, hmac_sha256_sign, credentials.app_secret, outbound_timeout()
+        )
         if failed is not None:
             return failed
         success_key = method.removeprefix("taobao.").replace(".", "_") + "_response"
@@ -374,6 +379,8 @@ class Taobao:
         error = answer.get("error_response", {}) if isinstance(answer, dict) else {}
         code = str(error.get("code", ""))
         message = " / ".join(str(error[key]) for key in ("msg", "sub_msg") if error.get(key))
+        if error.get("sub_code") == ALREADY_DONE_SUB_CODE:
+            return CallResult(CallOutcome.ALREADY_DONE, code, message)
         return CallResult(API_OUTCOMES.get(code, CallOutcome.PERMANENT), code, message)
 
     def refresh(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
@@ -34,11 +34,16 @@ from requests_hardened import Config, Manager
 from requests_hardened.ip_filter import InvalidIPAddress
 from standardwebhooks import Webhook
 
-from chalicelib.config import api_url, app_credentials, loopback_webhooks_allowed
+from chalicelib.config import (
+    api_url,
+    app_credentials,
+    loopback_webhooks_allowed,
+    outbound_timeout,
+)
 from chalicelib.domain.actions import Action, ReturnAddress
 from chalicelib.observability import emit, logger, tracer
 from chalicelib.platforms import registry
-from chalicelib.platforms.api import TIMEOUT, CallOutcome, CallResult
+from chalicelib.platforms.api import CallOutcome, CallResult
 from chalicelib.platforms.base import UnsupportedActionError
 from chalicelib.service import outbox, subscriptions, tokens
 from chalicelib.service.changes import (
@@ -90,12 +95,19 @@ class Tried:
     error: str | None = None
     status_code: int | None = None
     latency_ms: float | None = None
+    # A platform call whose answer is not known (none came, or its record was
+    # lost) may have been carried out: an "already done" then means ours.
+    uncertain: bool = False
 
 
 class RetryLaterError(Exception):
     def __init__(self, seconds: int) -> None:
         super().__init__(f"retry in {seconds}s")
         self.seconds = seconds
+
+
+class _MovedOnError(Exception):
+    """The row was finished or replayed while this attempt was on its way."""
 
 
 def consume(queue: Queue, event: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -131,8 +143,7 @@ def process(queue: Queue, record: SQSRecord, now: datetime) -> None:
 def handle(outbox_id: str, generation: int, receive_count: int, now: datetime) -> None:
     row = read_or_none(OutboxRecord, outbox_id, "the outbox")
     if row is None or row.generation != generation or row.state not in ACTIVE_STATES:
-        logger.info("already done: nothing to send", extra={"outbox_id": outbox_id})
-        emit("OutboxAlreadyDone")
+        _nothing_to_send(outbox_id)
         return
     logger.set_correlation_id(row.outbox_id)
     logger.append_keys(shop_id=row.shop_id)
@@ -140,7 +151,11 @@ def handle(outbox_id: str, generation: int, receive_count: int, now: datetime) -
         _fan_out(row, now)
         return
     queue = outbox.queue_for(row)
-    tried = _call_platform(row, now) if row.kind == "action" else _post_webhook(row, now)
+    try:
+        tried = _call_platform(row, now) if row.kind == "action" else _post_webhook(row, now)
+    except _MovedOnError:
+        _nothing_to_send(outbox_id)
+        return
     final = receive_count >= queue.retry.attempts
     state = _record(row, receive_count, tried, final, now)
     metric, latency = METRICS[row.kind]
@@ -155,6 +170,11 @@ def handle(outbox_id: str, generation: int, receive_count: int, now: datetime) -
         # On the last attempt the message goes straight on to the DLQ.
         jitter = random.random()  # noqa: S311 - spreads retries, not a secret
         raise RetryLaterError(0 if final else queue.retry.wait_seconds(receive_count, jitter))
+
+
+def _nothing_to_send(outbox_id: str) -> None:
+    logger.info("already done: nothing to send", extra={"outbox_id": outbox_id})
+    emit("OutboxAlreadyDone")
 
 
 # (count by outcome, latency) per kind of outbound call.
@@ -186,8 +206,12 @@ def _record(row: OutboxRecord, attempt: int, tried: Tried, final: bool, now: dat
         OutboxRecord.state.set(state),
         OutboxRecord.unsent_shard.remove(),
         OutboxRecord.requeue_at.remove(),
-        OutboxRecord.error.set(tried.error) if tried.error else OutboxRecord.error.remove(),
+        OutboxRecord.error.set(tried.error)
+        if tried.error and tried.result is not Result.DONE
+        else OutboxRecord.error.remove(),
     ]
+    if state not in ACTIVE_STATES or not tried.uncertain:
+        actions.append(OutboxRecord.call_unresolved_since.remove())
     if state not in ACTIVE_STATES:
         actions.append(OutboxRecord.finished_at.set(now))
     try:
@@ -199,10 +223,14 @@ def _record(row: OutboxRecord, attempt: int, tried: Tried, final: bool, now: dat
     return state
 
 
-def _outcome(answer: CallResult) -> Tried:
+def _outcome(answer: CallResult, earlier_call_unresolved: bool) -> Tried:
     text = f"{answer.code}: {answer.message}" if answer.code or answer.message else None
     if answer.outcome is CallOutcome.SUCCESS:
         return Tried(Result.DONE)
+    if answer.outcome is CallOutcome.ALREADY_DONE and earlier_call_unresolved:
+        return Tried(
+            Result.DONE, f"the platform had already done it: an earlier answer was lost ({text})"
+        )
     if answer.outcome is CallOutcome.RETRYABLE:
         return Tried(Result.RETRY, text)
     if answer.outcome is CallOutcome.REFRESH_TOKEN:
@@ -212,6 +240,12 @@ def _outcome(answer: CallResult) -> Tried:
 
 @tracer.capture_method(capture_response=False)
 def _call_platform(row: OutboxRecord, now: datetime) -> Tried:
+    earlier_call_unresolved = row.call_unresolved_since is not None
+    tried = _try_platform(row, earlier_call_unresolved, now)
+    return replace(tried, uncertain=tried.uncertain or earlier_call_unresolved)
+
+
+def _try_platform(row: OutboxRecord, earlier_call_unresolved: bool, now: datetime) -> Tried:
     payload = json.loads(row.payload)
     platform_name = row.shop_id.partition(":")[0]
     platform = registry()[platform_name]
@@ -246,6 +280,7 @@ def _call_platform(row: OutboxRecord, now: datetime) -> Tried:
     credentials, url = app_credentials(platform_name), api_url(platform_name)
     if credentials is None or url is None:
         return Tried(Result.RETRY, f"no {platform_name} API URL or app credentials are configured")
+    _mark_calling(row, now)
     started = perf_counter()
     answer = platform.call(
         url, credentials, tokens.unsealed(shop).access_token, method, business, now
@@ -260,8 +295,26 @@ def _call_platform(row: OutboxRecord, now: datetime) -> Tried:
         answer = platform.call(
             url, credentials, tokens.unsealed(shop).access_token, method, business, now
         )
-    tried = _outcome(answer)
-    return Tried(tried.result, tried.error, latency_ms=(perf_counter() - started) * 1000)
+    tried = _outcome(answer, earlier_call_unresolved)
+    return replace(tried, latency_ms=(perf_counter() - started) * 1000, uncertain=answer.uncertain)
+
+
+def _mark_calling(row: OutboxRecord, now: datetime) -> None:
+    """Write down that a call is going out, before it does: if its answer is then
+    lost (the invocation dies, the record fails), the next attempt knows the
+    platform may have carried it out."""
+    try:
+        row.update(
+            actions=[
+                OutboxRecord.call_unresolved_since.set(OutboxRecord.call_unresolved_since | now)
+            ],
+            condition=(OutboxRecord.generation == row.generation)
+            & OutboxRecord.state.is_in(*ACTIVE_STATES),
+        )
+    except PynamoDBException as error:
+        if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
+            raise _MovedOnError from error
+        raise StorageUnavailableError("could not note the call before making it") from error
 
 
 def _fan_out(event: OutboxRecord, now: datetime) -> None:
@@ -311,7 +364,7 @@ def _fan_out(event: OutboxRecord, now: datetime) -> None:
 
 
 @cache
-def _integrator_session(allow_loopback: bool) -> requests.Session:
+def _integrator_session(allow_loopback: bool, timeout: tuple[float, float]) -> requests.Session:
     """Resolves each host once, refuses non-public addresses, and connects to the
     address it checked (so DNS rebinding cannot swap it); never follows redirects."""
     return Manager(
@@ -319,7 +372,7 @@ def _integrator_session(allow_loopback: bool) -> requests.Session:
             ip_filter_enable=True,
             ip_filter_allow_loopback_ips=allow_loopback,
             never_redirect=True,
-            default_timeout=TIMEOUT,
+            default_timeout=timeout,
             user_agent_override="ShopHook-Webhooks/1.0",
         )
     ).get_session()
@@ -345,7 +398,8 @@ def _post_webhook(delivery: OutboxRecord, now: datetime) -> Tried:
     }
     started = perf_counter()
     try:
-        answer = _integrator_session(loopback_webhooks_allowed()).post(
+        session = _integrator_session(loopback_webhooks_allowed(), outbound_timeout())
+        answer = session.post(
             subscription.url, data=delivery.payload.encode(), headers=headers, stream=True
         )
         answer.close()

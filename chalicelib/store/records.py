@@ -283,6 +283,9 @@ class OutboxRecord(Model):
     # Bumped by a replay: a message of an older generation is stale.
     generation = NumberAttribute(default=0)
     attempts = ListAttribute(of=Attempt, default=list)
+    # Actions only: set before each platform call, kept while any call's outcome
+    # is unknown (no answer, or its record was lost), cleared once one is known.
+    call_unresolved_since = UTCDateTimeAttribute(null=True)
     unsent_shard = UnicodeAttribute(null=True)
     requeue_at = UnicodeAttribute(null=True)
     requeues = NumberAttribute(default=0)

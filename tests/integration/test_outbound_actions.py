@@ -7,16 +7,20 @@ from __future__ import annotations
 import json
 from datetime import UTC, timedelta
 
+import pytest
 import requests
 import responses
 import time_machine
 
-from chalicelib.config import api_url_variable
+from chalicelib.config import OUTBOUND_TIMEOUT_VARIABLE, api_url_variable
 from chalicelib.domain.retry import PLATFORM_CALLS
+from chalicelib.platforms import registry
+from chalicelib.platforms.api import CallOutcome
 from chalicelib.service import outbox
 from chalicelib.store import queues
 from chalicelib.store.records import OutboxRecord, ShopRecord
 from simulator.scenarios import DEMO_CREDENTIALS, jd_order, taobao_order
+from simulator.server import api_urls, issue_session
 from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, oracle_top_sign
 
 START = NOW - timedelta(days=4)
@@ -99,6 +103,47 @@ def test_a_redelivered_message_for_a_sent_action_sends_nothing(outbound, simulat
     assert drain(LATER)["deliver_outbox"] == 1
     assert len(platform_calls(simulator)) == 1
     assert len(OutboxRecord.get(action_id).attempts) == 1
+
+
+@pytest.mark.parametrize("lost_answer", ["timeout", "reset"])
+def test_an_answer_lost_after_the_platform_acted_ends_sent_with_one_effect(
+    outbound, simulator, monkeypatch, lost_answer
+):
+    """The platform carried the agree out but its answer never came: the retry is
+    answered "already done", which, after a call of unknown outcome, means ours."""
+    monkeypatch.setenv(OUTBOUND_TIMEOUT_VARIABLE, "0.3")
+    fault(simulator, lost_answer)
+    action_id = agree_refund(outbound)
+    drain(LATER)
+    assert OutboxRecord.get(action_id).call_unresolved_since is not None
+    drain(LATER + timedelta(seconds=PLATFORM_CALLS.longest_wait_seconds + 1))
+    row = OutboxRecord.get(action_id)
+    assert (row.state, row.error, row.call_unresolved_since) == ("sent", None, None)
+    assert [a.outcome for a in row.attempts] == ["retry", "done"]
+    assert "already done" in row.attempts[1].error
+    accepted = [c for c in platform_calls(simulator) if "error_response" not in c["answer"]]
+    assert len(platform_calls(simulator)) == 2 and len(accepted) == 1
+
+
+def test_already_done_by_someone_else_fails_with_the_platforms_message(outbound, simulator):
+    """The seller agreed in the platform's own tools first: ShopHook's call, its
+    first, was not what did it, so the action shows failed, saying why."""
+    action_id = agree_refund(outbound)
+    seller_session = issue_session(simulator, "2200000001")["access_token"]
+    business = {"refund_id": "R3400001", "amount": 19900, "refund_version": 1}
+    by_hand = registry()["taobao"].call(
+        api_urls(simulator)["taobao"],
+        DEMO_CREDENTIALS["taobao"],
+        str(seller_session),
+        "taobao.rp.refunds.agree",
+        business,
+        NOW,
+    )
+    assert by_hand.outcome is CallOutcome.SUCCESS
+    drain(LATER)
+    result = shown(outbound, action_id)
+    assert result["state"] == "failed"
+    assert "状态不允许此操作" in result["error"]
 
 
 def test_retryable_errors_back_off_with_jitter_then_succeed(outbound, simulator):

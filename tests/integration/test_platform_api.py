@@ -10,12 +10,13 @@ import pytest
 import requests
 import responses
 
+from chalicelib.config import OUTBOUND_TIMEOUT_VARIABLE
 from chalicelib.platforms.api import CallOutcome
 from chalicelib.platforms.jd import PLATFORM as JD
 from chalicelib.platforms.taobao import PLATFORM as TAOBAO
 from chalicelib.platforms.wire import parse_wire_time
 from simulator.scenarios import DEMO_CREDENTIALS
-from simulator.server import api_urls
+from simulator.server import DEFAULT_SELLERS, api_urls
 from tests.support import NOW, oracle_top_sign
 
 VECTORS = json.loads(
@@ -104,6 +105,35 @@ def test_taobao_faults_map_to_what_the_caller_should_do(simulator, fault, outcom
     assert (result.outcome, result.code) == (outcome, code)
 
 
+@pytest.mark.parametrize(
+    ("platform", "method", "business", "code"),
+    [
+        (TAOBAO, "taobao.rp.refunds.agree", AGREE, "15"),
+        (JD, "jingdong.pop.refund.audit", AUDIT, "66"),
+    ],
+)
+def test_repeating_a_step_the_platform_took_is_answered_already_done(
+    simulator, platform, method, business, code
+):
+    session = session_for(simulator, DEFAULT_SELLERS[platform.name])
+    url = api_urls(simulator)[platform.name]
+    credentials = DEMO_CREDENTIALS[platform.name]
+    first = platform.call(url, credentials, session, method, business, NOW)
+    again = platform.call(url, credentials, session, method, business, NOW)
+    assert first.outcome is CallOutcome.SUCCESS
+    assert (again.outcome, again.code, again.uncertain) == (CallOutcome.ALREADY_DONE, code, False)
+
+
+@pytest.mark.parametrize("fault", ["timeout", "reset"])
+def test_a_call_without_an_answer_is_retryable_and_uncertain(simulator, monkeypatch, fault):
+    monkeypatch.setenv(OUTBOUND_TIMEOUT_VARIABLE, "0.3")
+    requests.post(f"{simulator}/_sim/faults", json={"taobao": [fault]}, timeout=5)
+    session = session_for(simulator, "2200000001")
+    url, credentials = api_urls(simulator)["taobao"], DEMO_CREDENTIALS["taobao"]
+    result = TAOBAO.call(url, credentials, session, "taobao.rp.refunds.agree", AGREE, NOW)
+    assert (result.outcome, result.uncertain) == (CallOutcome.RETRYABLE, True)
+
+
 def test_a_refusal_is_permanent_with_the_platforms_message(simulator):
     session = session_for(simulator, "2200000001")
     result = TAOBAO.call(
@@ -129,6 +159,10 @@ def test_a_refusal_is_permanent_with_the_platforms_message(simulator):
             CallOutcome.RETRYABLE,
         ),
         ({"json": {"error_response": {"code": "4", "en_desc": "bad sign"}}}, CallOutcome.PERMANENT),
+        (
+            {"json": {"error_response": {"code": "66", "en_desc": "status"}}},
+            CallOutcome.ALREADY_DONE,
+        ),
         (
             {
                 "json": {

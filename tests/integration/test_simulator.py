@@ -147,8 +147,20 @@ def test_queued_faults_hit_the_next_calls_in_order(simulator):
     assert taobao_call(simulator, session).json()["error_response"]["code"] == 7
     assert taobao_call(simulator, session).status_code == 500
     assert taobao_call(simulator, session).json()["error_response"]["code"] == 27
+    # Carried out, the answer held back: the same step again is refused.
     with pytest.raises(requests.Timeout):
         taobao_call(simulator, session)
+    repeated = taobao_call(simulator, session).json()["error_response"]
+    assert (repeated["code"], repeated["sub_code"]) == (15, "isv.status-not-allowed")
+    # Carried out, then the connection dropped.
+    requests.post(f"{simulator}/_sim/faults", json={"taobao": ["reset"]}, timeout=5)
+    with pytest.raises(requests.ConnectionError):
+        taobao_call(simulator, session, refund_id="R2")
+    assert "error_response" in taobao_call(simulator, session, refund_id="R2").text
+    assert "succ" in taobao_call(simulator, session, refund_id="R3").text
+    # A reset forgets the steps taken and the calls seen.
+    assert requests.post(f"{simulator}/_sim/reset", timeout=5).status_code == 200
+    assert requests.get(f"{simulator}/_sim/calls", timeout=5).json() == []
     assert "succ" in taobao_call(simulator, session).text
     refused = requests.post(f"{simulator}/_sim/faults", json={"taobao": ["meteor"]}, timeout=5)
     assert refused.status_code == 400

@@ -323,6 +323,8 @@ def test_a_delivery_connects_to_the_address_it_checked(dns, httpserver, monkeypa
     subscriber = Subscriber(httpserver, "/pinned")
     dns["hooks.example.test"] = "127.0.0.1"
     port = httpserver.port
-    answer = _integrator_session(True).post(f"http://hooks.example.test:{port}/pinned", data=b"{}")
+    answer = _integrator_session(True, (1, 5)).post(
+        f"http://hooks.example.test:{port}/pinned", data=b"{}"
+    )
     assert answer.status_code == 200
     assert subscriber.received[0].headers["Host"] == f"hooks.example.test:{port}"

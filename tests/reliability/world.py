@@ -23,6 +23,7 @@ import app as app_module
 from bench.stack import free_port
 from chalicelib.config import LOOPBACK_WEBHOOKS_VARIABLE
 from chalicelib.domain.events import EVENT_TYPES
+from chalicelib.store.records import OutboxRecord
 from shophook.driver import run_schedules
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message, jd_order, taobao_order
 from simulator.server import serve, shophook_settings
@@ -91,9 +92,18 @@ def without_version(body):
     return body
 
 
-def final_state(the_world: World, paths: list[str]) -> dict[str, tuple[int, object]]:
+def final_state(the_world: World, paths: list[str]) -> dict[str, object]:
+    """What the API shows on `paths` and the shops' deadlines, and where each
+    platform action ended (sent, not failed). Deliveries are checked by what the
+    subscriber received: their number follows the arrival order."""
     answers = {path: the_world.stack.get(path) for path in [*paths, *STATE_PATHS]}
-    return {path: (answer.status, without_version(answer.body)) for path, answer in answers.items()}
+    shown = {
+        path: (answer.status, without_version(answer.body)) for path, answer in answers.items()
+    }
+    actions = Counter(
+        (row.type, row.state) for row in OutboxRecord.scan(OutboxRecord.kind == "action")
+    )
+    return {**shown, "actions": sorted(actions.items())}
 
 
 @dataclass
@@ -131,13 +141,12 @@ class World:
     stack: Stack
     simulator: str
     subscriber: Subscriber
-    calls_seen: int = 0
 
     def reset(self) -> None:
         """Empty tables and queues; shops with sessions; the subscription; auto-agree."""
         self.stack.reset()
+        requests.post(f"{self.simulator}/_sim/reset", timeout=5).raise_for_status()
         connect_with_tokens(self.simulator)
-        self.calls_seen = len(self._calls())
         self.subscriber.received.clear()
         headers = {"Authorization": f"Bearer {self.stack.api_key}"}
         subscription = {
@@ -153,13 +162,10 @@ class World:
         answer = self.stack.request("PUT", f"/shops/{TAOBAO_SHOP}/policy", policy, headers)
         assert answer.status == 200, answer.body
 
-    def _calls(self) -> list[dict]:
-        return requests.get(f"{self.simulator}/_sim/calls", timeout=5).json()
-
     def platform_effects(self) -> Counter[str]:
         """Platform API calls the platform accepted since the reset, per distinct effect."""
         effects: Counter[str] = Counter()
-        for call in self._calls()[self.calls_seen :]:
+        for call in requests.get(f"{self.simulator}/_sim/calls", timeout=5).json():
             if "error_response" in call["answer"]:
                 continue
             business = {k: v for k, v in call["params"].items() if k not in CALL_NOISE}
