@@ -10,7 +10,8 @@ a refund agreed, ship a trade shipped) is refused: Taobao-style with sub_code
 Faults can be queued per platform (`POST /_sim/faults`): `rate_limit`,
 `server_error`, `invalid_session`, `timeout` (the call is carried out, its
 answer held back) and `reset` (carried out, then the connection is reset).
-Every API call received is kept for inspection (`GET /_sim/calls`);
+Every API call received is kept for inspection (`GET /_sim/calls`, each with
+its answer and whether it was carried out);
 `POST /_sim/reset` forgets calls, faults and steps taken.
 
 `shophook local` starts it and points the OAuth and API URLs at it.
@@ -140,10 +141,18 @@ class Calls:
             self.faults.clear()
             self.taken.clear()
 
-    def record(self, platform: str, method: str, params: dict[str, str], answer: str) -> None:
+    def record(
+        self, platform: str, method: str, params: dict[str, str], answer: str, carried_out: bool
+    ) -> None:
         with self.lock:
             self.received.append(
-                {"platform": platform, "method": method, "params": params, "answer": answer}
+                {
+                    "platform": platform,
+                    "method": method,
+                    "params": params,
+                    "answer": answer,
+                    "carried_out": carried_out,
+                }
             )
 
     def next_fault(self, platform: str) -> str | None:
@@ -257,11 +266,12 @@ def create_app(
         else:
             answer = jsonify({method.replace(".", "_") + "_responce": {"code": "0"}})
         response = app.make_response(answer)
-        calls.record(platform, method, params, response.get_data(as_text=True))
+        carried_out = response.status_code == 200 and "error_response" not in response.get_json()
+        calls.record(platform, method, params, response.get_data(as_text=True), carried_out)
         if fault == "timeout":
             time.sleep(hold_seconds)
         if fault == "reset":
-            _reset_connection()
+            drop_connection(request.environ)
         return response
 
     def signed_by_the_app(platform: str, form: dict[str, str]) -> bool:
@@ -322,6 +332,12 @@ def create_app(
                 calls.faults.setdefault(platform, deque()).extend(faults)
         return jsonify(queued=wanted)
 
+    @app.get("/_sim/faults")
+    def queued_faults():
+        """The faults still waiting for a call, per platform."""
+        with calls.lock:
+            return jsonify({platform: list(queue) for platform, queue in calls.faults.items()})
+
     @app.post("/_sim/reset")
     def forget():
         calls.forget()
@@ -354,11 +370,11 @@ def _taobao_error(code: str, text: str, sub_code: str = "", sub_text: str = ""):
     )
 
 
-def _reset_connection() -> None:
+def drop_connection(environ: Mapping[str, object]) -> None:
     """Drop the client's connection instead of answering (a reset, to the client:
-    the request went out and no answer will ever come)."""
-    connection = request.environ.get("werkzeug.socket")
-    if connection is not None:
+    the request went out and no answer will ever come). Werkzeug's server only."""
+    connection = environ.get("werkzeug.socket")
+    if isinstance(connection, socket.socket):
         connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         connection.shutdown(socket.SHUT_RDWR)
 

@@ -1,10 +1,12 @@
 """Fault injection at every AWS call of ingest, the sweep and delivery (and of
 Lambda's SQS poller around them): throttled, timed out after it ran, the
 process crashed right after it (between commit and enqueue, between a platform
-call and its record), or a lost race on a version guard. The platform
-redelivers what was not acknowledged; SQS redelivers what was not deleted; the
-schedules run. Afterwards nothing is lost, the state is the clean run's, and
-each platform action and integrator event took effect once."""
+call and its record), or a lost race on a version guard; and at the peers: the
+platform's API and the integrator rate limiting, failing, hanging and dropping
+the connection. The platform redelivers what was not acknowledged; SQS
+redelivers what was not deleted; the schedules run. Afterwards nothing is lost,
+the state is the clean run's, and each platform action and integrator event
+took effect once."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pynamodb.exceptions import PynamoDBException
 from simulator.scenarios import DEMO_CREDENTIALS
 from tests.reliability.faults import KINDS, Crash, FaultAt
 from tests.reliability.ledger import Ledger
-from tests.reliability.report import Tally, soak
+from tests.reliability.report import Tally, scaled, soak
 from tests.reliability.world import FAMILIES, World, final_state, world
 from tests.support import NOW, AwsCalls
 
@@ -27,7 +29,7 @@ ROUNDS = 4  # of 7 minutes: past every visibility timeout and requeue wait the r
 INVOCATION_FAILURES = (Crash, BotoCoreError, ClientError, PynamoDBException)
 
 
-def run(the_world: World, ledger: Ledger) -> None:
+def run(the_world: World, ledger: Ledger, rounds: int = ROUNDS) -> None:
     """The family's webhooks, each redelivered until acknowledged, then time passes."""
     build, _ = FAMILIES[FAMILY]
     for message in build():
@@ -40,7 +42,7 @@ def run(the_world: World, ledger: Ledger) -> None:
                 continue  # the platform saw the connection drop: it sends again
         else:
             pytest.fail(f"{message.message_id} was never acknowledged")
-    for step in range(ROUNDS):
+    for step in range(rounds):
         try:
             the_world.settle(NOW + timedelta(minutes=7 * step), rounds=1)
         except INVOCATION_FAILURES:
@@ -90,10 +92,23 @@ def sites(calls: list[str], kind: str) -> list[int]:
     return [index for turn, index in enumerate(chosen) if turns[turn % len(turns)] == kind]
 
 
-def run_with_fault(the_world: World, tally, index: int, kind: str, expected) -> str | None:
-    """One faulty run; what went wrong, or None."""
-    calls, state, effects, events = expected
+def outcome_problem(the_world: World, ledger: Ledger, tally: Tally, expected) -> str | None:
+    """What a faulty run got wrong against the clean one, or None."""
+    _, state, effects, events = expected
     _, paths = FAMILIES[FAMILY]
+    lost = ledger.lost()
+    got_effects, got_events = the_world.platform_effects(), the_world.subscriber.contents()
+    twice = sum(n - 1 for n in got_effects.values()) + sum(n - 1 for n in got_events.values())
+    tally.duplicated_effects += twice
+    if lost or twice or set(got_effects) != set(effects) or set(got_events) != set(events):
+        return f"lost {lost}, done twice {twice}, events {len(got_events)}/{len(events)}"
+    if final_state(the_world, paths) != state:
+        return "the final state differs"
+    return None
+
+
+def run_with_fault(the_world: World, tally, index: int, kind: str, expected) -> str | None:
+    """One run with a fault at AWS call `index`; what went wrong, or None."""
     the_world.reset()
     ledger = Ledger(tally)
     tally.faults += 1  # counted first: a 503 it causes is the right answer, not a defect
@@ -102,16 +117,8 @@ def run_with_fault(the_world: World, tally, index: int, kind: str, expected) -> 
     if not fault.fired:
         tally.faults -= 1
         return None
-    lost = ledger.lost()
-    got_effects, got_events = the_world.platform_effects(), the_world.subscriber.contents()
-    twice = sum(n - 1 for n in got_effects.values()) + sum(n - 1 for n in got_events.values())
-    tally.duplicated_effects += twice
-    where = f"{kind} at call {index} ({calls[index]})"
-    if lost or twice or set(got_effects) != set(effects) or set(got_events) != set(events):
-        return f"{where}: lost {lost}, done twice {twice}, events {len(got_events)}/{len(events)}"
-    if final_state(the_world, paths) != state:
-        return f"{where}: the final state differs"
-    return None
+    problem = outcome_problem(the_world, ledger, tally, expected)
+    return problem and f"{kind} at call {index} ({expected[0][index]}): {problem}"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -136,3 +143,34 @@ def test_an_action_whose_record_failed_after_the_platform_accepted_is_not_done_t
         if calls[i - 2 : i + 1] == ["TransactGetItems", "UpdateItem", "UpdateItem"]
     ]
     assert run_with_fault(the_world, tally, index, "throttled", clean) is None
+
+
+# Faults at the peers: the platform's API and the integrator's endpoint.
+PLATFORM_FAULTS = ("rate_limit", "server_error", "timeout", "reset", "invalid_session")
+INTEGRATOR_FAULTS = ("unavailable", "rate_limited", "hang", "reset")
+
+
+def in_a_row(fault: str) -> int:
+    # A session refused again after its refresh is the seller's to fix: once only.
+    return 1 if fault == "invalid_session" else scaled(2, 5)
+
+
+@pytest.mark.parametrize(
+    ("peer", "fault"),
+    [("taobao", fault) for fault in PLATFORM_FAULTS]
+    + [("integrator", fault) for fault in INTEGRATOR_FAULTS],
+)
+def test_a_failing_platform_or_integrator_delays_the_work_but_never_loses_or_repeats_it(
+    the_world, clean, tally, peer, fault
+):
+    """Rate limits, 5xx, hangs past ShopHook's timeout and dropped connections (the
+    last two after the peer acted), several in a row: the backoff waits them out,
+    and each action and event still takes effect once."""
+    times = in_a_row(fault)
+    the_world.reset()
+    the_world.fail_next(peer, [fault] * times)
+    tally.faults += times
+    ledger = Ledger(tally)
+    run(the_world, ledger, rounds=ROUNDS + times)
+    assert the_world.unfired_faults() == 0
+    assert outcome_problem(the_world, ledger, tally, clean) is None

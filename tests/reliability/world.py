@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,12 +22,12 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 import app as app_module
 from bench.stack import free_port
-from chalicelib.config import LOOPBACK_WEBHOOKS_VARIABLE
+from chalicelib.config import LOOPBACK_WEBHOOKS_VARIABLE, OUTBOUND_TIMEOUT_VARIABLE
 from chalicelib.domain.events import EVENT_TYPES
 from chalicelib.store.records import OutboxRecord
 from shophook.driver import run_schedules
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message, jd_order, taobao_order
-from simulator.server import serve, shophook_settings
+from simulator.server import drop_connection, serve, shophook_settings
 from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, Stack, connect_with_tokens, drain
 
 # Platform API parameters that vary per call, not per effect.
@@ -106,12 +107,20 @@ def final_state(the_world: World, paths: list[str]) -> dict[str, object]:
     return {**shown, "actions": sorted(actions.items())}
 
 
+# What a failing integrator answers: an HTTP status, or "hang" (past ShopHook's
+# timeout) and "reset" (the connection dropped), both after taking the event in.
+SUBSCRIBER_ANSWERS = {"unavailable": 503, "rate_limited": 429}
+HOLD_SECONDS = 1.0
+OUTBOUND_TIMEOUT_SECONDS = "0.3"
+
+
 @dataclass
 class Subscriber:
-    """An integrator's endpoint: answers 2xx, keeps what arrived."""
+    """An integrator's endpoint: keeps what arrived, answers 2xx unless told to fail."""
 
     url: str = ""
     received: list[dict] = field(default_factory=list)
+    faults: deque[str] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, environ, start_response):
@@ -120,7 +129,12 @@ class Subscriber:
             self.received.append(
                 {"id": request.headers["webhook-id"], **json.loads(request.get_data())}
             )
-        return Response("ok")(environ, start_response)
+            fault = self.faults.popleft() if self.faults else None
+        if fault == "hang":
+            time.sleep(HOLD_SECONDS)
+        if fault == "reset":
+            drop_connection(environ)
+        return Response("ok", status=SUBSCRIBER_ANSWERS.get(fault, 200))(environ, start_response)
 
     def receipts(self) -> Counter[str]:
         with self.lock:
@@ -148,6 +162,7 @@ class World:
         requests.post(f"{self.simulator}/_sim/reset", timeout=5).raise_for_status()
         connect_with_tokens(self.simulator)
         self.subscriber.received.clear()
+        self.subscriber.faults.clear()
         headers = {"Authorization": f"Bearer {self.stack.api_key}"}
         subscription = {
             "url": self.subscriber.url,
@@ -162,11 +177,23 @@ class World:
         answer = self.stack.request("PUT", f"/shops/{TAOBAO_SHOP}/policy", policy, headers)
         assert answer.status == 200, answer.body
 
+    def fail_next(self, peer: str, faults: list[str]) -> None:
+        """Faults for the next calls to `peer`: a platform's API or "integrator"."""
+        if peer == "integrator":
+            self.subscriber.faults.extend(faults)
+            return
+        answer = requests.post(f"{self.simulator}/_sim/faults", json={peer: faults}, timeout=5)
+        answer.raise_for_status()
+
+    def unfired_faults(self) -> int:
+        queued = requests.get(f"{self.simulator}/_sim/faults", timeout=5).json()
+        return len(self.subscriber.faults) + sum(len(faults) for faults in queued.values())
+
     def platform_effects(self) -> Counter[str]:
         """Platform API calls the platform accepted since the reset, per distinct effect."""
         effects: Counter[str] = Counter()
         for call in requests.get(f"{self.simulator}/_sim/calls", timeout=5).json():
-            if "error_response" in call["answer"]:
+            if not call["carried_out"]:
                 continue
             business = {k: v for k, v in call["params"].items() if k not in CALL_NOISE}
             effects[json.dumps([call["method"], business], sort_keys=True)] += 1
@@ -194,10 +221,11 @@ def world() -> Iterator[World]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     subscriber.url = f"http://127.0.0.1:{port}/hook"
     sim_port = free_port()
-    simulator = serve("127.0.0.1", sim_port, DEMO_CREDENTIALS, hold_seconds=1.5)
+    simulator = serve("127.0.0.1", sim_port, DEMO_CREDENTIALS, hold_seconds=HOLD_SECONDS)
     base = f"http://127.0.0.1:{sim_port}"
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         patch.setenv(LOOPBACK_WEBHOOKS_VARIABLE, "1")
+        patch.setenv(OUTBOUND_TIMEOUT_VARIABLE, OUTBOUND_TIMEOUT_SECONDS)
         for name, value in shophook_settings(base).items():
             patch.setenv(name, value)
         yield World(Stack.create(), base, subscriber)
