@@ -7,14 +7,16 @@ import hashlib
 import hmac
 import json
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlparse
 
 import boto3
+import requests
 import responses
 import time_machine
 from botocore.awsrequest import AWSResponse
@@ -347,3 +349,23 @@ def oracle_signed_jd(method: str, msg_id: str, payload: str) -> SignedWebhook:
     form["sign"] = oracle_top_sign("demo-jd-secret", form, b"", "md5")
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     return SignedWebhook("jd", msg_id, "/webhooks/jd", headers, urlencode(form).encode())
+
+
+def approve(authorize_url: str, seller: str, decision: str = "approve") -> dict[str, str]:
+    """A seller's decision on the simulated platform's approve page: the query
+    the platform redirects the browser back to ShopHook with."""
+    page = requests.get(authorize_url, timeout=5)
+    assert page.status_code == 200 and 'id="approve"' in page.text
+    fields = dict(re.findall(r'name="(redirect_uri|state)" value="([^"]*)"', page.text))
+    action = re.search(r'action="([^"]+)"', page.text).group(1)
+    answer = requests.post(
+        urlparse(authorize_url)._replace(path=action, query="").geturl(),
+        data={**fields, "seller": seller, "nick": "Tea House", "decision": decision},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert answer.status_code == 302
+    return {
+        key: values[0]
+        for key, values in parse_qs(urlparse(answer.headers["Location"]).query).items()
+    }

@@ -280,11 +280,11 @@ def _try_platform(row: OutboxRecord, earlier_call_unresolved: bool, now: datetim
     credentials, url = app_credentials(platform_name), api_url(platform_name)
     if credentials is None or url is None:
         return Tried(Result.RETRY, f"no {platform_name} API URL or app credentials are configured")
+    # Opened first: a KMS failure then leaves the row as it was, with no call made.
+    access_token = tokens.unsealed(shop).access_token
     _mark_calling(row, now)
     started = perf_counter()
-    answer = platform.call(
-        url, credentials, tokens.unsealed(shop).access_token, method, business, now
-    )
+    answer = platform.call(url, credentials, access_token, method, business, now)
     if answer.outcome is CallOutcome.REFRESH_TOKEN:
         if not tokens.refresh_shop(shop, now):
             return Tried(

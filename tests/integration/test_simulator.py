@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -11,25 +10,7 @@ import requests
 
 from chalicelib.service import oauth, tokens
 from chalicelib.store.records import ShopRecord
-from tests.support import NOW, oracle_top_sign
-
-
-def approve(authorize_url: str, seller: str, decision: str = "approve") -> dict[str, str]:
-    page = requests.get(authorize_url, timeout=5)
-    assert page.status_code == 200 and 'id="approve"' in page.text
-    fields = dict(re.findall(r'name="(redirect_uri|state)" value="([^"]*)"', page.text))
-    action = re.search(r'action="([^"]+)"', page.text).group(1)
-    answer = requests.post(
-        urlparse(authorize_url)._replace(path=action, query="").geturl(),
-        data={**fields, "seller": seller, "nick": "Tea House", "decision": decision},
-        allow_redirects=False,
-        timeout=5,
-    )
-    assert answer.status_code == 302
-    return {
-        key: values[0]
-        for key, values in parse_qs(urlparse(answer.headers["Location"]).query).items()
-    }
+from tests.support import NOW, approve, oracle_top_sign
 
 
 @pytest.mark.parametrize(("platform", "seller"), [("taobao", "2200000077"), ("jd", "10000077")])

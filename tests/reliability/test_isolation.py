@@ -1,17 +1,20 @@
 """Tenant isolation: a key for shop A reaches nothing of shop B (every route
 answers 404, as if B did not exist), an integrator's subscriptions are
-invisible to other keys, and no key subscribes to a shop outside its scope."""
+invisible to other keys, no key subscribes to a shop outside its scope, and a
+seller's OAuth approval cannot be finished in another browser."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 
 from chalicelib.service import keys
+from chalicelib.store.records import ShopRecord
 from simulator.scenarios import jd_order
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, approve
 
 SHOP_ROUTES = [
     ("GET", "/shops/{shop}/orders/3950001"),
@@ -80,3 +83,26 @@ def test_subscriptions_stay_with_their_key_and_their_shops(keyed, tally, loopbac
         assert outsider.status == 404, (method, path, outsider.body)
     assert call(stack, "GET", "/subscriptions", taobao_only).body["items"] == []
     assert call(stack, "GET", f"/subscriptions/{subscription}", stack.api_key).status == 200
+
+
+@pytest.mark.parametrize(("platform", "seller"), [("taobao", "2200000099"), ("jd", "10000099")])
+def test_an_approval_started_in_one_browser_is_refused_in_another(
+    shared_stack, simulator, tally, platform, seller
+):
+    """The seller approves on the platform; the redirect carrying the code and
+    the state, opened in another browser (a link sent to someone, a phishing
+    page), connects nothing: the state is bound to the browser that started."""
+    shared_stack.reset()
+    seller_browser = shared_stack.request("GET", f"/oauth/{platform}/connect")
+    other_browser = shared_stack.request("GET", f"/oauth/{platform}/connect")
+    granted = approve(seller_browser.headers["Location"], seller)
+    callback = f"/oauth/{platform}/callback?{urlencode(granted)}"
+    for cookie in (other_browser.headers["Set-Cookie"], None):
+        headers = {"Cookie": cookie.split(";")[0]} if cookie else {}
+        refused = shared_stack.request("GET", callback, headers=headers)
+        tally.inputs += 1
+        assert refused.status == 400 and "expired" in refused.body
+    assert ShopRecord.count(f"{platform}:{seller}") == 0
+    headers = {"Cookie": seller_browser.headers["Set-Cookie"].split(";")[0]}
+    assert shared_stack.request("GET", callback, headers=headers).status == 200
+    assert ShopRecord.get(f"{platform}:{seller}").status == "connected"
