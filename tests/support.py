@@ -161,11 +161,17 @@ def fold(inbounds: list[Inbound]) -> dict[tuple[str, ...], Any]:
 
 @contextmanager
 def on_every_aws_call(handler: Any, event: str = "before-call") -> Iterator[None]:
-    """Hook `handler` into `event` of every AWS client the app uses (DynamoDB, SQS)."""
+    """Hook `handler` into `event` of every AWS client the app uses (DynamoDB, SQS,
+    and KMS once a secret has been sealed or opened)."""
     clients = {id(connection().client): connection().client, id(queues.client()): queues.client()}
     for record in ALL_RECORDS:
         client = record._get_connection().connection.client
         clients[id(client)] = client
+    key_id = os.environ.get(vault.KEY_VARIABLE)
+    if key_id:
+        # The Encryption SDK's provider keeps its own KMS client per region.
+        for client in vault._provider_for(key_id)._regional_clients.values():
+            clients[id(client)] = client
     for client in clients.values():
         client.meta.events.register(event, handler)
     try:

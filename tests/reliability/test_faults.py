@@ -136,12 +136,9 @@ def test_an_action_whose_record_failed_after_the_platform_accepted_is_not_done_t
     """Found by this suite: the retry called the platform again. Now the call is
     noted before it goes out, and the platform's "already done" answers the retry."""
     calls = clean[0]
-    # The action: its read (TransactGetItems), the note (UpdateItem), the call, the record.
-    (index,) = [
-        i
-        for i in range(2, len(calls))
-        if calls[i - 2 : i + 1] == ["TransactGetItems", "UpdateItem", "UpdateItem"]
-    ]
+    # The action: its read, the shop's token opened, the note, the call, the record.
+    action = ["TransactGetItems", "Decrypt", "UpdateItem", "UpdateItem"]
+    (index,) = [i for i in range(3, len(calls)) if calls[i - 3 : i + 1] == action]
     assert run_with_fault(the_world, tally, index, "throttled", clean) is None
 
 
