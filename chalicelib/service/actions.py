@@ -18,7 +18,12 @@ from chalicelib.platforms import registry
 from chalicelib.platforms.base import UnsupportedActionError
 from chalicelib.service import outbox
 from chalicelib.service.changes import order_group, outbox_row
-from chalicelib.service.errors import ApiError, StorageUnavailableError, read_or_none
+from chalicelib.service.errors import (
+    ApiError,
+    StorageUnavailableError,
+    condition_failed,
+    read_or_none,
+)
 from chalicelib.service.queries import owned
 from chalicelib.store import codec
 from chalicelib.store.records import (
@@ -86,7 +91,7 @@ def _queue(
             )
             write.save(row)
     except TransactWriteError as error:
-        if "ConditionalCheckFailed" in [r.code for r in error.cancellation_reasons if r]:
+        if condition_failed(error):
             raise ApiError(
                 409, "changed_meanwhile", "it changed while the action was queued; look again"
             ) from None

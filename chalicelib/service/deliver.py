@@ -51,7 +51,7 @@ from chalicelib.service.changes import (
     QUEUED,
     outbox_row,
 )
-from chalicelib.service.errors import StorageUnavailableError, read_or_none
+from chalicelib.service.errors import StorageUnavailableError, condition_failed, read_or_none
 from chalicelib.store import codec, queues
 from chalicelib.store.queues import Queue
 from chalicelib.store.records import (
@@ -217,7 +217,7 @@ def _record(row: OutboxRecord, attempt: int, tried: Tried, final: bool, now: dat
     try:
         row.update(actions=actions, condition=OutboxRecord.generation == row.generation)
     except PynamoDBException as error:
-        if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
+        if condition_failed(error):
             return state  # replayed meanwhile: the new generation has its own message
         raise StorageUnavailableError("could not record the attempt") from error
     return state
@@ -312,7 +312,7 @@ def _mark_calling(row: OutboxRecord, now: datetime) -> None:
             & OutboxRecord.state.is_in(*ACTIVE_STATES),
         )
     except PynamoDBException as error:
-        if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
+        if condition_failed(error):
             raise _MovedOnError from error
         raise StorageUnavailableError("could not note the call before making it") from error
 
@@ -355,7 +355,7 @@ def _fan_out(event: OutboxRecord, now: datetime) -> None:
                 condition=OutboxRecord.state == PENDING,
             )
     except TransactWriteError as error:
-        if "ConditionalCheckFailed" in [r.code for r in error.cancellation_reasons if r]:
+        if condition_failed(error):
             logger.info("fanned out already", extra={"outbox_id": event.outbox_id})
             return
         raise StorageUnavailableError("could not fan the event out") from error

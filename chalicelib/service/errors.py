@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
 from pynamodb.models import Model
 
 RecordT = TypeVar("RecordT", bound=Model)
@@ -26,6 +26,14 @@ class ApiError(Exception):
 
 class StorageUnavailableError(Exception):
     """DynamoDB failed or throttled: answer 5xx so the sender retries later."""
+
+
+def condition_failed(error: PynamoDBException) -> bool:
+    """A write refused by its condition (a version or state guard): someone else
+    got there first. For a transaction, any of its items' conditions."""
+    if isinstance(error, TransactWriteError):
+        return "ConditionalCheckFailed" in [r.code for r in error.cancellation_reasons if r]
+    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
 def read_or_none(record_type: type[RecordT], key: str, what: str) -> RecordT | None:

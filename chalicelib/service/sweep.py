@@ -16,7 +16,7 @@ from chalicelib.observability import count_deadline_events, emit, logger, tracer
 from chalicelib.policies import default_policy
 from chalicelib.service import outbox, policy
 from chalicelib.service.changes import sortable, stage_change
-from chalicelib.service.errors import StorageUnavailableError
+from chalicelib.service.errors import StorageUnavailableError, condition_failed
 from chalicelib.store import codec
 from chalicelib.store.records import (
     DEADLINE_SHARDS,
@@ -89,7 +89,7 @@ def _sweep_entity(rows: list[DeadlineRecord], now: datetime) -> list[str]:
             outbox.enqueue(outbound)
             return [row.type for row in outbound]
         except TransactWriteError as error:
-            if "ConditionalCheckFailed" in [r.code for r in error.cancellation_reasons if r]:
+            if condition_failed(error):
                 continue
             raise StorageUnavailableError("could not write the sweep") from error
         except PynamoDBException as error:
