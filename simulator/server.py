@@ -37,18 +37,18 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from chalicelib.config import api_url_variable, oauth_url_variable
 from chalicelib.platforms.base import AppCredentials
-from chalicelib.platforms.jd import PAYLOAD_FIELD
+from chalicelib.platforms.jd import ALREADY_DONE_CODE, PAYLOAD_FIELD
 from chalicelib.platforms.signing import (
     hmac_sha256_sign,
     joined_params,
     md5_sign,
     signatures_match,
 )
+from chalicelib.platforms.taobao import ALREADY_DONE_SUB_CODE
 
 ACCESS_LIFETIME_SECONDS = 86400
 REFRESH_LIFETIME_SECONDS = 30 * 86400
 DEFAULT_SELLERS = {"taobao": "2200000002", "jd": "10000002"}
-ALREADY_DONE_TAOBAO = "isv.status-not-allowed"
 TIMEOUT_HOLD_SECONDS = 15  # longer than any client timeout ShopHook uses
 FAULTS = ("rate_limit", "server_error", "timeout", "invalid_session", "reset")
 TAOBAO_METHODS = {
@@ -256,9 +256,11 @@ def create_app(
             answer = error("40" if platform == "taobao" else "6", f"Missing {missing[0]}")
         elif not calls.take((platform, method, str(business[required[0]]))):
             answer = (
-                _taobao_error("15", "Remote service error", ALREADY_DONE_TAOBAO, "状态不允许此操作")
+                _taobao_error(
+                    "15", "Remote service error", ALREADY_DONE_SUB_CODE, "状态不允许此操作"
+                )
                 if platform == "taobao"
-                else _jd_error("66", "the status does not allow this operation")
+                else _jd_error(ALREADY_DONE_CODE, "the status does not allow this operation")
             )
         elif platform == "taobao":
             name = method.removeprefix("taobao.").replace(".", "_") + "_response"
