@@ -30,6 +30,7 @@ from collections.abc import Iterator  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from tests.support import (  # noqa: E402
@@ -44,6 +45,22 @@ from tests.support import (  # noqa: E402
     connect_with_tokens,
     fake_oauth_platforms,
 )
+
+# One Hypothesis profile for the suite. `make test` must give the same answer on
+# a fresh clone and on a busy machine, so:
+# - examples are derived from each test (derandomize) and no example database is
+#   read or written: every run, everywhere, tries the same inputs;
+# - nothing is judged by the wall clock: no deadline, and `too_slow` is off, since
+#   it times generation (the first text draw of a process builds Hypothesis's
+#   unicode table, seconds under load). Strategies are bounded instead, and the
+#   checks on what is generated (data_too_large, filter_too_much,
+#   large_base_example) stay on everywhere. A test that shares a fixture across
+#   examples on purpose suppresses function_scoped_fixture itself.
+# `make soak` (SHOPHOOK_SOAK=1) explores: random seeds, many more examples.
+_NOT_BY_THE_CLOCK = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", derandomize=True, database=None, **_NOT_BY_THE_CLOCK)
+settings.register_profile("soak", database=None, print_blob=True, **_NOT_BY_THE_CLOCK)
+settings.load_profile("soak" if os.environ.get("SHOPHOOK_SOAK") == "1" else "ci")
 
 
 def _hint(secret: str) -> str:

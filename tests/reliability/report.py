@@ -28,12 +28,11 @@ def scaled(fast: int, long: int) -> int:
 
 
 def examples(fast: int, long: int) -> settings:
-    """Hypothesis settings for the suite: fixtures shared across examples, no
-    deadline (moto's speed varies), and more examples under `make soak`."""
+    """On top of the suite's profile (tests/conftest.py): these tests share one
+    stack fixture across their examples on purpose, and try more under `make soak`."""
     return settings(
         max_examples=scaled(fast, long),
-        deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
     )
 
 

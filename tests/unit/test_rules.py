@@ -484,7 +484,8 @@ overrides = st.dictionaries(
     ),
     st.dictionaries(
         st.sampled_from(["days", "hours", "max_amount_fen"]),
-        st.one_of(st.integers(-1000, 1000), st.booleans(), st.text(max_size=3)),
+        # Strings that look like numbers must be refused as well as other text.
+        st.one_of(st.integers(-1000, 1000), st.booleans(), st.text("17 x", max_size=3)),
         min_size=1,
         max_size=2,
     ),
