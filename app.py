@@ -1,9 +1,9 @@
-"""ShopHook's HTTP API on Chalice. Thin: read the request, call a use case, shape the answer."""
+"""ShopHook's HTTP API on Chalice. Thin: read the request into a typed command,
+call a use case, shape the answer. HTTP statuses live here and nowhere else."""
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.cookies import CookieError, SimpleCookie
@@ -13,7 +13,6 @@ from chalice import Chalice, Rate, Response
 from chalice.app import SQSEvent
 
 from chalicelib import policies
-from chalicelib.config import public_url
 from chalicelib.domain.views import preferred_language
 from chalicelib.observability import logger
 from chalicelib.platforms.base import InboundRequest
@@ -32,7 +31,29 @@ from chalicelib.service import (
     sweep,
     tokens,
 )
-from chalicelib.service.errors import ApiError, StorageUnavailableError
+from chalicelib.service.commands import (
+    ActionRequest,
+    CaseListQuery,
+    CommandT,
+    DeadlineQuery,
+    DeliveryListQuery,
+    PolicyRequest,
+    ReplayRequest,
+    ShipRequest,
+    SubscriptionRequest,
+    from_json,
+    from_query,
+)
+from chalicelib.service.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotAllowedError,
+    NotFoundError,
+    ServiceError,
+    UnauthenticatedError,
+)
+from chalicelib.settings import settings
+from chalicelib.store.errors import StorageUnavailableError
 from chalicelib.store.queues import DELIVERIES, OUTBOX
 
 app = Chalice(app_name="shophook")
@@ -40,14 +61,49 @@ policies.load_all()
 JSON = {"Content-Type": "application/json"}
 
 
-def route(path: str, method: str) -> Callable[[Callable[..., Any]], Any]:
-    """Every route takes any content type: the ones that read a body check it in
-    `_json_body`, so a wrong one gets ShopHook's error shape, not Chalice's."""
-    return app.route(path, methods=[method], content_types=["*/*"])
+class UnsupportedMediaTypeError(InvalidInputError):
+    pass
+
+
+# The most specific kind of a refusal decides its status.
+STATUS: dict[type[ServiceError], int] = {
+    UnsupportedMediaTypeError: 415,
+    InvalidInputError: 400,
+    UnauthenticatedError: 401,
+    NotFoundError: 404,
+    ConflictError: 409,
+    NotAllowedError: 422,
+}
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
     return Response(body=body, status_code=status, headers=JSON)
+
+
+def _status(error: ServiceError) -> int:
+    return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
+
+
+def route(path: str, method: str) -> Callable[[Callable[..., Any]], Any]:
+    """A route whose refusals are answered as their specific 4xx, and storage
+    trouble as a 503 the caller may retry. (Chalice turns exceptions into 500s
+    before any middleware sees them.) Every route takes any content type: the
+    ones that read a body check it, so a wrong one gets ShopHook's error shape."""
+
+    def register(view: Callable[..., Any]) -> Any:
+        @functools.wraps(view)
+        def answering(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return view(*args, **kwargs)
+            except ServiceError as refused:
+                return _json(_status(refused), refused.body())
+            except StorageUnavailableError:
+                logger.exception("storage unavailable")
+                return _json(503, {"code": "storage_unavailable", "message": "try again shortly"})
+
+        return app.route(path, methods=[method], content_types=["*/*"])(answering)
+
+    return register
 
 
 @app.middleware("all")
@@ -57,28 +113,27 @@ def fresh_log_context(event: Any, get_response: Callable[[Any], Any]) -> Any:
     return get_response(event)
 
 
-def answers_errors(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Every client error becomes its specific 4xx; storage trouble a 503 the caller
-    may retry. (Chalice turns exceptions into 500s before any middleware sees them.)"""
-
-    @functools.wraps(view)
-    def answering(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return view(*args, **kwargs)
-        except ApiError as error:
-            return _json(error.status, error.body())
-        except StorageUnavailableError:
-            logger.exception("storage unavailable")
-            return _json(503, {"code": "storage_unavailable", "message": "try again shortly"})
-
-    return answering
+def _body(command: type[CommandT]) -> CommandT:
+    sent_as = app.current_request.headers.get("content-type", "application/json")
+    if sent_as.partition(";")[0].strip().lower() != "application/json":
+        raise UnsupportedMediaTypeError(
+            "unsupported_media_type", "send the body as application/json", "Content-Type"
+        )
+    return from_json(command, app.current_request.raw_body or b"")
 
 
-def _authorized_shop(shop_id: str) -> str:
+def _query(command: type[CommandT]) -> CommandT:
+    return from_query(command, dict(app.current_request.query_params or {}))
+
+
+def _principal() -> keys.Principal:
+    return keys.authenticate(app.current_request.headers.get("authorization"))
+
+
+def _reader_of(shop_id: str) -> str:
     """Check the caller's key covers the shop; return the reader's language."""
-    headers = app.current_request.headers
-    keys.require_shop(keys.authenticate(headers.get("authorization")), shop_id)
-    return preferred_language(headers.get("accept-language"))
+    _principal().require_shop(shop_id)
+    return preferred_language(app.current_request.headers.get("accept-language"))
 
 
 @route("/health", "GET")
@@ -86,10 +141,7 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-# A wrong content type is answered in the platform's own error shape, after the
-# signature check.
 @route("/webhooks/{platform}", "POST")
-@answers_errors
 def receive_webhook(platform: str) -> Response:
     request = app.current_request
     query = request.query_params
@@ -106,140 +158,108 @@ def receive_webhook(platform: str) -> Response:
 
 
 @route("/shops/{shop_id}/orders/{order_id}", "GET")
-@answers_errors
 def get_order(shop_id: str, order_id: str) -> dict[str, Any]:
-    return queries.order(shop_id, order_id, _authorized_shop(shop_id))
+    return queries.order(shop_id, order_id, _reader_of(shop_id))
 
 
 @route("/shops/{shop_id}/after-sales", "GET")
-@answers_errors
 def list_after_sales(shop_id: str) -> dict[str, Any]:
-    language = _authorized_shop(shop_id)
-    params = app.current_request.query_params or {}
-    return queries.cases(
-        shop_id,
-        params.get("status"),
-        params.get("limit"),
-        params.get("cursor"),
-        language,
-        datetime.now(UTC),
-    )
+    language = _reader_of(shop_id)
+    return queries.cases(shop_id, _query(CaseListQuery), language, datetime.now(UTC))
 
 
 @route("/shops/{shop_id}/after-sales/{case_id}", "GET")
-@answers_errors
 def get_after_sale(shop_id: str, case_id: str) -> dict[str, Any]:
-    return queries.case(shop_id, case_id, _authorized_shop(shop_id), datetime.now(UTC))
+    return queries.case(shop_id, case_id, _reader_of(shop_id), datetime.now(UTC))
 
 
 @route("/shops/{shop_id}/deadlines", "GET")
-@answers_errors
 def list_deadlines(shop_id: str) -> dict[str, Any]:
-    _authorized_shop(shop_id)
-    params = app.current_request.query_params or {}
-    return queries.deadlines(shop_id, params.get("before"), params.get("limit"))
+    _reader_of(shop_id)
+    return queries.deadlines(shop_id, _query(DeadlineQuery))
 
 
 @route("/shops/{shop_id}/policy", "GET")
-@answers_errors
 def get_policy(shop_id: str) -> dict[str, Any]:
-    return policy.show(shop_id, _authorized_shop(shop_id))
+    return policy.show(shop_id, _reader_of(shop_id))
 
 
 @route("/shops/{shop_id}/policy", "PUT")
-@answers_errors
 def put_policy(shop_id: str) -> dict[str, Any]:
-    language = _authorized_shop(shop_id)
-    return policy.update(shop_id, _json_body(), language)
-
-
-def _json_body() -> Any:
-    sent_as = app.current_request.headers.get("content-type", "application/json")
-    if sent_as.partition(";")[0].strip().lower() != "application/json":
-        raise ApiError(
-            415, "unsupported_media_type", "send the body as application/json", "Content-Type"
-        )
-    try:
-        return json.loads(app.current_request.raw_body or b"")
-    except (ValueError, RecursionError):
-        raise ApiError(400, "invalid_json", "the body is not JSON", "body") from None
+    language = _reader_of(shop_id)
+    return policy.update(shop_id, _body(PolicyRequest), language)
 
 
 @route("/shops/{shop_id}/after-sales/{case_id}/actions", "POST")
-@answers_errors
 def request_action(shop_id: str, case_id: str) -> Response:
-    _authorized_shop(shop_id)
-    return _json(202, actions.request(shop_id, case_id, _json_body(), datetime.now(UTC)))
+    _reader_of(shop_id)
+    return _json(202, actions.request(shop_id, case_id, _body(ActionRequest), datetime.now(UTC)))
 
 
 @route("/shops/{shop_id}/after-sales/{case_id}/actions/{action_id}", "GET")
-@answers_errors
 def get_action(shop_id: str, case_id: str, action_id: str) -> dict[str, Any]:
-    _authorized_shop(shop_id)
-    shown = actions.show(shop_id, action_id)
-    if shown.get("case_id") != case_id:
-        raise ApiError(404, "action_not_found", f"no action '{action_id}' on case '{case_id}'")
-    return shown
+    _reader_of(shop_id)
+    return actions.show(shop_id, case_id, action_id)
 
 
 @route("/shops/{shop_id}/orders/{order_id}/ship", "POST")
-@answers_errors
 def ship_order(shop_id: str, order_id: str) -> Response:
-    _authorized_shop(shop_id)
-    return _json(202, actions.ship(shop_id, order_id, _json_body(), datetime.now(UTC)))
-
-
-def _integrator() -> Any:
-    return keys.authenticate(app.current_request.headers.get("authorization"))
+    _reader_of(shop_id)
+    return _json(202, actions.ship(shop_id, order_id, _body(ShipRequest), datetime.now(UTC)))
 
 
 @route("/subscriptions", "POST")
-@answers_errors
 def create_subscription() -> Response:
-    return _json(201, subscriptions.create(_integrator(), _json_body(), datetime.now(UTC)))
+    principal = _principal()
+    return _json(
+        201, subscriptions.create(principal, _body(SubscriptionRequest), datetime.now(UTC))
+    )
 
 
 @route("/subscriptions", "GET")
-@answers_errors
 def list_subscriptions() -> dict[str, Any]:
-    return subscriptions.listing(_integrator())
+    return subscriptions.listing(_principal())
 
 
 @route("/subscriptions/{subscription_id}", "GET")
-@answers_errors
 def get_subscription(subscription_id: str) -> dict[str, Any]:
-    return subscriptions.show(_integrator(), subscription_id)
+    return subscriptions.show(_principal(), subscription_id)
 
 
 @route("/subscriptions/{subscription_id}", "DELETE")
-@answers_errors
 def delete_subscription(subscription_id: str) -> Response:
-    subscriptions.delete(_integrator(), subscription_id)
+    subscriptions.delete(_principal(), subscription_id)
     return Response(body="", status_code=204)
 
 
 @route("/subscriptions/{subscription_id}/deliveries", "GET")
-@answers_errors
 def list_deliveries(subscription_id: str) -> dict[str, Any]:
-    params = app.current_request.query_params or {}
-    return subscriptions.deliveries(
-        _integrator(), subscription_id, params.get("limit"), params.get("cursor")
-    )
+    principal = _principal()
+    return subscriptions.deliveries(principal, subscription_id, _query(DeliveryListQuery))
 
 
 @route("/subscriptions/{subscription_id}/replay", "POST")
-@answers_errors
 def replay_deliveries(subscription_id: str) -> Response:
-    key = _integrator()
-    return _json(202, deliver.replay(key, subscription_id, _json_body(), datetime.now(UTC)))
+    principal = _principal()
+    replayed = subscriptions.replay(
+        principal, subscription_id, _body(ReplayRequest), datetime.now(UTC)
+    )
+    return _json(202, replayed)
 
 
 @route("/shops/{shop_id}/disconnect", "POST")
-@answers_errors
 def disconnect_shop(shop_id: str) -> dict[str, str]:
-    _authorized_shop(shop_id)
+    _reader_of(shop_id)
     shop = shops.disconnect(shop_id)
     return {"shop_id": shop.shop_id, "status": shop.status}
+
+
+CONNECT_STATUS = {
+    "unknown_marketplace": 404,
+    "link_expired": 400,
+    "declined": 400,
+    "marketplace_failed": 502,
+}
 
 
 def _page(status: int, html: str, cookie: str) -> Response:
@@ -256,20 +276,24 @@ def _page(status: int, html: str, cookie: str) -> Response:
 
 
 def _cookie(value: str, max_age: int) -> str:
-    secure = "; Secure" if (public_url() or "").startswith("https://") else ""
+    secure = "; Secure" if (settings().public_url or "").startswith("https://") else ""
     return f"{oauth.COOKIE}={value}; Max-Age={max_age}; Path=/oauth; HttpOnly; SameSite=Lax{secure}"
 
 
-@route("/oauth/{platform}/connect", "GET")
+def _connect_failed(error: Exception, cookie: str) -> Response:
+    if isinstance(error, oauth.ConnectError):
+        return _page(
+            CONNECT_STATUS[error.code], pages.page(error.title, error.message, ok=False), cookie
+        )
+    return _page(503, pages.page("Please try again", "ShopHook is busy.", ok=False), cookie)
+
+
+@app.route("/oauth/{platform}/connect", methods=["GET"], content_types=["*/*"])
 def connect_shop(platform: str) -> Response:
     try:
         started = oauth.start(platform, datetime.now(UTC))
-    except oauth.ConnectError as error:
-        return _page(error.status, pages.page(error.title, error.message, ok=False), _cookie("", 0))
-    except StorageUnavailableError:
-        return _page(
-            503, pages.page("Please try again", "ShopHook is busy.", ok=False), _cookie("", 0)
-        )
+    except (oauth.ConnectError, StorageUnavailableError) as error:
+        return _connect_failed(error, _cookie("", 0))
     lifetime = int(oauth.STATE_LIFETIME.total_seconds())
     return Response(
         body="",
@@ -282,7 +306,7 @@ def connect_shop(platform: str) -> Response:
     )
 
 
-@route("/oauth/{platform}/callback", "GET")
+@app.route("/oauth/{platform}/callback", methods=["GET"], content_types=["*/*"])
 def finish_connect(platform: str) -> Response:
     request = app.current_request
     jar = SimpleCookie()
@@ -295,10 +319,8 @@ def finish_connect(platform: str) -> Response:
     spent = _cookie("", 0)
     try:
         shop = oauth.finish(platform, query, nonce, datetime.now(UTC))
-    except oauth.ConnectError as error:
-        return _page(error.status, pages.page(error.title, error.message, ok=False), spent)
-    except StorageUnavailableError:
-        return _page(503, pages.page("Please try again", "ShopHook is busy.", ok=False), spent)
+    except (oauth.ConnectError, StorageUnavailableError) as error:
+        return _connect_failed(error, spent)
     html = pages.page(
         "Shop connected",
         "ShopHook now receives this shop's orders and after-sales requests.",
@@ -306,7 +328,7 @@ def finish_connect(platform: str) -> Response:
         details={
             "Shop": shop.name or shop.shop_id,
             "ShopHook id": shop.shop_id,
-            "Webhooks": f"{public_url()}/webhooks/{platform}",
+            "Webhooks": f"{settings().public_url}/webhooks/{platform}",
         },
     )
     return _page(200, html, spent)

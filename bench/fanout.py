@@ -98,7 +98,7 @@ def fanout() -> Report:
     import os
 
     os.environ["SHOPHOOK_ALLOW_LOOPBACK_WEBHOOKS"] = "1"
-    stack.start()
+    stack.start()  # reads the settings afresh
     import app as app_module
     from shophook.driver import start_pollers
 

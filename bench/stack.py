@@ -71,12 +71,13 @@ def start(server_command: tuple[str, ...] = ()) -> str:
     import boto3
 
     from bench.baseline import handler as baseline
+    from chalicelib.settings import KMS_KEY_VARIABLE, reload
     from chalicelib.store.queues import create_queues
     from chalicelib.store.records import create_tables
-    from chalicelib.store.vault import KEY_VARIABLE
 
-    os.environ[KEY_VARIABLE] = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
+    os.environ[KMS_KEY_VARIABLE] = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
     os.environ.update(create_queues())
+    reload()
     create_tables()
     seed_shops()
     baseline.create_tables()

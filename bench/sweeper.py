@@ -16,8 +16,8 @@ STORED = (1_000, 10_000, 100_000)
 
 def _fill(total: int, now: datetime) -> None:
     """`total` pending deadlines, DUE of them due now, the rest next week."""
-    from chalicelib.service.changes import sortable
     from chalicelib.store.records import DEADLINE_SHARDS, DeadlineRecord
+    from chalicelib.store.work import sortable
 
     with DeadlineRecord.batch_write() as batch:
         for number in range(total):
@@ -68,13 +68,13 @@ def sweeper(runs: int = 3) -> Report:
             DeadlineRecord.create_table(wait=True)
             now = datetime.now(UTC)
             _fill(total, now)
-            from chalicelib.service.sweep import due_deadlines
+            from chalicelib.store.entities import ENTITIES
 
             timings = []
             for _ in range(runs):
                 with metering() as meter:
                     started = perf_counter()
-                    rows = due_deadlines(now)
+                    rows = ENTITIES.due(now)
                     timings.append((perf_counter() - started) * 1000)
             assert len(rows) == DUE
             read = meter.requests["dynamodb:Query"]

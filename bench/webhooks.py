@@ -29,6 +29,7 @@ def handlers() -> dict[str, Handler]:
 def _empty_queues() -> None:
     """Nothing consumes the outbox here: fresh queues for each run (untimed), as
     if the consumers had kept up, so moto's FIFO bookkeeping does not grow."""
+    from chalicelib.settings import reload
     from chalicelib.store import queues
 
     suffix = uuid.uuid4().hex[:8]
@@ -37,6 +38,7 @@ def _empty_queues() -> None:
             QueueName=f"bench-{suffix}-{queue.name}.fifo", Attributes={"FifoQueue": "true"}
         )
         os.environ[queue.url_variable] = made["QueueUrl"]
+    reload()
 
 
 def _run(

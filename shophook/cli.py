@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from chalicelib.service.errors import ApiError
+from chalicelib.service.errors import ServiceError
 from shophook.stage import PROJECT_DIR, apply_stage
 
 console = Console()
@@ -44,7 +44,7 @@ def _local(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     import requests
 
-    from chalicelib.config import app_credentials
+    from chalicelib.settings import settings
     from simulator.scenarios import DEMO_CREDENTIALS, SCENARIOS
 
     scenario = SCENARIOS[args.scenario]
@@ -58,7 +58,10 @@ def _simulate(args: argparse.Namespace) -> int:
     rows = []
     with requests.Session() as session:
         for message in messages:
-            credentials = app_credentials(message.platform) or DEMO_CREDENTIALS[message.platform]
+            credentials = (
+                settings().platform(message.platform).credentials
+                or DEMO_CREDENTIALS[message.platform]
+            )
             webhook = message.signed(credentials, now)
             answer = session.post(
                 args.url + webhook.path, data=webhook.body, headers=webhook.headers, timeout=10
@@ -147,12 +150,14 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 
 def _deadlines(args: argparse.Namespace) -> int:
     from chalicelib.service import queries, shops
+    from chalicelib.service.commands import DeadlineQuery, from_query
 
+    query = from_query(DeadlineQuery, {"before": args.before} if args.before else {})
     shop_ids = [args.shop] if args.shop else [shop.shop_id for shop in shops.all_shops()]
     rows = [
         {"shop_id": shop_id, **item}
         for shop_id in shop_ids
-        for item in queries.deadlines(shop_id, args.before, None)["items"]
+        for item in queries.deadlines(shop_id, query)["items"]
     ]
     rows.sort(key=lambda row: row["due_at"])
     _print_rows(rows, args.json, "pending deadlines, soonest first")
@@ -454,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _keep_stdout_for_output()
     try:
         return args.handler(args)
-    except ApiError as error:
+    except ServiceError as error:
         raise SystemExit(f"{error.message}") from None
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from chalice.app import ScheduledEventConfig, SQSEventConfig
 
-from chalicelib.config import aws_region
+from chalicelib.settings import settings
 from chalicelib.store import queues
 
 
@@ -41,7 +41,7 @@ def run_schedules(app_module: ModuleType, now: datetime) -> dict[str, Any]:
         "source": "aws.events",
         "account": "000000000000",
         "time": now.isoformat(),
-        "region": aws_region(),
+        "region": settings().region,
         "resources": [],
         "detail": {},
     }
@@ -86,7 +86,7 @@ def _lambda_record(message: dict[str, Any], consumer: Consumer) -> dict[str, Any
         "md5OfBody": message["MD5OfBody"],
         "eventSource": "aws:sqs",
         "eventSourceARN": consumer.queue_arn,
-        "awsRegion": aws_region(),
+        "awsRegion": settings().region,
     }
 
 

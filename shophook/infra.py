@@ -11,13 +11,8 @@ from typing import Any
 from pynamodb.attributes import TTLAttribute
 from pynamodb.models import Model
 
-from chalicelib.config import (
-    api_url_variable,
-    credential_variable,
-    oauth_url_variable,
-    table_prefix,
-)
 from chalicelib.platforms import registry
+from chalicelib.settings import KMS_KEY_VARIABLE, TABLE_PREFIX_VARIABLE, platform_variable, settings
 from chalicelib.store.queues import (
     ALL_QUEUES,
     RETENTION_SECONDS,
@@ -32,7 +27,6 @@ from chalicelib.store.records import (
     InboxRecord,
     OrderRecord,
 )
-from chalicelib.store.vault import KEY_VARIABLE
 from shophook.stage import deployed_environment
 
 # What the deployed functions emit under (not whatever this shell has set).
@@ -63,7 +57,7 @@ def _logical_id(record: type[Model]) -> str:
 
 
 def _table_suffix(record: type[Model]) -> str:
-    return record.Meta.table_name[len(table_prefix()) :]
+    return record.Meta.table_name[len(settings().table_prefix) :]
 
 
 def _key_schema(keys: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -393,6 +387,25 @@ def template() -> dict[str, Any]:
         resources |= queue_resources(queue)
     resources |= alarms()
     resources["FlowDashboard"] = dashboard()
+    resources |= _token_key() | _queue_use() | _functions()
+    return {
+        "Parameters": _parameters(),
+        "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}},
+        "Resources": resources,
+        "Outputs": {
+            "AlarmTopicArn": {"Value": {"Ref": "AlarmTopic"}},
+            "TokenKeyArn": {"Value": {"Fn::GetAtt": ["TokenKey", "Arn"]}},
+            **{
+                f"{_queue_id(queue, dead)}Url": {"Value": {"Ref": _queue_id(queue, dead)}}
+                for queue in ALL_QUEUES
+                for dead in (False, True)
+            },
+        },
+    }
+
+
+def _token_key() -> dict[str, Any]:
+    resources: dict[str, Any] = {}
     # Shop tokens are sealed under this key (store/vault.py); only the functions
     # may use it, and only to make and open data keys.
     resources["TokenKey"] = {
@@ -433,6 +446,11 @@ def template() -> dict[str, Any]:
             },
         },
     }
+    return resources
+
+
+def _queue_use() -> dict[str, Any]:
+    resources: dict[str, Any] = {}
     queue_arns = [
         {"Fn::GetAtt": [_queue_id(queue, dead), "Arn"]}
         for queue in ALL_QUEUES
@@ -462,28 +480,30 @@ def template() -> dict[str, Any]:
             },
         },
     }
+    return resources
+
+
+def _functions() -> dict[str, Any]:
+    resources: dict[str, Any] = {}
     # Deep-merged into the functions chalice generates: the table prefix comes
     # from the same parameter as the tables, tracing is on, and the API gets the
     # marketplace apps' credentials from NoEcho parameters (never from the repo).
     credentials = {
-        credential_variable(platform, part): {"Ref": _credential(platform, part)}
+        platform_variable(platform, f"app_{part}"): {"Ref": _credential(platform, part)}
         for platform in sorted(registry())
         for part in ("key", "secret")
     }
     for function in FUNCTIONS:
         variables: dict[str, Any] = {
-            "SHOPHOOK_TABLE_PREFIX": {"Ref": "TablePrefix"},
-            KEY_VARIABLE: {"Fn::GetAtt": ["TokenKey", "Arn"]},
+            TABLE_PREFIX_VARIABLE: {"Ref": "TablePrefix"},
+            KMS_KEY_VARIABLE: {"Fn::GetAtt": ["TokenKey", "Arn"]},
             **{queue.url_variable: {"Ref": _queue_id(queue)} for queue in ALL_QUEUES},
         }
         if function in PLATFORM_CALLERS:
             variables |= credentials | {
-                variable(platform): {"Ref": f"{platform.capitalize()}{suffix}"}
+                platform_variable(platform, part): {"Ref": f"{platform.capitalize()}{suffix}"}
                 for platform in sorted(registry())
-                for variable, suffix in (
-                    (oauth_url_variable, "OAuthUrl"),
-                    (api_url_variable, "ApiUrl"),
-                )
+                for part, suffix in (("oauth_url", "OAuthUrl"), ("api_url", "ApiUrl"))
             }
         properties: dict[str, Any] = {
             "Tracing": "Active",
@@ -498,48 +518,39 @@ def template() -> dict[str, Any]:
                 }
             }
         resources[function] = {"Properties": properties}
+    return resources
+
+
+def _parameters() -> dict[str, Any]:
     return {
-        "Parameters": {
-            **{
-                _credential(platform, part): {
-                    "Type": "String",
-                    "NoEcho": part == "secret",
-                    "Description": f"the {platform} app's {part}, "
-                    f"as {credential_variable(platform, part)}",
-                }
-                for platform in sorted(registry())
-                for part in ("key", "secret")
-            },
-            "TablePrefix": {
+        **{
+            _credential(platform, part): {
                 "Type": "String",
-                "Default": "shophook-dev-",
-                "AllowedPattern": "[a-z0-9-]+-",
-                "Description": "prefix of every table name: shophook-<stage>-",
-            },
-            **{
-                f"{platform.capitalize()}{suffix}": {
-                    "Type": "String",
-                    "Description": f"the {platform} platform's {what}",
-                }
-                for platform in sorted(registry())
-                for suffix, what in (("OAuthUrl", "OAuth base URL"), ("ApiUrl", "API endpoint"))
-            },
-            "AlarmEmail": {
-                "Type": "String",
-                "Default": "",
-                "Description": "where alarms are mailed (empty: subscribe to AlarmTopic yourself)",
-            },
+                "NoEcho": part == "secret",
+                "Description": f"the {platform} app's {part}, "
+                f"as {platform_variable(platform, 'app_' + part)}",
+            }
+            for platform in sorted(registry())
+            for part in ("key", "secret")
         },
-        "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}},
-        "Resources": resources,
-        "Outputs": {
-            "AlarmTopicArn": {"Value": {"Ref": "AlarmTopic"}},
-            "TokenKeyArn": {"Value": {"Fn::GetAtt": ["TokenKey", "Arn"]}},
-            **{
-                f"{_queue_id(queue, dead)}Url": {"Value": {"Ref": _queue_id(queue, dead)}}
-                for queue in ALL_QUEUES
-                for dead in (False, True)
-            },
+        "TablePrefix": {
+            "Type": "String",
+            "Default": "shophook-dev-",
+            "AllowedPattern": "[a-z0-9-]+-",
+            "Description": "prefix of every table name: shophook-<stage>-",
+        },
+        **{
+            f"{platform.capitalize()}{suffix}": {
+                "Type": "String",
+                "Description": f"the {platform} platform's {what}",
+            }
+            for platform in sorted(registry())
+            for suffix, what in (("OAuthUrl", "OAuth base URL"), ("ApiUrl", "API endpoint"))
+        },
+        "AlarmEmail": {
+            "Type": "String",
+            "Default": "",
+            "Description": "where alarms are mailed (empty: subscribe to AlarmTopic yourself)",
         },
     }
 

@@ -21,10 +21,12 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chalicelib.config import (
+from chalicelib.settings import (
+    KMS_KEY_VARIABLE,
     LOOPBACK_WEBHOOKS_VARIABLE,
     PUBLIC_URL_VARIABLE,
-    credential_variable,
+    platform_variable,
+    reload,
 )
 from shophook.stage import PROJECT_DIR, apply_stage
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS
@@ -52,9 +54,10 @@ def prepare_environment(moto_url: str) -> None:
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
     for platform, credentials in DEMO_CREDENTIALS.items():
-        os.environ.setdefault(credential_variable(platform, "key"), credentials.app_key)
-        os.environ.setdefault(credential_variable(platform, "secret"), credentials.app_secret)
+        os.environ.setdefault(platform_variable(platform, "app_key"), credentials.app_key)
+        os.environ.setdefault(platform_variable(platform, "app_secret"), credentials.app_secret)
     apply_stage(STAGE)
+    reload()
 
 
 def seed(now: datetime, simulator_url: str) -> str:
@@ -66,12 +69,12 @@ def seed(now: datetime, simulator_url: str) -> str:
     from chalicelib.service import keys, shops
     from chalicelib.store.queues import create_queues
     from chalicelib.store.records import create_tables
-    from chalicelib.store.vault import KEY_VARIABLE
 
     key = boto3.client("kms").create_key(Description="ShopHook local: seals shop tokens")
-    os.environ[KEY_VARIABLE] = key["KeyMetadata"]["Arn"]
+    os.environ[KMS_KEY_VARIABLE] = key["KeyMetadata"]["Arn"]
     create_tables()
     os.environ.update(create_queues())
+    reload()
     for shop_id, name in DEMO_SHOPS.items():
         session = issue_session(simulator_url, shop_id.partition(":")[2], name)
         shops.connect(shop_id, name, now, tokens_from(session, now))

@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from chalicelib.settings import reload
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 CONFIG = PROJECT_DIR / ".chalice" / "config.json"
 
@@ -36,3 +38,4 @@ def apply_stage(stage: str) -> None:
     """Set the stage's variables, keeping any the caller already set."""
     for name, value in stage_environment(stage).items():
         os.environ.setdefault(name, value)
+    reload()

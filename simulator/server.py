@@ -35,7 +35,6 @@ import requests
 from flask import Flask, Response, jsonify, redirect, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from chalicelib.config import api_url_variable, oauth_url_variable
 from chalicelib.platforms.base import AppCredentials
 from chalicelib.platforms.jd import ALREADY_DONE_CODE, PAYLOAD_FIELD
 from chalicelib.platforms.signing import (
@@ -45,6 +44,7 @@ from chalicelib.platforms.signing import (
     signatures_match,
 )
 from chalicelib.platforms.taobao import ALREADY_DONE_SUB_CODE
+from chalicelib.settings import platform_variable
 
 ACCESS_LIFETIME_SECONDS = 86400
 REFRESH_LIFETIME_SECONDS = 30 * 86400
@@ -426,8 +426,8 @@ def shophook_settings(base_url: str) -> dict[str, str]:
     """ShopHook's environment for a simulator at `base_url`: each platform's OAuth
     and API URL."""
     return {
-        **{oauth_url_variable(name): url for name, url in oauth_urls(base_url).items()},
-        **{api_url_variable(name): url for name, url in api_urls(base_url).items()},
+        **{platform_variable(name, "oauth_url"): url for name, url in oauth_urls(base_url).items()},
+        **{platform_variable(name, "api_url"): url for name, url in api_urls(base_url).items()},
     }
 
 

@@ -33,6 +33,7 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from chalicelib.settings import LOOPBACK_WEBHOOKS_VARIABLE  # noqa: E402
 from tests.support import (  # noqa: E402
     ANSWER_WATCHERS,
     NOW,
@@ -44,6 +45,7 @@ from tests.support import (  # noqa: E402
     Stack,
     connect_with_tokens,
     fake_oauth_platforms,
+    set_env,
 )
 
 # One Hypothesis profile for the suite. `make test` must give the same answer on
@@ -66,6 +68,14 @@ settings.load_profile("soak" if os.environ.get("SHOPHOOK_SOAK") == "1" else "ci"
 def _hint(secret: str) -> str:
     """Enough of a secret to find it, not enough to use it."""
     return f"{secret[:4]}… ({len(secret)} characters)"
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> None:
+    """Each test starts from the environment as it is (an earlier test's changes undone)."""
+    from chalicelib.settings import reload
+
+    reload()
 
 
 @pytest.fixture(autouse=True)
@@ -155,8 +165,7 @@ def simulator(monkeypatch) -> Iterator[str]:
 
     port = free_port()
     server = serve("127.0.0.1", port, DEMO_CREDENTIALS, hold_seconds=1.5)
-    for name, value in shophook_settings(f"http://127.0.0.1:{port}").items():
-        monkeypatch.setenv(name, value)
+    set_env(monkeypatch, shophook_settings(f"http://127.0.0.1:{port}"))
     yield f"http://127.0.0.1:{port}"
     server.shutdown()
 
@@ -176,7 +185,7 @@ def httpserver_listen_address() -> tuple[str, int]:
 
 @pytest.fixture
 def loopback_webhooks(monkeypatch) -> None:
-    monkeypatch.setenv("SHOPHOOK_ALLOW_LOOPBACK_WEBHOOKS", "1")
+    set_env(monkeypatch, {LOOPBACK_WEBHOOKS_VARIABLE: "1"})
 
 
 @pytest.fixture

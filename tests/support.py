@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlparse
 
 import boto3
+import pytest
 import requests
 import responses
 import time_machine
@@ -30,6 +31,7 @@ from chalicelib.platforms.base import VerifiedDelivery
 from chalicelib.platforms.oauth import tokens_from
 from chalicelib.platforms.wire import format_wire_time
 from chalicelib.service import keys, shops
+from chalicelib.settings import KMS_KEY_VARIABLE, reload, settings
 from chalicelib.store import queues, vault
 from chalicelib.store.records import ALL_RECORDS, connection, create_tables
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message
@@ -43,6 +45,14 @@ TAOBAO_SHOP, JD_SHOP = DEMO_SHOPS
 # Every secret the suite hands out (app secrets, tokens, keys): none may show up
 # in a log line or an answer (checked around every test in tests/conftest.py).
 SECRETS: set[str] = {credentials.app_secret for credentials in DEMO_CREDENTIALS.values()}
+
+
+def set_env(patch: pytest.MonkeyPatch, values: Mapping[str, str]) -> None:
+    """Change ShopHook's environment for a test (undone with `patch`): the
+    settings are read again. (Before every test they are read afresh.)"""
+    for name, value in values.items():
+        patch.setenv(name, value)
+    reload()
 
 
 @dataclass
@@ -67,9 +77,10 @@ class Stack:
     @classmethod
     def create(cls) -> Stack:
         key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
-        os.environ[vault.KEY_VARIABLE] = key
+        os.environ[KMS_KEY_VARIABLE] = key
         create_tables()
         os.environ.update(queues.create_queues())
+        reload()
         return cls(client=Client(app, stage_name="test"), api_key=_seed())
 
     def reset(self) -> None:
@@ -83,6 +94,7 @@ class Stack:
                 queues.client().delete_queue(QueueUrl=url)
         create_tables()
         os.environ.update(queues.create_queues())
+        reload()
         self.api_key = _seed()
 
     def request(
@@ -167,7 +179,7 @@ def on_every_aws_call(handler: Any, event: str = "before-call") -> Iterator[None
     for record in ALL_RECORDS:
         client = record._get_connection().connection.client
         clients[id(client)] = client
-    key_id = os.environ.get(vault.KEY_VARIABLE)
+    key_id = settings().kms_key_id
     if key_id:
         # The Encryption SDK's provider keeps its own KMS client per region.
         for client in vault._provider_for(key_id)._regional_clients.values():

@@ -20,10 +20,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from chalicelib.config import app_credentials
 from chalicelib.domain.state import entity_of
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import InboundRequest, WebhookRejectedError
+from chalicelib.settings import settings
 from chalicelib.store import codec
 
 PREFIX = os.environ.get("BASELINE_TABLE_PREFIX", "baseline-")
@@ -61,7 +61,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = InboundRequest(query, event.get("headers") or {}, (event.get("body") or "").encode())
     now = datetime.now(UTC)
     try:
-        delivery = platform.verify(request, app_credentials(platform.name), now)
+        delivery = platform.verify(request, settings().platform(platform.name).credentials, now)
     except WebhookRejectedError as rejection:
         return {"statusCode": rejection.status, "body": json.dumps({"code": rejection.code})}
     inbound = platform.parse(delivery)

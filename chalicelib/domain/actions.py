@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from chalicelib.domain.model import CaseKind, CaseSnapshot, CaseStatus
+from chalicelib.domain.model import GOODS_COME_BACK, CaseKind, CaseSnapshot, CaseStatus
 
 
 class Action(StrEnum):
@@ -22,9 +22,6 @@ class ReturnAddress:
     mobile: str
 
 
-RETURN_KINDS = frozenset({CaseKind.RETURN_REFUND, CaseKind.EXCHANGE, CaseKind.REPAIR})
-
-
 def refusal(action: Action, case: CaseSnapshot) -> str | None:
     """Why the case's state does not allow `action`, or None if it does."""
     status = case.status
@@ -35,7 +32,7 @@ def refusal(action: Action, case: CaseSnapshot) -> str | None:
         )
     if status not in (CaseStatus.REQUESTED, CaseStatus.RETURNED):
         return f"the case is already {status}"
-    if action is Action.AGREE_RETURN and case.kind not in RETURN_KINDS:
+    if action is Action.AGREE_RETURN and case.kind not in GOODS_COME_BACK:
         return "this is a refund-only request: there are no goods to send back"
     if action is Action.AGREE_RETURN and status is not CaseStatus.REQUESTED:
         return "the return was already agreed"

@@ -14,6 +14,21 @@ from enum import StrEnum
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
+# The languages ShopHook explains itself in (policy texts, decisions, the console).
+LANGUAGES = ("en", "zh")
+
+
+class ShopStatus(StrEnum):
+    CONNECTED = "connected"
+    # The token refresh failed: the seller must connect again. Pushes (verified by
+    # the app's secret, not the shop's token) are still applied meanwhile.
+    NEEDS_RECONNECT = "needs_reconnect"
+    DISCONNECTED = "disconnected"
+
+
+RECEIVING_STATUSES = frozenset({ShopStatus.CONNECTED, ShopStatus.NEEDS_RECONNECT})
+
+
 class OrderStatus(StrEnum):
     PENDING_PAYMENT = "pending_payment"
     PAID = "paid"
@@ -35,6 +50,12 @@ class CaseKind(StrEnum):
     RETURN_REFUND = "return_refund"
     EXCHANGE = "exchange"
     REPAIR = "repair"
+
+
+# Cases whose goods go back to the seller (a return address is agreed)...
+GOODS_COME_BACK = frozenset({CaseKind.RETURN_REFUND, CaseKind.EXCHANGE, CaseKind.REPAIR})
+# ... and those the law's no-reason return covers (a repair is a quality matter).
+NO_REASON_RETURN_KINDS = frozenset({CaseKind.RETURN_REFUND, CaseKind.EXCHANGE})
 
 
 class CaseStatus(StrEnum):

@@ -11,9 +11,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-LAYERS = ("law", "platform", "seller")
-LANGUAGES = ("en", "zh")
-
 
 class PolicyError(ValueError):
     """A policy entry that cannot be used; names where it is."""
@@ -92,6 +89,9 @@ class Policy:
         for rule_id, params in overrides.items():
             for param, value in params.items():
                 self.check_override(rule_id, param, value)
+            rule = self.rules.get(rule_id)
+            if rule is None or rule.layer != "seller":  # reached with no parameters
+                raise PolicyError(rule_id, "not a seller target a shop can change")
             rules[rule_id] = replace(rules[rule_id], params={**rules[rule_id].params, **params})
         return Policy(rules)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 
 from chalicelib.domain.model import (
+    NO_REASON_RETURN_KINDS,
     SHANGHAI,
     CaseKind,
     CaseState,
@@ -52,7 +53,6 @@ NEEDED: dict[str, dict[str, type]] = {
     "seller.logistics_exception": {},
 }
 WARNING_AT = 0.75
-RETURN_KINDS = frozenset({CaseKind.RETURN_REFUND, CaseKind.EXCHANGE})
 ORDER_FLAG_RULES = ("platform.ship_by", "platform.fake_shipment")
 
 
@@ -72,6 +72,14 @@ def _deadline(
 
 def warn_at(started: datetime, due: datetime) -> datetime:
     return started + (due - started) * WARNING_AT
+
+
+def next_check(deadline: Deadline) -> datetime | None:
+    """When the sweeper next looks at a deadline: to warn, then to breach (None
+    once it is met or breached)."""
+    if deadline.state is not DeadlineState.PENDING:
+        return None
+    return deadline.due_at if deadline.warned else warn_at(deadline.started_at, deadline.due_at)
 
 
 def advance(deadline: Deadline, now: datetime) -> Deadline:
@@ -172,7 +180,7 @@ def _return_decision(
                 "zh": "质量问题：不得拒绝退货，退货运费由卖家承担。",
             },
         )
-    if snapshot.kind not in RETURN_KINDS:
+    if snapshot.kind not in NO_REASON_RETURN_KINDS:
         return None
     items = order.snapshot.items if order is not None and order.snapshot is not None else ()
     concerned = [item for item in items if item.item_id == snapshot.line_item_id] or list(items)

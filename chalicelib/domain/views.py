@@ -6,9 +6,14 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain.model import CaseState, Deadline, Explanation, OrderState, ShipmentStatus
-
-LANGUAGES = ("en", "zh")
+from chalicelib.domain.model import (
+    LANGUAGES,
+    CaseState,
+    Deadline,
+    Explanation,
+    OrderState,
+    ShipmentStatus,
+)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -10,15 +10,7 @@ from typing import Any, Protocol
 from chalicelib.domain.actions import Action, ReturnAddress
 from chalicelib.domain.model import CaseSnapshot, ConnectedShop, Inbound, ShopTokens
 from chalicelib.platforms.api import CallResult
-
-
-@dataclass(frozen=True)
-class AppCredentials:
-    app_key: str
-    app_secret: str
-
-    def __repr__(self) -> str:
-        return f"AppCredentials(app_key={self.app_key!r}, app_secret=<redacted>)"
+from chalicelib.settings import AppCredentials
 
 
 @dataclass(frozen=True)

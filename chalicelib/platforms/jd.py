@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from chalicelib.config import outbound_timeout
 from chalicelib.domain.actions import Action, ReturnAddress
 from chalicelib.domain.model import (
     CanonicalEvent,
@@ -49,6 +48,7 @@ from chalicelib.platforms.wire import (
     one_of,
     validate_json,
 )
+from chalicelib.settings import settings
 
 PAYLOAD_FIELD = "360buy_param_json"
 # The order or service request is no longer in the status the call needs.
@@ -388,7 +388,7 @@ class Jd:
             PAYLOAD_FIELD: json.dumps(business, ensure_ascii=False),
         }
         failed, answer = post_signed(
-            api_url, form, md5_sign, credentials.app_secret, outbound_timeout()
+            api_url, form, md5_sign, credentials.app_secret, settings().outbound_timeout
         )
         if failed is not None:
             return failed

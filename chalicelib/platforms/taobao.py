@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from chalicelib.config import outbound_timeout
 from chalicelib.domain.actions import Action, ReturnAddress
 from chalicelib.domain.model import (
     CanonicalEvent,
@@ -52,6 +51,7 @@ from chalicelib.platforms.wire import (
     one_of,
     validate_json,
 )
+from chalicelib.settings import settings
 
 # TOP error codes: 7 rate limited, 15 remote service error, 27 invalid session.
 API_OUTCOMES = {
@@ -369,7 +369,7 @@ class Taobao:
             **{name: str(value) for name, value in business.items()},
         }
         failed, answer = post_signed(
-            api_url, form, hmac_sha256_sign, credentials.app_secret, outbound_timeout()
+            api_url, form, hmac_sha256_sign, credentials.app_secret, settings().outbound_timeout
         )
         if failed is not None:
             return failed

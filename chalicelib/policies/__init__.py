@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from chalicelib.domain.model import LANGUAGES
 from chalicelib.domain.policy import (
-    LANGUAGES,
     Limit,
     Policy,
     PolicyError,

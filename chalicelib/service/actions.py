@@ -9,157 +9,109 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
-from pynamodb.transactions import TransactWrite
-
 from chalicelib.domain.actions import Action, ReturnAddress, refusal
-from chalicelib.domain.model import OrderStatus
+from chalicelib.domain.change import Stored, order_ref_of, ref_of
+from chalicelib.domain.ids import EntityKind, platform_of
+from chalicelib.domain.model import CaseState, OrderState, OrderStatus
+from chalicelib.domain.work import WorkKind
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import UnsupportedActionError
 from chalicelib.service import outbox
-from chalicelib.service.changes import order_group, outbox_row
-from chalicelib.service.errors import (
-    ApiError,
-    StorageUnavailableError,
-    condition_failed,
-    read_or_none,
-)
+from chalicelib.service.commands import ActionRequest, ShipRequest
+from chalicelib.service.errors import ConflictError, InvalidInputError, NotFoundError
 from chalicelib.service.queries import owned
-from chalicelib.store import codec
-from chalicelib.store.records import (
-    CaseRecord,
-    OrderRecord,
-    OutboxRecord,
-    connection,
-)
+from chalicelib.store import work
+from chalicelib.store.errors import ConditionFailedError
+from chalicelib.store.work import NewWork
 
 SHIPPABLE = frozenset({OrderStatus.PAID})
 
 
-def _text(body: dict[str, Any], name: str, required: bool) -> str:
-    value = body.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, "invalid_body", f"'{name}' must be a non-empty string", name)
-    return value.strip()
-
-
-def _address(body: dict[str, Any], required: bool) -> ReturnAddress | None:
-    given = body.get("return_address")
-    if given is None and not required:
-        return None
-    if not isinstance(given, dict):
-        raise ApiError(
-            400,
-            "invalid_body",
-            '\'return_address\' must be {"address", "name", "mobile"}',
-            "return_address",
-        )
-    parts = {}
-    for part in ("address", "name", "mobile"):
-        value = given.get(part)
-        if not isinstance(value, str) or not value.strip():
-            raise ApiError(
-                400, "invalid_body", f"return_address.{part} is required", f"return_address.{part}"
-            )
-        parts[part] = value.strip()
-    return ReturnAddress(**parts)
-
-
-def _body(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ApiError(400, "invalid_body", "the body must be a JSON object", "body")
-    return raw
-
-
 def _queue(
-    guard: Any,
-    shop_id: str,
-    action_id: str,
-    action: str,
-    payload: dict,
-    now: datetime,
-    group: str,
-) -> None:
-    """Queue the action unless the record it was checked against changed meanwhile."""
-    row = outbox_row(action_id, "action", action, shop_id, payload, now, group)
-    try:
-        with TransactWrite(connection=connection()) as write:
-            write.condition_check(
-                type(guard), guard.entity_key, condition=type(guard).version == guard.version
-            )
-            write.save(row)
-    except TransactWriteError as error:
-        if condition_failed(error):
-            raise ApiError(
-                409, "changed_meanwhile", "it changed while the action was queued; look again"
-            ) from None
-        raise StorageUnavailableError("could not queue the action") from error
-    outbox.enqueue([row])
-
-
-def request(shop_id: str, case_id: str, raw_body: Any, now: datetime) -> dict[str, str]:
-    body = _body(raw_body)
-    try:
-        action = Action(_text(body, "action", required=True))
-    except ValueError:
-        raise ApiError(
-            400, "invalid_action", f"action must be one of {', '.join(Action)}", "action"
-        ) from None
-    reason = _text(body, "reason", required=action is Action.REFUSE)
-    address = _address(body, required=action is Action.AGREE_RETURN)
-    record = owned(CaseRecord, shop_id, case_id)
-    held = codec.CASE.decode(record.document)
-    case = held.snapshot
-    why = refusal(action, case)
-    if why is not None:
-        raise ApiError(409, "action_not_allowed", why, "action")
-    try:
-        registry()[shop_id.partition(":")[0]].action_request(action, case, reason, address)
-    except UnsupportedActionError as error:
-        raise ApiError(409, "action_not_allowed", str(error), "action") from None
+    checked: Stored, shop_id: str, action: str, payload: dict[str, Any], now: datetime
+) -> dict[str, str]:
+    """Queue the action unless what it was checked against changed meanwhile."""
     action_id = "act_" + secrets.token_hex(12)
+    ref = ref_of(checked.state)
+    queued = NewWork(
+        action_id,
+        WorkKind.ACTION,
+        action,
+        shop_id,
+        {**payload, "origin": "seller"},
+        order_group=order_ref_of(ref, checked.state).key,
+    )
+    try:
+        sent = work.save_guarded(queued, ref, checked.version, now)
+    except ConditionFailedError:
+        raise ConflictError(
+            "changed_meanwhile", "it changed while the action was queued; look again"
+        ) from None
+    outbox.SQS.send([sent])
+    return {"action_id": action_id, "state": "queued"}
+
+
+def request(shop_id: str, case_id: str, command: ActionRequest, now: datetime) -> dict[str, str]:
+    action = command.action
+    if action is Action.REFUSE and command.reason is None:
+        raise InvalidInputError("invalid_body", "'reason' is required to refuse", "reason")
+    if action is Action.AGREE_RETURN and command.return_address is None:
+        raise InvalidInputError(
+            "invalid_body", "'return_address' is required to agree a return", "return_address"
+        )
+    address = (
+        ReturnAddress(**command.return_address.model_dump()) if command.return_address else None
+    )
+    stored = owned(shop_id, EntityKind.CASE, case_id)
+    case = stored.state
+    assert isinstance(case, CaseState)
+    why = refusal(action, case.snapshot)
+    if why is not None:
+        raise ConflictError("action_not_allowed", why, "action")
+    try:
+        registry()[platform_of(shop_id)].action_request(
+            action, case.snapshot, command.reason or "", address
+        )
+    except UnsupportedActionError as error:
+        raise ConflictError("action_not_allowed", str(error), "action") from None
     payload = {
         "action": action,
         "case_id": case_id,
-        "reason": reason,
+        "reason": command.reason or "",
         "return_address": asdict(address) if address else None,
-        "origin": "seller",
     }
-    _queue(record, shop_id, action_id, action, payload, now, order_group(held))
-    return {"action_id": action_id, "state": "queued"}
+    return _queue(stored, shop_id, action, payload, now)
 
 
-def ship(shop_id: str, order_id: str, raw_body: Any, now: datetime) -> dict[str, str]:
-    body = _body(raw_body)
-    tracking_no = _text(body, "tracking_no", required=True)
-    carrier = _text(body, "carrier", required=True)
-    record = owned(OrderRecord, shop_id, order_id)
-    order = codec.ORDER.decode(record.document)
+def ship(shop_id: str, order_id: str, command: ShipRequest, now: datetime) -> dict[str, str]:
+    stored = owned(shop_id, EntityKind.ORDER, order_id)
+    order = stored.state
+    assert isinstance(order, OrderState)
     if order.snapshot is None or order.snapshot.status not in SHIPPABLE:
         status = order.snapshot.status if order.snapshot else "unknown"
-        raise ApiError(
-            409, "action_not_allowed", f"only a paid order can be shipped; it is {status}"
+        raise ConflictError(
+            "action_not_allowed", f"only a paid order can be shipped; it is {status}"
         )
-    action_id = "act_" + secrets.token_hex(12)
     payload = {
         "action": "ship",
         "order_id": order_id,
-        "tracking_no": tracking_no,
-        "carrier": carrier,
+        "tracking_no": command.tracking_no,
+        "carrier": command.carrier,
     }
-    _queue(
-        record, shop_id, action_id, "ship", {**payload, "origin": "seller"}, now, order_group(order)
-    )
-    return {"action_id": action_id, "state": "queued"}
+    return _queue(stored, shop_id, "ship", payload, now)
 
 
-def show(shop_id: str, action_id: str) -> dict[str, Any]:
-    row = read_or_none(OutboxRecord, action_id, "the action")
-    if row is None or row.kind != "action" or row.shop_id != shop_id:
-        raise ApiError(404, "action_not_found", f"no action '{action_id}' in this shop")
-    payload = json.loads(row.payload)
+def show(shop_id: str, case_id: str, action_id: str) -> dict[str, Any]:
+    """An action on a case (or, with no case, on an order) of the shop."""
+    row = work.read(action_id)
+    payload = json.loads(row.payload) if row is not None else {}
+    if (
+        row is None
+        or row.kind != WorkKind.ACTION
+        or row.shop_id != shop_id
+        or payload.get("case_id") != case_id
+    ):
+        raise NotFoundError("action_not_found", f"no action '{action_id}' on case '{case_id}'")
     shown = {
         "action_id": row.outbox_id,
         "action": row.type,

@@ -1,21 +1,16 @@
-"""Errors the use cases raise; app.py turns them into HTTP answers."""
+"""What a use case answers when it cannot do what was asked. Each kind says
+what went wrong, not how to say it over HTTP: app.py maps kinds to statuses,
+the CLI prints the message."""
 
 from __future__ import annotations
 
-from typing import TypeVar
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
-from pynamodb.models import Model
+class ServiceError(Exception):
+    """A refusal with a machine code, a readable message and the field at fault."""
 
-RecordT = TypeVar("RecordT", bound=Model)
-
-
-class ApiError(Exception):
-    """A client error with a machine code, a readable message and the field at fault."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+        self.code, self.message, self.field = code, message, field
 
     def body(self) -> dict[str, str]:
         body = {"code": self.code, "message": self.message}
@@ -24,23 +19,21 @@ class ApiError(Exception):
         return body
 
 
-class StorageUnavailableError(Exception):
-    """DynamoDB failed or throttled: answer 5xx so the sender retries later."""
+class InvalidInputError(ServiceError):
+    """The request is malformed: a missing or mistyped field."""
 
 
-def condition_failed(error: PynamoDBException) -> bool:
-    """A write refused by its condition (a version or state guard): someone else
-    got there first. For a transaction, any of its items' conditions."""
-    if isinstance(error, TransactWriteError):
-        return "ConditionalCheckFailed" in [r.code for r in error.cancellation_reasons if r]
-    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
+class NotAllowedError(ServiceError):
+    """Well-formed, but not something ShopHook accepts (a bound, a URL)."""
 
 
-def read_or_none(record_type: type[RecordT], key: str, what: str) -> RecordT | None:
-    """The record stored under `key`, or None; storage trouble is StorageUnavailableError."""
-    try:
-        return record_type.get(key)
-    except DoesNotExist:
-        return None
-    except PynamoDBException as error:
-        raise StorageUnavailableError(f"could not read {what}") from error
+class NotFoundError(ServiceError):
+    """No such thing for this caller (also what another shop's things look like)."""
+
+
+class ConflictError(ServiceError):
+    """Not in the state it needs to be in, or it changed meanwhile."""
+
+
+class UnauthenticatedError(ServiceError):
+    """No credentials, or ones ShopHook does not accept."""

@@ -1,16 +1,34 @@
-"""Integrator API keys: random, shown once, stored only as a SHA-256 hash, scoped to shops."""
+"""Integrator API keys: random, shown once, stored only as a SHA-256 hash,
+scoped to shops. A request's key becomes its Principal: who asks, for which shops."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
-from chalicelib.service.errors import ApiError, read_or_none
+from chalicelib.service.errors import NotFoundError, UnauthenticatedError
+from chalicelib.store import keys
 from chalicelib.store.records import ApiKeyRecord
 
 KEY_PREFIX = "shk_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for: an integrator key and the shops it covers."""
+
+    key_id: str
+    shops: frozenset[str]
+
+    def require_shop(self, shop_id: str) -> None:
+        # 404, not 403: a key must not learn which other shops exist.
+        if shop_id not in self.shops:
+            raise NotFoundError(
+                "shop_not_found", f"no shop '{shop_id}' for this api key", "shop_id"
+            )
 
 
 def hash_key(key: str) -> str:
@@ -24,40 +42,37 @@ def create_key(
     """Store a new key; return (key id, the key itself). `key` fixes the value (demo key)."""
     key = key or KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = "key_" + secrets.token_hex(6)
-    ApiKeyRecord(hash_key(key), key_id=key_id, name=name, shops=set(shops), created_at=now).save()
+    keys.save(
+        ApiKeyRecord(hash_key(key), key_id=key_id, name=name, shops=set(shops), created_at=now)
+    )
     return key_id, key
 
 
-def authenticate(authorization: str | None) -> ApiKeyRecord:
+def authenticate(authorization: str | None) -> Principal:
     if not authorization:
-        raise ApiError(
-            401, "missing_api_key", "send 'Authorization: Bearer <api key>'", "Authorization"
+        raise UnauthenticatedError(
+            "missing_api_key", "send 'Authorization: Bearer <api key>'", "Authorization"
         )
     scheme, _, key = authorization.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        raise ApiError(
-            401, "malformed_authorization", "expected 'Bearer <api key>'", "Authorization"
+        raise UnauthenticatedError(
+            "malformed_authorization", "expected 'Bearer <api key>'", "Authorization"
         )
-    record = read_or_none(ApiKeyRecord, hash_key(key.strip()), "the api key")
+    record = keys.by_hash(hash_key(key.strip()))
     if record is None or record.revoked_at is not None:
-        raise ApiError(401, "invalid_api_key", "the api key is unknown or revoked", "Authorization")
-    return record
-
-
-def require_shop(key: ApiKeyRecord, shop_id: str) -> None:
-    # 404, not 403: a key must not learn which other shops exist.
-    if shop_id not in key.shops:
-        raise ApiError(404, "shop_not_found", f"no shop '{shop_id}' for this api key", "shop_id")
+        raise UnauthenticatedError(
+            "invalid_api_key", "the api key is unknown or revoked", "Authorization"
+        )
+    return Principal(record.key_id, frozenset(record.shops))
 
 
 def revoke(key_id: str, now: datetime) -> ApiKeyRecord:
-    # Keys are looked up by hash on every request; by id only here, by an
-    # operator, over a table of a few rows.
-    for record in ApiKeyRecord.scan(ApiKeyRecord.key_id == key_id):
-        record.update(actions=[ApiKeyRecord.revoked_at.set(now)])
-        return record
-    raise ApiError(404, "key_not_found", f"no api key with id '{key_id}'")
+    record = keys.by_id(key_id)
+    if record is None:
+        raise NotFoundError("key_not_found", f"no api key with id '{key_id}'")
+    keys.revoke(record, now)
+    return record
 
 
 def all_keys() -> list[ApiKeyRecord]:
-    return sorted(ApiKeyRecord.scan(), key=lambda record: record.created_at)
+    return keys.every()

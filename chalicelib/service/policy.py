@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pynamodb.exceptions import PynamoDBException
-
 from chalicelib.domain.policy import Policy, PolicyError
 from chalicelib.policies import default_policy
 from chalicelib.service import shops
-from chalicelib.service.errors import ApiError, StorageUnavailableError
+from chalicelib.service.commands import PolicyRequest
+from chalicelib.service.errors import NotAllowedError
+from chalicelib.store import shops as stored_shops
 from chalicelib.store.records import ShopRecord
 
 
@@ -44,27 +44,14 @@ def show(shop_id: str, language: str) -> dict[str, Any]:
     return describe(shops.get(shop_id), language)
 
 
-def update(shop_id: str, body: Any, language: str) -> dict[str, Any]:
-    overrides = body.get("overrides") if isinstance(body, dict) else None
-    if not isinstance(overrides, dict) or not all(
-        isinstance(params, dict) for params in overrides.values()
-    ):
-        raise ApiError(
-            400,
-            "invalid_body",
-            'expected {"overrides": {"<rule id>": {"<parameter>": <value>}}}',
-            "overrides",
-        )
+def update(shop_id: str, command: PolicyRequest, language: str) -> dict[str, Any]:
     shop = shops.get(shop_id)
     try:
-        default_policy(shop.platform).with_overrides(overrides)
+        default_policy(shop.platform).with_overrides(command.overrides)
     except PolicyError as error:
-        raise ApiError(
-            422, "policy_not_allowed", error.message, f"overrides.{error.where}"
+        raise NotAllowedError(
+            "policy_not_allowed", error.message, f"overrides.{error.where}"
         ) from None
-    shop.policy_overrides = json.dumps(overrides)
-    try:
-        shop.save()
-    except PynamoDBException as error:
-        raise StorageUnavailableError("could not save the policy") from error
+    shop.policy_overrides = json.dumps(command.overrides)
+    stored_shops.save(shop)
     return describe(shop, language)

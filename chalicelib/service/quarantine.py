@@ -6,10 +6,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
-
 from chalicelib.service import ingest
-from chalicelib.service.errors import ApiError
+from chalicelib.service.errors import NotFoundError
+from chalicelib.store import entities
 from chalicelib.store.records import QuarantineRecord
 
 
@@ -25,15 +24,14 @@ def summary(record: QuarantineRecord) -> dict[str, Any]:
 
 
 def held() -> list[QuarantineRecord]:
-    # An operator's view of what is usually a handful of rows.
-    return sorted(QuarantineRecord.scan(), key=lambda record: record.last_received_at)
+    return entities.quarantined()
 
 
 def get(key: str) -> QuarantineRecord:
-    try:
-        return QuarantineRecord.get(key)
-    except DoesNotExist:
-        raise ApiError(404, "not_quarantined", f"nothing quarantined under '{key}'") from None
+    record = entities.quarantined_one(key)
+    if record is None:
+        raise NotFoundError("not_quarantined", f"nothing quarantined under '{key}'")
+    return record
 
 
 def detail(record: QuarantineRecord) -> dict[str, Any]:
@@ -51,5 +49,5 @@ def reprocess(record: QuarantineRecord, now: datetime) -> int:
     Returns the HTTP status the platform would have got."""
     reply = ingest.reprocess(record.platform, record.raw_body, json.loads(record.params), now)
     if reply.status == 200:
-        record.delete()
+        entities.release(record)
     return reply.status

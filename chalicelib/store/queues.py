@@ -9,7 +9,6 @@ count is the budget, so SQS and the consumer agree on when that is.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -18,8 +17,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.config import aws_region, table_prefix
 from chalicelib.domain.retry import INTEGRATOR_DELIVERIES, PLATFORM_CALLS, RetryPolicy
+from chalicelib.settings import settings
 
 # Lambda's visibility timeout rule: at least six times the consumer's timeout.
 VISIBILITY_SECONDS = 6 * 60
@@ -38,14 +37,14 @@ class Queue:
         return f"SHOPHOOK_{self.name.upper()}_QUEUE_URL"
 
     def queue_name(self, prefix: str | None = None) -> str:
-        return f"{table_prefix() if prefix is None else prefix}{self.name}.fifo"
+        return f"{settings().table_prefix if prefix is None else prefix}{self.name}.fifo"
 
     def dead_letter_name(self, prefix: str | None = None) -> str:
-        return f"{table_prefix() if prefix is None else prefix}{self.name}-dlq.fifo"
+        return f"{settings().table_prefix if prefix is None else prefix}{self.name}-dlq.fifo"
 
     def url(self) -> str:
         """From the environment (the functions), else looked up by name (the CLI)."""
-        return os.environ.get(self.url_variable) or _url_of(self.queue_name())
+        return settings().queue_url(self.url_variable) or _url_of(self.queue_name())
 
 
 # Platform actions and canonical events (fanned out to subscriptions).
@@ -73,12 +72,11 @@ class DeadLetter:
     body: dict[str, Any]
     group: str
     receive_count: int
-    sent_at_ms: int
 
 
 @cache
 def client() -> Any:
-    return boto3.client("sqs", region_name=aws_region())
+    return boto3.client("sqs", region_name=settings().region)
 
 
 @cache
@@ -152,20 +150,12 @@ def dead_letters(queue: Queue, limit: int, hold_seconds: int = 60) -> list[DeadL
                 body=json.loads(message["Body"]),
                 group=attributes.get("MessageGroupId", ""),
                 receive_count=int(attributes.get("ApproximateReceiveCount", 0)),
-                sent_at_ms=int(attributes.get("SentTimestamp", 0)),
             )
     return list(found.values())
 
 
 def forget_dead_letter(queue: Queue, letter: DeadLetter) -> None:
     client().delete_message(QueueUrl=dead_letter_url(queue), ReceiptHandle=letter.receipt_handle)
-
-
-def depth(url: str) -> int:
-    attributes = client().get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"])
 
 
 def create_queues() -> dict[str, str]:

@@ -26,26 +26,18 @@ from pynamodb.exceptions import DoesNotExist
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from chalicelib.config import aws_region, table_prefix
-
-SHOP_CONNECTED = "connected"
-# A shop whose token refresh failed still pushes webhooks (verified by the app's
-# secret, not its token): they are applied while the seller reconnects.
-RECEIVING_STATUSES = frozenset({SHOP_CONNECTED, "needs_reconnect"})
-
-
-def entity_key(platform: str, entity_id: str) -> str:
-    return f"{platform}#{entity_id}"
+from chalicelib.domain.model import ShopStatus
+from chalicelib.settings import settings
 
 
 @cache
 def connection() -> Connection:
     """One connection (one botocore client) for every transaction in this process."""
-    return Connection(region=aws_region())
+    return Connection(region=settings().region)
 
 
 class _Meta:
-    region = aws_region()
+    region = settings().region
     billing_mode = "PAY_PER_REQUEST"
 
 
@@ -66,12 +58,12 @@ REFRESH_SHARDS = 4
 
 class ShopRecord(Model):
     class Meta(_Meta):
-        table_name = f"{table_prefix()}shops"
+        table_name = f"{settings().table_prefix}shops"
 
     shop_id = UnicodeAttribute(hash_key=True)
     platform = UnicodeAttribute()
     name = UnicodeAttribute(default="")
-    status = UnicodeAttribute(default=SHOP_CONNECTED)
+    status = UnicodeAttribute(default=ShopStatus.CONNECTED)
     connected_at = UTCDateTimeAttribute()
     # The shop's own seller targets: {"seller.refund_within": {"hours": 12}}.
     policy_overrides = UnicodeAttribute(default="{}")
@@ -86,7 +78,7 @@ class ShopRecord(Model):
 
 class OrderRecord(Model):
     class Meta(_Meta):
-        table_name = f"{table_prefix()}orders"
+        table_name = f"{settings().table_prefix}orders"
 
     entity_key = UnicodeAttribute(hash_key=True)
     shop_id = UnicodeAttribute(null=True)
@@ -109,7 +101,7 @@ class ShopCasesIndex(GlobalSecondaryIndex):
 
 class CaseRecord(Model):
     class Meta(_Meta):
-        table_name = f"{table_prefix()}cases"
+        table_name = f"{settings().table_prefix}cases"
 
     entity_key = UnicodeAttribute(hash_key=True)
     shop_id = UnicodeAttribute()
@@ -125,7 +117,7 @@ class InboxRecord(Model):
     transaction as the state it changed."""
 
     class Meta(_Meta):
-        table_name = f"{table_prefix()}inbox"
+        table_name = f"{settings().table_prefix}inbox"
 
     message_key = UnicodeAttribute(hash_key=True)
     shop_id = UnicodeAttribute(null=True)
@@ -139,7 +131,7 @@ class EventLogRecord(Model):
     """Every accepted message, applied or not, per entity, in arrival order."""
 
     class Meta(_Meta):
-        table_name = f"{table_prefix()}event-log"
+        table_name = f"{settings().table_prefix}event-log"
 
     stream = UnicodeAttribute(hash_key=True)
     sequence = UnicodeAttribute(range_key=True)
@@ -157,7 +149,7 @@ class QuarantineRecord(Model):
     """A well-signed message that could not be applied, kept whole for inspection."""
 
     class Meta(_Meta):
-        table_name = f"{table_prefix()}quarantine"
+        table_name = f"{settings().table_prefix}quarantine"
 
     message_key = UnicodeAttribute(hash_key=True)
     platform = UnicodeAttribute()
@@ -202,7 +194,7 @@ class DeadlineRecord(Model):
     """The index of one deadline; the entity's document holds its truth."""
 
     class Meta(_Meta):
-        table_name = f"{table_prefix()}deadlines"
+        table_name = f"{settings().table_prefix}deadlines"
 
     deadline_key = UnicodeAttribute(hash_key=True)
     entity_key = UnicodeAttribute()
@@ -222,9 +214,10 @@ class DeadlineRecord(Model):
 
 
 class UnsentIndex(GlobalSecondaryIndex):
-    """Outbox rows their queue's consumer has not seen yet, oldest first (sparse:
-    the consumer's first write removes the row). What lingers here had its
-    enqueue fail after the commit, and is sent again (service.deliver)."""
+    """Outbox rows their queue's consumer has not seen yet, by when to send them
+    again (sparse: the consumer's first write removes the row). What lingers
+    here had its enqueue fail after the commit, and is sent again
+    (service.outbox.requeue)."""
 
     class Meta:
         index_name = "unsent"
@@ -265,16 +258,14 @@ class OutboxRecord(Model):
     for the platform, or one delivery of an event to one subscription."""
 
     class Meta(_Meta):
-        table_name = f"{table_prefix()}outbox"
+        table_name = f"{settings().table_prefix}outbox"
 
     outbox_id = UnicodeAttribute(hash_key=True)
-    kind = UnicodeAttribute()
+    kind = UnicodeAttribute()  # domain.work.WorkKind
     type = UnicodeAttribute()
     shop_id = UnicodeAttribute()
     payload = UnicodeAttribute()
-    # Events: pending, fanned_out. Actions: queued, sent, failed, dead_lettered.
-    # Deliveries: pending, delivered, failed, dead_lettered, cancelled.
-    state = UnicodeAttribute(default="pending")
+    state = UnicodeAttribute()  # domain.work.WorkState, moved as TRANSITIONS allow
     error = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     finished_at = UTCDateTimeAttribute(null=True)
@@ -313,7 +304,7 @@ class SubscriptionRecord(Model):
     The signing secret is sealed like shop tokens (store.vault)."""
 
     class Meta(_Meta):
-        table_name = f"{table_prefix()}subscriptions"
+        table_name = f"{settings().table_prefix}subscriptions"
 
     subscription_id = UnicodeAttribute(hash_key=True)
     key_id = UnicodeAttribute()
@@ -329,7 +320,7 @@ class SubscriptionRouteRecord(Model):
     """One row per (shop, subscription): the fan-out reads a shop's routes in one Query."""
 
     class Meta(_Meta):
-        table_name = f"{table_prefix()}subscription-routes"
+        table_name = f"{settings().table_prefix}subscription-routes"
 
     shop_id = UnicodeAttribute(hash_key=True)
     subscription_id = UnicodeAttribute(range_key=True)
@@ -341,7 +332,7 @@ class OAuthStateRecord(Model):
     browser's cookie it is bound to, and when it stops being accepted."""
 
     class Meta(_Meta):
-        table_name = f"{table_prefix()}oauth-states"
+        table_name = f"{settings().table_prefix}oauth-states"
 
     state = UnicodeAttribute(hash_key=True)
     platform = UnicodeAttribute()
@@ -354,7 +345,7 @@ class ApiKeyRecord(Model):
     """An integrator key, stored only as its SHA-256 (keys are 256-bit random)."""
 
     class Meta(_Meta):
-        table_name = f"{table_prefix()}api-keys"
+        table_name = f"{settings().table_prefix}api-keys"
 
     key_hash = UnicodeAttribute(hash_key=True)
     key_id = UnicodeAttribute()

@@ -9,14 +9,12 @@ cannot be opened as another's. Plaintext secrets exist only in memory.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from chalicelib.domain.model import ShopTokens
-
-KEY_VARIABLE = "SHOPHOOK_KMS_KEY_ID"
+from chalicelib.settings import KMS_KEY_VARIABLE, settings
 
 
 @cache
@@ -31,9 +29,9 @@ def _client() -> Any:
 
 
 def _provider() -> Any:
-    key_id = os.environ.get(KEY_VARIABLE)
+    key_id = settings().kms_key_id
     if not key_id:
-        raise RuntimeError(f"{KEY_VARIABLE} is not set: tokens cannot be stored")
+        raise RuntimeError(f"{KMS_KEY_VARIABLE} is not set: tokens cannot be stored")
     return _provider_for(key_id)
 
 

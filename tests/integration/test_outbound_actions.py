@@ -12,16 +12,16 @@ import requests
 import responses
 import time_machine
 
-from chalicelib.config import OUTBOUND_TIMEOUT_VARIABLE, api_url_variable
 from chalicelib.domain.retry import PLATFORM_CALLS
 from chalicelib.platforms import registry
 from chalicelib.platforms.api import CallOutcome
 from chalicelib.service import outbox
+from chalicelib.settings import OUTBOUND_TIMEOUT_VARIABLE, platform_variable
 from chalicelib.store import queues
 from chalicelib.store.records import OutboxRecord, ShopRecord
 from simulator.scenarios import DEMO_CREDENTIALS, jd_order, taobao_order
 from simulator.server import api_urls, issue_session
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, oracle_top_sign
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, oracle_top_sign, set_env
 
 START = NOW - timedelta(days=4)
 LATER = NOW.astimezone(UTC) + timedelta(seconds=1)
@@ -111,7 +111,7 @@ def test_an_answer_lost_after_the_platform_acted_ends_sent_with_one_effect(
 ):
     """The platform carried the agree out but its answer never came: the retry is
     answered "already done", which, after a call of unknown outcome, means ours."""
-    monkeypatch.setenv(OUTBOUND_TIMEOUT_VARIABLE, "0.3")
+    set_env(monkeypatch, {OUTBOUND_TIMEOUT_VARIABLE: "0.3"})
     fault(simulator, lost_answer)
     action_id = agree_refund(outbound)
     drain(LATER)
@@ -190,7 +190,7 @@ def test_a_session_refused_after_refresh_fails_asking_to_reconnect(outbound, sim
 
 def test_a_permanent_refusal_fails_with_the_platforms_message(outbound, monkeypatch):
     url = "https://api.taobao.test/router"
-    monkeypatch.setenv(api_url_variable("taobao"), url)
+    set_env(monkeypatch, {platform_variable("taobao", "api_url"): url})
     action_id = agree_refund(outbound)
     refused = {"error_response": {"code": 50, "msg": "Refund closed", "sub_msg": "已关闭"}}
     with responses.RequestsMock() as mock:

@@ -10,14 +10,14 @@ import pytest
 import requests
 import responses
 
-from chalicelib.config import OUTBOUND_TIMEOUT_VARIABLE
 from chalicelib.platforms.api import CallOutcome
 from chalicelib.platforms.jd import PLATFORM as JD
 from chalicelib.platforms.taobao import PLATFORM as TAOBAO
 from chalicelib.platforms.wire import parse_wire_time
+from chalicelib.settings import OUTBOUND_TIMEOUT_VARIABLE
 from simulator.scenarios import DEMO_CREDENTIALS
 from simulator.server import DEFAULT_SELLERS, api_urls
-from tests.support import NOW, oracle_top_sign
+from tests.support import NOW, oracle_top_sign, set_env
 
 VECTORS = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "signature-vectors.json").read_text()
@@ -126,7 +126,7 @@ def test_repeating_a_step_the_platform_took_is_answered_already_done(
 
 @pytest.mark.parametrize("fault", ["timeout", "reset"])
 def test_a_call_without_an_answer_is_retryable_and_uncertain(simulator, monkeypatch, fault):
-    monkeypatch.setenv(OUTBOUND_TIMEOUT_VARIABLE, "0.3")
+    set_env(monkeypatch, {OUTBOUND_TIMEOUT_VARIABLE: "0.3"})
     requests.post(f"{simulator}/_sim/faults", json={"taobao": [fault]}, timeout=5)
     session = session_for(simulator, "2200000001")
     url, credentials = api_urls(simulator)["taobao"], DEMO_CREDENTIALS["taobao"]

@@ -21,7 +21,7 @@ from chalicelib.store import queues
 from chalicelib.store.records import OutboxRecord
 from shophook.driver import consumers, poll
 from simulator.scenarios import taobao_order
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, set_env
 
 START = NOW - timedelta(days=4)
 LATER = NOW.astimezone(UTC) + timedelta(seconds=1)
@@ -241,6 +241,10 @@ def test_the_api_validates_and_keeps_subscriptions_to_their_key(
     assert call(stack, "GET", "/subscriptions", api_key=jd_only).body["items"] == []
     assert call(stack, "GET", "/subscriptions", api_key="shk_nope").status == 401
     replay = call(stack, "POST", f"/subscriptions/{created['id']}/replay", {"until": "x"})
+    assert (replay.status, replay.body["field"]) == (400, "until")
+    replay = call(
+        stack, "POST", f"/subscriptions/{created['id']}/replay", {"until": NOW.isoformat()}
+    )
     assert (replay.status, replay.body["field"]) == (400, "body")
 
 
@@ -301,7 +305,7 @@ def test_unsafe_subscription_urls_are_refused(stack, dns, url):
 def test_loopback_http_needs_the_local_flag(stack, httpserver, monkeypatch):
     body = {"url": httpserver.url_for("/hook"), "event_types": ORDER_EVENTS, "shops": [TAOBAO_SHOP]}
     assert call(stack, "POST", "/subscriptions", body).status == 422
-    monkeypatch.setenv("SHOPHOOK_ALLOW_LOOPBACK_WEBHOOKS", "1")
+    set_env(monkeypatch, {"SHOPHOOK_ALLOW_LOOPBACK_WEBHOOKS": "1"})
     assert call(stack, "POST", "/subscriptions", body).status == 201
 
 
@@ -318,13 +322,11 @@ def test_dns_rebinding_after_subscribing_is_refused_at_delivery(stack, dns):
 
 
 def test_a_delivery_connects_to_the_address_it_checked(dns, httpserver, monkeypatch):
-    from chalicelib.service.deliver import _integrator_session
+    from chalicelib.integrators import _session
 
     subscriber = Subscriber(httpserver, "/pinned")
     dns["hooks.example.test"] = "127.0.0.1"
     port = httpserver.port
-    answer = _integrator_session(True, (1, 5)).post(
-        f"http://hooks.example.test:{port}/pinned", data=b"{}"
-    )
+    answer = _session(True, (1, 5)).post(f"http://hooks.example.test:{port}/pinned", data=b"{}")
     assert answer.status_code == 200
     assert subscriber.received[0].headers["Host"] == f"hooks.example.test:{port}"

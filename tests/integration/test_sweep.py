@@ -9,9 +9,10 @@ import pytest
 import time_machine
 
 from chalicelib.domain.model import DeadlineState
-from chalicelib.service.changes import sortable
-from chalicelib.service.sweep import due_deadlines, sweep
+from chalicelib.service.sweep import sweep
+from chalicelib.store.entities import ENTITIES
 from chalicelib.store.records import DEADLINE_SHARDS, DeadlineRecord, OutboxRecord
+from chalicelib.store.work import sortable
 from simulator.scenarios import Message, taobao_order
 from tests.support import NOW, TAOBAO_SHOP
 
@@ -66,7 +67,7 @@ def test_a_met_deadline_leaves_the_index_and_is_never_swept(stack, aws_calls):
     row = DeadlineRecord.get("taobao#order#600003#platform.ship_by")
     assert row.state == DeadlineState.MET and row.due_shard is None
     aws_calls.clear()
-    due = {row.deadline_key for row in due_deadlines(NOW + timedelta(days=30))}
+    due = {d.entity.deadline_key(d.rule) for d in ENTITIES.due(NOW + timedelta(days=30))}
     assert aws_calls.operations == ["Query"] * DEADLINE_SHARDS
     # Shipped in time: the ship deadlines are met and gone from the index; the
     # pickup scan never came, so the fake-shipment check is what is due.

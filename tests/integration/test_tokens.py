@@ -10,6 +10,7 @@ import responses
 import time_machine
 
 from chalicelib.service import oauth, tokens
+from chalicelib.store import shops as stored_shops
 from chalicelib.store.records import REFRESH_SHARDS, OrderRecord, OutboxRecord, ShopRecord
 from simulator.scenarios import taobao_order
 from tests.support import JD_REFRESH_URL, NOW, TAOBAO_TOKEN_URL
@@ -26,7 +27,7 @@ def connected(stack, platform: str) -> str:
 
 def test_tokens_are_refreshed_two_hours_before_they_expire(stack, platforms, aws_calls, log_stream):
     shop_id = connected(stack, "taobao")
-    assert tokens.due(REFRESH_AT - timedelta(seconds=1)) == []
+    assert stored_shops.refresh_due(REFRESH_AT - timedelta(seconds=1)) == []
     platforms.replace(
         responses.POST,
         TAOBAO_TOKEN_URL,
@@ -43,7 +44,7 @@ def test_tokens_are_refreshed_two_hours_before_they_expire(stack, platforms, aws
     shop = ShopRecord.get(shop_id)
     assert tokens.unsealed(shop).access_token == "tb-access-2"
     assert shop.token_expires_at == REFRESH_AT + timedelta(days=1)
-    assert tokens.due(REFRESH_AT) == []
+    assert stored_shops.refresh_due(REFRESH_AT) == []
     logged = log_stream.getvalue()
     assert all(
         secret not in logged for secret in ("tb-access-2", "tb-refresh-2", "tb-refresh-2b8e1d")
@@ -68,7 +69,7 @@ def test_a_failed_refresh_asks_the_seller_to_reconnect_and_keeps_receiving(stack
     assert (shop.status, shop.sealed_tokens, shop.refresh_shard) == ("needs_reconnect", None, None)
     (event,) = [row for row in OutboxRecord.scan() if row.type == "shop.needs_reconnect"]
     assert json.loads(event.payload)["data"] == {"shop_id": shop_id}
-    assert tokens.due(REFRESH_AT + timedelta(days=5)) == []
+    assert stored_shops.refresh_due(REFRESH_AT + timedelta(days=5)) == []
     paid = taobao_order("3300001", NOW - timedelta(hours=1), user_id="2200000099")[1]
     assert stack.deliver(paid).status == 200
     assert OrderRecord.get("taobao#3300001").shop_id == shop_id

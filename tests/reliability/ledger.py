@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chalicelib.store.records import InboxRecord, QuarantineRecord, entity_key
+from chalicelib.domain.ids import platform_key
+from chalicelib.store.records import InboxRecord, QuarantineRecord
 from simulator.webhooks import SignedWebhook
 from tests.reliability.report import Tally
 from tests.support import Answer, Stack
@@ -20,7 +21,7 @@ class Ledger:
 
     def send(self, stack: Stack, webhook: SignedWebhook) -> Answer:
         """Send as the platform does, noting what was acknowledged."""
-        key = entity_key(webhook.platform, webhook.message_id)
+        key = platform_key(webhook.platform, webhook.message_id)
         if key in self.acked:
             self.tally.duplicates += 1
         self.tally.inputs += 1

@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
+from chalicelib.store.errors import StorageUnavailableError
 from simulator.scenarios import DEMO_CREDENTIALS
 from tests.reliability.faults import KINDS, Crash, FaultAt
 from tests.reliability.ledger import Ledger
@@ -26,7 +27,13 @@ from tests.support import NOW, AwsCalls
 FAMILY = "taobao refund before shipping"
 ROUNDS = 4  # of 7 minutes: past every visibility timeout and requeue wait the run meets
 # What a Lambda poller or schedule invocation may die of: it is simply tried again.
-INVOCATION_FAILURES = (Crash, BotoCoreError, ClientError, PynamoDBException)
+INVOCATION_FAILURES = (
+    Crash,
+    BotoCoreError,
+    ClientError,
+    PynamoDBException,
+    StorageUnavailableError,
+)
 
 
 def run(the_world: World, ledger: Ledger, rounds: int = ROUNDS) -> None:

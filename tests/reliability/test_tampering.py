@@ -13,8 +13,9 @@ from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
+from chalicelib.domain.ids import platform_key
 from chalicelib.platforms.wire import format_wire_time
-from chalicelib.store.records import InboxRecord, QuarantineRecord, entity_key
+from chalicelib.store.records import InboxRecord, QuarantineRecord
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_TAOBAO_USER_ID, jd_order, taobao_order
 from simulator.webhooks import SignedWebhook, taobao_webhook
 from tests.reliability.ledger import Ledger
@@ -132,7 +133,7 @@ def test_a_body_over_the_limit_is_413_and_one_at_it_is_read(shared_stack, tally)
 
 
 def quarantined(platform: str, identity: str) -> QuarantineRecord:
-    return QuarantineRecord.get(entity_key(platform, identity))
+    return QuarantineRecord.get(platform_key(platform, identity))
 
 
 DEEP = "[" * 20_000 + "]" * 20_000  # under the size limit even url-encoded

@@ -22,13 +22,21 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 import app as app_module
 from bench.stack import free_port
-from chalicelib.config import LOOPBACK_WEBHOOKS_VARIABLE, OUTBOUND_TIMEOUT_VARIABLE
 from chalicelib.domain.events import EVENT_TYPES
+from chalicelib.settings import LOOPBACK_WEBHOOKS_VARIABLE, OUTBOUND_TIMEOUT_VARIABLE
 from chalicelib.store.records import OutboxRecord
 from shophook.driver import run_schedules
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message, jd_order, taobao_order
 from simulator.server import drop_connection, serve, shophook_settings
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, Stack, connect_with_tokens, drain
+from tests.support import (
+    JD_SHOP,
+    NOW,
+    TAOBAO_SHOP,
+    Stack,
+    connect_with_tokens,
+    drain,
+    set_env,
+)
 
 # Platform API parameters that vary per call, not per effect.
 CALL_NOISE = {
@@ -224,10 +232,14 @@ def world() -> Iterator[World]:
     simulator = serve("127.0.0.1", sim_port, DEMO_CREDENTIALS, hold_seconds=HOLD_SECONDS)
     base = f"http://127.0.0.1:{sim_port}"
     with pytest.MonkeyPatch.context() as patch, mock_aws():
-        patch.setenv(LOOPBACK_WEBHOOKS_VARIABLE, "1")
-        patch.setenv(OUTBOUND_TIMEOUT_VARIABLE, OUTBOUND_TIMEOUT_SECONDS)
-        for name, value in shophook_settings(base).items():
-            patch.setenv(name, value)
+        set_env(
+            patch,
+            {
+                LOOPBACK_WEBHOOKS_VARIABLE: "1",
+                OUTBOUND_TIMEOUT_VARIABLE: OUTBOUND_TIMEOUT_SECONDS,
+                **shophook_settings(base),
+            },
+        )
         yield World(Stack.create(), base, subscriber)
     simulator.shutdown()
     server.shutdown()

@@ -1,0 +1,146 @@
+"""The adapter for integrators' endpoints: which URLs ShopHook delivers to, and
+one delivery, signed per Standard Webhooks, over a session that resolves each
+host once, refuses non-public addresses and connects to the address it checked
+(so DNS rebinding cannot swap it)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import cache
+from time import perf_counter
+from urllib.parse import urlsplit
+
+import requests
+from requests_hardened import Config, Manager
+from requests_hardened.ip_filter import InvalidIPAddress, filter_host
+from standardwebhooks import Webhook
+
+MAX_URL_LENGTH = 2048
+
+
+def _is_loopback_literal(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def url_problem(url: str, resolve: bool, allow_loopback: bool) -> str | None:
+    """Why ShopHook will not deliver to `url`, or None. With `resolve`, every
+    address the host resolves to must be public (each delivery checks again)."""
+    if len(url) > MAX_URL_LENGTH:
+        return f"the URL is longer than {MAX_URL_LENGTH} characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "the URL cannot be parsed"
+    host = parts.hostname or ""
+    if not host:
+        return "the URL has no host"
+    if parts.username or parts.password:
+        return "the URL must not carry credentials"
+    loopback_http = allow_loopback and _is_loopback_literal(host)
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback_http):
+        return "the URL must be https"
+    if not resolve:
+        return None
+    port = port or (443 if parts.scheme == "https" else 80)
+    try:
+        resolved = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+    except (socket.gaierror, UnicodeError):
+        return f"the host '{host}' does not resolve"
+    for address in resolved:
+        try:
+            filter_host(address.partition("%")[0], port, allow_loopback=loopback_http)
+        except (InvalidIPAddress, requests.RequestException):
+            return (
+                f"the host '{host}' resolves to {address}, a loopback, private, "
+                "link-local, multicast or metadata address"
+            )
+    return None
+
+
+@cache
+def _session(allow_loopback: bool, timeout: tuple[float, float]) -> requests.Session:
+    """Resolves each host once, refuses non-public addresses, connects to the
+    address it checked, never follows redirects."""
+    return Manager(
+        Config(
+            ip_filter_enable=True,
+            ip_filter_allow_loopback_ips=allow_loopback,
+            never_redirect=True,
+            default_timeout=timeout,
+            user_agent_override="ShopHook-Webhooks/1.0",
+        )
+    ).get_session()
+
+
+class DeliveryOutcome(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # 5xx, 408, 429, timeouts, connection trouble: try later
+    REFUSED = "refused"  # another 4xx, or an address ShopHook does not deliver to
+
+
+@dataclass(frozen=True)
+class Answered:
+    outcome: str
+    error: str | None = None
+    status_code: int | None = None
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    secret: str  # whsec_...
+
+
+def deliver(
+    endpoint: Endpoint,
+    webhook_id: str,
+    payload: str,
+    sent_at: datetime,
+    allow_loopback: bool,
+    timeout: tuple[float, float],
+) -> Answered:
+    """POST one event, signed per Standard Webhooks (`webhook-id` is the event's id,
+    so an integrator can deduplicate on it)."""
+    sent_at = sent_at.astimezone(UTC)
+    headers = {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": Webhook(endpoint.secret).sign(webhook_id, sent_at, payload),
+        "content-type": "application/json",
+    }
+    started = perf_counter()
+    try:
+        answer = _session(allow_loopback, timeout).post(
+            endpoint.url, data=payload.encode(), headers=headers, stream=True
+        )
+        answer.close()
+    except InvalidIPAddress:
+        return Answered(
+            DeliveryOutcome.REFUSED, "the URL resolves to an address ShopHook does not deliver to"
+        )
+    except requests.Timeout:
+        return Answered(
+            DeliveryOutcome.RETRY, "timed out", latency_ms=(perf_counter() - started) * 1000
+        )
+    except requests.RequestException as error:
+        return Answered(DeliveryOutcome.RETRY, f"could not connect ({type(error).__name__})")
+    latency = (perf_counter() - started) * 1000
+    status = answer.status_code
+    if 200 <= status < 300:
+        return Answered(DeliveryOutcome.DELIVERED, status_code=status, latency_ms=latency)
+    retry = status in (408, 429) or status >= 500
+    return Answered(
+        DeliveryOutcome.RETRY if retry else DeliveryOutcome.REFUSED,
+        f"answered HTTP {status}",
+        status_code=status,
+        latency_ms=latency,
+    )

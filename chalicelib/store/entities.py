@@ -1,0 +1,488 @@
+"""The store gateway for orders and after-sale cases: load what a decision
+needs in one read, commit the decided change in one transaction.
+
+AWS budget per webhook: one TransactGetItems (inbox row, entity, shop, and a
+case's order) and one TransactWriteItems (inbox row put only if absent, entity
+rows guarded by their versions, deadline index rows, outbox rows, event-log
+row). A change to an order with after-sale cases reads them too (one more
+TransactGetItems). A well-signed message that cannot be applied costs one
+UpdateItem (quarantine).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from pynamodb.transactions import TransactGet, TransactWrite
+
+from chalicelib.domain.change import (
+    CaseLink,
+    Change,
+    EntityWrite,
+    Held,
+    ShopSettings,
+    Stored,
+    message_ref,
+    order_ref_of,
+    outbound,
+)
+from chalicelib.domain.ids import EntityKind, EntityRef, platform_key
+from chalicelib.domain.model import (
+    CanonicalEvent,
+    CaseState,
+    Deadline,
+    DeadlineState,
+    Inbound,
+    OrderState,
+    ShopStatus,
+)
+from chalicelib.domain.rules import next_check
+from chalicelib.domain.work import Work
+from chalicelib.store import codec
+from chalicelib.store.errors import ConditionFailedError, read_or_none, storage_errors
+from chalicelib.store.pages import Key, page
+from chalicelib.store.records import (
+    DEADLINE_SHARDS,
+    CaseRecord,
+    DeadlineRecord,
+    EventLogRecord,
+    InboxRecord,
+    OrderRecord,
+    OutboxRecord,
+    QuarantineRecord,
+    ShopRecord,
+    connection,
+    due_from,
+    found,
+)
+from chalicelib.store.work import NewWork, new_row, shard_of, sortable, work_of
+
+# Platforms redeliver for days at most; the inbox remembers message ids for longer.
+INBOX_RETENTION = timedelta(days=30)
+RECORDS: dict[EntityKind, type[OrderRecord | CaseRecord]] = {
+    EntityKind.ORDER: OrderRecord,
+    EntityKind.CASE: CaseRecord,
+}
+
+
+class AlreadyStoredError(ConditionFailedError):
+    """The message's id was in the inbox by the time its change was written."""
+
+
+@dataclass(frozen=True)
+class DueDeadline:
+    """A deadline whose time (to warn, or to breach) has come."""
+
+    entity: EntityRef
+    shop_id: str
+    rule: str
+    # For a case's deadline, its order: the sweeper reads both at once.
+    order: EntityRef | None = None
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A well-signed message that cannot be applied, and what is wrong with it."""
+
+    platform: str
+    message_id: str | None
+    raw_body: bytes
+    params: Mapping[str, str]
+    field: str
+    error: str
+
+    @property
+    def key(self) -> str:
+        """The message's id with its platform; without a readable id, the body
+        itself identifies the delivery."""
+        identity = self.message_id or "sha256:" + hashlib.sha256(self.raw_body).hexdigest()
+        return platform_key(self.platform, identity)
+
+
+class EntityStore(Protocol):
+    """What ingest and the sweeper need of storage."""
+
+    def load(self, inbound: Inbound) -> Held: ...
+
+    def load_cases(self, order: EntityRef, case_ids: frozenset[str]) -> list[Stored]: ...
+
+    def shop(self, shop_id: str) -> ShopSettings | None: ...
+
+    def due(self, now: datetime) -> list[DueDeadline]: ...
+
+    def load_due(self, due: DueDeadline) -> Held: ...
+
+    def commit(self, change: Change) -> list[Work]:
+        """Write the change; AlreadyStoredError if its message is held already,
+        ConditionFailedError if an entity changed since it was read."""
+        ...
+
+    def quarantine(self, message: Quarantined, now: datetime) -> None:
+        """Keep a well-signed message that cannot be applied (delivered again, it
+        is counted)."""
+        ...
+
+
+def shop_settings(record: ShopRecord | None) -> ShopSettings | None:
+    if record is None:
+        return None
+    return ShopSettings(
+        record.shop_id, ShopStatus(record.status), json.loads(record.policy_overrides)
+    )
+
+
+def _stored(record: OrderRecord | CaseRecord | None) -> Stored | None:
+    state = codec.decoded(record)
+    if state is None:
+        return None
+    case_ids = getattr(record, "case_ids", None) or ()
+    return Stored(state, int(record.version or 0), frozenset(case_ids))
+
+
+def _entity_record(entity: EntityWrite) -> OrderRecord | CaseRecord:
+    """The entity's row, guarded by the version it was read at (none: absent)."""
+    new = entity.new
+    # PynamoDB guards a write with the version the record holds: none for a new one.
+    version = {"version": entity.version} if entity.version else {}
+    if isinstance(new, CaseState):
+        return CaseRecord(
+            entity.ref.key,
+            shop_id=new.shop_id,
+            case_id=new.case_id,
+            status=new.snapshot.status,
+            document=codec.CASE.encode(new),
+            **version,
+        )
+    return OrderRecord(
+        entity.ref.key,
+        shop_id=new.shop_id,
+        status=new.snapshot.status if new.snapshot else None,
+        document=codec.ORDER.encode(new),
+        case_ids=set(entity.case_ids) or None,
+        **version,
+    )
+
+
+def _deadline_row(entity: EntityWrite, deadline: Deadline) -> DeadlineRecord:
+    new, key = entity.new, entity.ref.deadline_key(deadline.rule)
+    check = next_check(deadline)
+    pending = check is not None
+    return DeadlineRecord(
+        key,
+        entity_key=entity.ref.stream,
+        entity_kind=entity.ref.kind,
+        order_key=order_ref_of(entity.ref, new).key if isinstance(new, CaseState) else None,
+        shop_id=new.shop_id,
+        rule=deadline.rule,
+        due_at=deadline.due_at,
+        state=deadline.state,
+        due_shard=shard_of(key, DEADLINE_SHARDS) if pending else None,
+        next_check=sortable(check) if check else None,
+        pending_shop=new.shop_id if pending else None,
+        due_key=sortable(deadline.due_at) if pending else None,
+    )
+
+
+def _outbound(entity: EntityWrite, now: datetime) -> list[OutboxRecord]:
+    """The outbox rows of the write, positioned in the order it all happened (the
+    new version, then each piece's place in the change)."""
+    group = order_ref_of(entity.ref, entity.new).key
+    position = f"{sortable(now)}#{entity.version + 1:010d}"
+    return [
+        new_row(
+            NewWork(
+                item.outbox_id,
+                item.kind,
+                item.work_type,
+                item.shop_id,
+                item.payload,
+                group,
+                f"{position}#{index:03d}",
+            ),
+            now,
+        )
+        for index, item in enumerate(outbound(entity, now))
+    ]
+
+
+def _stage(write: TransactWrite, entity: EntityWrite, now: datetime) -> list[OutboxRecord]:
+    """The entity's row, its deadline index rows and its outbox rows."""
+    write.save(_entity_record(entity))
+    before = {
+        deadline.rule: deadline for deadline in (entity.held.deadlines if entity.held else ())
+    }
+    for deadline in entity.new.deadlines:
+        if before.pop(deadline.rule, None) != deadline or deadline.rule in entity.refresh:
+            write.save(_deadline_row(entity, deadline))
+    current = {deadline.rule for deadline in entity.new.deadlines}
+    for gone in set(before) | (entity.refresh - current):
+        write.delete(DeadlineRecord(entity.ref.deadline_key(gone)))
+    rows = _outbound(entity, now)
+    for row in rows:
+        write.save(row)
+    return rows
+
+
+def _link(write: TransactWrite, link: CaseLink) -> None:
+    """Note the case on its order (created bare if no message named it yet)."""
+    if link.order_version is None:
+        bare = OrderState(link.order.platform, link.order.entity_id)
+        write.save(
+            OrderRecord(link.order.key, document=codec.ORDER.encode(bare), case_ids={link.case_id})
+        )
+    else:
+        order = OrderRecord(link.order.key, version=link.order_version)
+        write.update(order, actions=[OrderRecord.case_ids.add({link.case_id})])
+
+
+class DynamoEntities:
+    """EntityStore on DynamoDB."""
+
+    def load(self, inbound: Inbound) -> Held:
+        ref = message_ref(inbound)
+        event = inbound.event
+        with storage_errors("read current state"), TransactGet(connection=connection()) as read:
+            inbox = read.get(InboxRecord, platform_key(inbound.platform, inbound.message_id))
+            entity = read.get(RECORDS[ref.kind], ref.key)
+            shop = read.get(ShopRecord, inbound.shop_id) if inbound.shop_id else None
+            order = (
+                read.get(OrderRecord, EntityRef.order(ref.platform, event.order_id).key)
+                if ref.kind is EntityKind.CASE
+                else None
+            )
+        return Held(
+            duplicate=found(inbox) is not None,
+            entity=_stored(found(entity)),
+            shop=shop_settings(found(shop)),
+            order=_stored(found(order)),
+        )
+
+    def load_cases(self, order: EntityRef, case_ids: frozenset[str]) -> list[Stored]:
+        with storage_errors("read the order's cases"), TransactGet(connection=connection()) as read:
+            futures = [
+                read.get(CaseRecord, EntityRef.case(order.platform, case_id).key)
+                for case_id in sorted(case_ids)
+            ]
+        return [stored for stored in (_stored(found(future)) for future in futures) if stored]
+
+    def shop(self, shop_id: str) -> ShopSettings | None:
+        return shop_settings(read_or_none(ShopRecord, shop_id, "the shop"))
+
+    def due(self, now: datetime) -> list[DueDeadline]:
+        with storage_errors("read the due deadlines"):
+            rows = due_from(
+                DeadlineRecord.due, DEADLINE_SHARDS, DeadlineRecord.next_check, sortable(now)
+            )
+        return [
+            DueDeadline(
+                entity=EntityRef.from_stream(row.entity_key),
+                shop_id=row.shop_id,
+                rule=row.rule,
+                order=EntityRef.from_key(EntityKind.ORDER, row.order_key)
+                if row.order_key
+                else None,
+            )
+            for row in rows
+        ]
+
+    def load_due(self, due: DueDeadline) -> Held:
+        if due.entity.kind is EntityKind.ORDER:
+            return Held(entity=_stored(read_or_none(OrderRecord, due.entity.key, "the order")))
+        assert due.order is not None, "a case's deadline names its order"
+        with storage_errors("read for the sweep"), TransactGet(connection=connection()) as read:
+            case = read.get(CaseRecord, due.entity.key)
+            order = read.get(OrderRecord, due.order.key)
+            shop = read.get(ShopRecord, due.shop_id)
+        return Held(
+            entity=_stored(found(case)),
+            order=_stored(found(order)),
+            shop=shop_settings(found(shop)),
+        )
+
+    def commit(self, change: Change) -> list[Work]:
+        inbound, now = change.message, change.at
+        rows: list[OutboxRecord] = []
+        try:
+            with (
+                storage_errors("write the change"),
+                TransactWrite(connection=connection()) as write,
+            ):
+                if inbound is not None:
+                    write.save(
+                        InboxRecord(
+                            platform_key(inbound.platform, inbound.message_id),
+                            shop_id=inbound.shop_id,
+                            topic=inbound.topic,
+                            outcome=change.receipt,
+                            received_at=now,
+                            expires_at=now + INBOX_RETENTION,
+                        ),
+                        condition=InboxRecord.message_key.does_not_exist(),
+                    )
+                for entity in change.writes:
+                    rows += _stage(write, entity, now)
+                if change.link is not None:
+                    _link(write, change.link)
+                if inbound is not None:
+                    write.save(_log_entry(change, inbound))
+        except ConditionFailedError as refused:
+            if inbound is not None and 0 in refused.items:
+                raise AlreadyStoredError("the message is held already", refused.items) from refused
+            raise
+        return [work_of(row) for row in rows]
+
+    def quarantine(self, message: Quarantined, now: datetime) -> None:
+        record = QuarantineRecord(message.key)
+        with storage_errors("quarantine the message"):
+            record.update(
+                actions=[
+                    QuarantineRecord.platform.set(message.platform),
+                    *(
+                        [QuarantineRecord.message_id.set(message.message_id)]
+                        if message.message_id
+                        else []
+                    ),
+                    QuarantineRecord.raw_body.set(message.raw_body),
+                    QuarantineRecord.params.set(
+                        json.dumps(dict(message.params), ensure_ascii=False)
+                    ),
+                    QuarantineRecord.field.set(message.field),
+                    QuarantineRecord.error.set(message.error),
+                    QuarantineRecord.first_received_at.set(
+                        QuarantineRecord.first_received_at | now
+                    ),
+                    QuarantineRecord.last_received_at.set(now),
+                    QuarantineRecord.deliveries.add(1),
+                ]
+            )
+
+
+def _log_entry(change: Change, inbound: Inbound) -> EventLogRecord:
+    now = change.at
+    return EventLogRecord(
+        message_ref(inbound).stream,
+        f"{now.isoformat()}#{inbound.message_id}",
+        shop_id=inbound.shop_id,
+        platform=inbound.platform,
+        message_id=inbound.message_id,
+        topic=inbound.topic,
+        outcome=change.receipt,
+        event_type=type(inbound.event).__name__,
+        event=codec.EVENT.encode(inbound.event),
+        received_at=now,
+    )
+
+
+ENTITIES = DynamoEntities()
+
+
+def read(ref: EntityRef) -> Stored | None:
+    return _stored(read_or_none(RECORDS[ref.kind], ref.key, f"{ref.kind} {ref.entity_id}"))
+
+
+def shop_and_entity(shop_id: str, ref: EntityRef) -> tuple[ShopRecord | None, Stored | None]:
+    """A shop and one of its orders or cases, in one read (what an action needs)."""
+    with (
+        storage_errors("read the shop and its subject"),
+        TransactGet(connection=connection()) as read_both,
+    ):
+        shop = read_both.get(ShopRecord, shop_id)
+        entity = read_both.get(RECORDS[ref.kind], ref.key)
+    return found(shop), _stored(found(entity))
+
+
+def orders(refs: set[EntityRef]) -> dict[EntityRef, OrderState]:
+    with storage_errors("read the orders"):
+        records = list(OrderRecord.batch_get([ref.key for ref in refs]))
+    states = {}
+    for record in records:
+        state = codec.ORDER.decode(record.document)
+        states[EntityRef.order(state.platform, state.order_id)] = state
+    return states
+
+
+def cases_page(
+    shop_id: str, statuses: frozenset[str] | None, limit: int, start: Key | None
+) -> tuple[list[Stored], str | None]:
+    """One page of a shop's cases (with these statuses), and the cursor to the next."""
+    query = functools.partial(
+        CaseRecord.by_shop.query,
+        shop_id,
+        filter_condition=CaseRecord.status.is_in(*statuses) if statuses else None,
+    )
+    records, cursor = page(query, limit, start, "cases")
+    return [stored for stored in map(_stored, records) if stored], cursor
+
+
+@dataclass(frozen=True)
+class PendingDeadline:
+    entity: EntityRef
+    rule: str
+    due_at: datetime
+    state: DeadlineState
+
+
+def pending_deadlines(shop_id: str, before: datetime | None, limit: int) -> list[PendingDeadline]:
+    """A shop's pending deadlines, soonest first (a sparse index)."""
+    with storage_errors("list deadlines"):
+        rows = list(
+            DeadlineRecord.pending_by_shop.query(
+                shop_id,
+                range_key_condition=DeadlineRecord.due_key <= sortable(before) if before else None,
+                limit=limit,
+            )
+        )
+    return [
+        PendingDeadline(
+            EntityRef.from_stream(row.entity_key), row.rule, row.due_at, DeadlineState(row.state)
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    received_at: datetime
+    shop_id: str | None
+    topic: str
+    message_id: str
+    outcome: str
+    event: CanonicalEvent
+
+
+def log(ref: EntityRef) -> list[LogEntry]:
+    """Every message received for an entity, in arrival order, applied or not."""
+    with storage_errors("read the event log"):
+        entries = list(EventLogRecord.query(ref.stream))
+    return [
+        LogEntry(
+            entry.received_at,
+            entry.shop_id,
+            entry.topic,
+            entry.message_id,
+            entry.outcome,
+            codec.EVENT.decode(entry.event),
+        )
+        for entry in entries
+    ]
+
+
+def quarantined() -> list[QuarantineRecord]:
+    # An operator's view of what is usually a handful of rows.
+    with storage_errors("list the quarantine"):
+        return sorted(QuarantineRecord.scan(), key=lambda record: record.last_received_at)
+
+
+def quarantined_one(key: str) -> QuarantineRecord | None:
+    return read_or_none(QuarantineRecord, key, "the quarantine")
+
+
+def release(record: QuarantineRecord) -> None:
+    with storage_errors("release the message from the quarantine"):
+        record.delete()
