@@ -1,6 +1,6 @@
 """`python -m bench [name ...]`: each benchmark in its own interpreter (a clean
 moto and a cold import each), tables printed, results under bench/results/.
-`python -m bench --markdown` prints the latest results for the README."""
+`python -m bench --markdown` prints the latest results for docs/benchmarks.md."""
 
 from __future__ import annotations
 

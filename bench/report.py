@@ -79,7 +79,7 @@ def _cell(value: Any) -> str:
 
 
 def markdown() -> str:
-    """The latest results as Markdown tables (for the README)."""
+    """The latest results as Markdown tables (for docs/benchmarks.md)."""
     parts = []
     for path in sorted(RESULTS.glob("*.json")):
         result = json.loads(path.read_text())
