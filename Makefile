@@ -31,11 +31,12 @@ package: $(STAMP)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package --stage $(STAGE) --merge-template infra/template.json out/$(STAGE)
 	$(BIN)/cfn-lint out/$(STAGE)/sam.json
 
-# The connect page is tested in a real browser: Debian's chromium and its driver.
+# The connect page and the console are tested in a real browser: Debian's chromium,
+# its driver, and a CJK font so that screenshots of the Chinese pages are readable.
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
-	|| (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
-	|| echo "chromium could not be installed here: the browser test will be skipped"
+	@(command -v chromium && command -v chromedriver && fc-list :lang=zh | grep -q .) >/dev/null 2>&1 \
+	|| (apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null) \
+	|| echo "chromium could not be installed here: the browser tests will be skipped"
 
 test: lint package browser
 	$(BIN)/pytest -n 2 --dist loadfile

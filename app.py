@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from chalice import Chalice, Rate, Response
 from chalice.app import SQSEvent
 
 from chalicelib import policies
+from chalicelib.domain.model import LANGUAGES
 from chalicelib.domain.views import preferred_language
 from chalicelib.observability import logger
+from chalicelib.platforms import registry
 from chalicelib.platforms.base import InboundRequest
 from chalicelib.service import (
     actions,
+    console,
     deliver,
     ingest,
     keys,
@@ -46,6 +51,7 @@ from chalicelib.service.commands import (
 )
 from chalicelib.service.errors import (
     ConflictError,
+    ForbiddenError,
     InvalidInputError,
     NotAllowedError,
     NotFoundError,
@@ -55,6 +61,7 @@ from chalicelib.service.errors import (
 from chalicelib.settings import settings
 from chalicelib.store.errors import StorageUnavailableError
 from chalicelib.store.queues import DELIVERIES, OUTBOX
+from chalicelib.web.render import STATIC, render
 
 app = Chalice(app_name="shophook")
 policies.load_all()
@@ -80,8 +87,8 @@ def _json(status: int, body: dict[str, Any]) -> Response:
     return Response(body=body, status_code=status, headers=JSON)
 
 
-def _status(error: ServiceError) -> int:
-    return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
+def _status_of(error: ServiceError, statuses: dict[type[ServiceError], int]) -> int:
+    return next(statuses[kind] for kind in type(error).__mro__ if kind in statuses)
 
 
 def route(path: str, method: str) -> Callable[[Callable[..., Any]], Any]:
@@ -96,7 +103,7 @@ def route(path: str, method: str) -> Callable[[Callable[..., Any]], Any]:
             try:
                 return view(*args, **kwargs)
             except ServiceError as refused:
-                return _json(_status(refused), refused.body())
+                return _json(_status_of(refused, STATUS), refused.body())
             except StorageUnavailableError:
                 logger.exception("storage unavailable")
                 return _json(503, {"code": "storage_unavailable", "message": "try again shortly"})
@@ -262,22 +269,57 @@ CONNECT_STATUS = {
 }
 
 
+# Every HTML page: no framing, no sniffing, no referrer beyond this origin, and
+# only this origin's own styles and scripts (no inline script, no inline handlers).
+HTML_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _html(status: int, html: str, cookies: list[str] | None = None) -> Response:
+    headers: dict[str, Any] = dict(HTML_HEADERS)
+    if cookies:
+        headers["Set-Cookie"] = cookies
+    return Response(body=html, status_code=status, headers=headers)
+
+
 def _page(status: int, html: str, cookie: str) -> Response:
-    return Response(
-        body=html,
-        status_code=status,
-        headers={
-            "Content-Type": "text/html; charset=utf-8",
-            "Set-Cookie": cookie,
-            "Cache-Control": "no-store",
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-        },
+    return _html(status, html, [cookie])
+
+
+def _cookie_path(path: str) -> str:
+    """Where a cookie is sent: `path` under the public URL's own path (a deployed
+    API answers under its stage, /api)."""
+    base = urlsplit(settings().public_url or "").path.rstrip("/")
+    return f"{base}{path}"
+
+
+def _set_cookie(name: str, value: str, path: str, max_age: int) -> str:
+    secure = "; Secure" if (settings().public_url or "").startswith("https://") else ""
+    return (
+        f"{name}={value}; Max-Age={max_age}; Path={_cookie_path(path)}; "
+        f"HttpOnly; SameSite=Lax{secure}"
     )
 
 
 def _cookie(value: str, max_age: int) -> str:
-    secure = "; Secure" if (settings().public_url or "").startswith("https://") else ""
-    return f"{oauth.COOKIE}={value}; Max-Age={max_age}; Path=/oauth; HttpOnly; SameSite=Lax{secure}"
+    return _set_cookie(oauth.COOKIE, value, "/oauth", max_age)
+
+
+def _cookie_value(name: str) -> str | None:
+    jar = SimpleCookie()
+    try:
+        jar.load(app.current_request.headers.get("cookie", ""))
+    except CookieError:
+        return None
+    return jar[name].value if name in jar else None
 
 
 def _connect_failed(error: Exception, cookie: str) -> Response:
@@ -309,18 +351,17 @@ def connect_shop(platform: str) -> Response:
 @app.route("/oauth/{platform}/callback", methods=["GET"], content_types=["*/*"])
 def finish_connect(platform: str) -> Response:
     request = app.current_request
-    jar = SimpleCookie()
-    try:
-        jar.load(request.headers.get("cookie", ""))
-    except CookieError:
-        jar.clear()
-    nonce = jar[oauth.COOKIE].value if oauth.COOKIE in jar else None
     query = {name: request.query_params.get(name, "") for name in (request.query_params or {})}
     spent = _cookie("", 0)
+    now = datetime.now(UTC)
     try:
-        shop = oauth.finish(platform, query, nonce, datetime.now(UTC))
+        finished = oauth.finish(platform, query, _cookie_value(oauth.COOKIE), now)
+        if finished.purpose == "console":
+            session = console.start(finished.shop.shop_id, None, now)
+            return _see_other("/console", [spent, _console_cookie(session, SESSION_SECONDS)])
     except (oauth.ConnectError, StorageUnavailableError) as error:
         return _connect_failed(error, spent)
+    shop = finished.shop
     html = pages.page(
         "Shop connected",
         "ShopHook now receives this shop's orders and after-sales requests.",
@@ -332,6 +373,293 @@ def finish_connect(platform: str) -> Response:
         },
     )
     return _page(200, html, spent)
+
+
+# The seller console (docs: ../shared/docs/console.md). Every page resolves the
+# session first; without one it is the sign-in page. Every POST carries the
+# session's CSRF token. The shop comes from the session only.
+CONSOLE_COOKIE = "shophook_console"
+SESSION_SECONDS = int(console.SESSION_IDLE.total_seconds())
+MAX_FORM_BYTES = 16 * 1024
+CONSOLE_STATUS = {**STATUS, ForbiddenError: 403}
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+
+
+def _console_cookie(cookie: str, max_age: int) -> str:
+    return _set_cookie(CONSOLE_COOKIE, cookie, "/console", max_age)
+
+
+def _see_other(path: str, cookies: list[str] | None = None) -> Response:
+    headers: dict[str, Any] = {"Location": _cookie_path(path), "Cache-Control": "no-store"}
+    if cookies:
+        headers["Set-Cookie"] = cookies
+    return Response(body="", status_code=303, headers=headers)
+
+
+def _form() -> dict[str, str]:
+    request = app.current_request
+    sent_as = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    raw = request.raw_body or b""
+    if sent_as != "application/x-www-form-urlencoded" or len(raw) > MAX_FORM_BYTES:
+        raise UnsupportedMediaTypeError("unsupported_form", "send the form as the page does")
+    try:
+        return dict(parse_qsl(raw.decode(), keep_blank_values=True))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidInputError("invalid_form", "the form could not be read") from None
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One console request: who (the session), in which language, when, and the form."""
+
+    session: console.Session
+    language: str
+    now: datetime
+    form: dict[str, str]
+
+    def page(self, status: int, template: str, /, **context: Any) -> Response:
+        return _html(
+            status,
+            render(
+                template,
+                self.language,
+                csrf=self.session.csrf_token,
+                now=self.now,
+                path=app.current_request.path,
+                base=_cookie_path(""),
+                **context,
+            ),
+        )
+
+
+def _signed_out(language: str, status: int) -> Response:
+    html = render(
+        "sign_in.html", language, platforms=sorted(registry()), base=_cookie_path(""), now=None
+    )
+    return _html(status, html, [_console_cookie("", 0)])
+
+
+def console_page(path: str, method: str = "GET") -> Callable[[Callable[..., Any]], Any]:
+    def register(view: Callable[..., Response]) -> Any:
+        @functools.wraps(view)
+        def answering(**params: str) -> Response:
+            request = app.current_request
+            now = datetime.now(UTC)
+            asked = (request.query_params or {}).get("lang", "")
+            language = (
+                asked
+                if asked in LANGUAGES
+                else preferred_language(request.headers.get("accept-language"))
+            )
+            try:
+                session = console.resume(_cookie_value(CONSOLE_COOKIE), now)
+                if session is None:
+                    return _signed_out(language, 200 if path == "/console" else 401)
+                language = console.language_of(session, language)
+                form = _form() if method == "POST" else {}
+                if method == "POST":
+                    console.check_csrf(session, form.get("csrf"))
+                return view(Visit(session, language, now, form), **params)
+            except ServiceError as refused:
+                html = render(
+                    "error.html", language, error=refused, base=_cookie_path(""), now=None
+                )
+                return _html(_status_of(refused, CONSOLE_STATUS), html)
+            except StorageUnavailableError:
+                logger.exception("storage unavailable")
+                html = render("error.html", language, error=None, base=_cookie_path(""), now=None)
+                return _html(503, html)
+
+        return app.route(path, methods=[method], content_types=["*/*"])(answering)
+
+    return register
+
+
+@app.route("/console/static/{name}", methods=["GET"], content_types=["*/*"])
+def console_static(name: str) -> Response:
+    served = {file.name: file for file in STATIC.iterdir()}
+    if name not in served:
+        return _html(404, render("error.html", "en", error=None, base="", now=None))
+    file = served[name]
+    return Response(
+        body=file.read_text(encoding="utf-8"),
+        status_code=200,
+        headers={
+            "Content-Type": STATIC_TYPES[file.suffix],
+            "Cache-Control": "public, max-age=300",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@app.route("/console/sign-in/{platform}", methods=["GET"], content_types=["*/*"])
+def console_sign_in(platform: str) -> Response:
+    """The platform's OAuth, for the console: the callback connects (or
+    reconnects) the shop and starts a session for it."""
+    try:
+        started = oauth.start(platform, datetime.now(UTC), purpose="console")
+    except (oauth.ConnectError, StorageUnavailableError) as error:
+        return _connect_failed(error, _cookie("", 0))
+    lifetime = int(oauth.STATE_LIFETIME.total_seconds())
+    return Response(
+        body="",
+        status_code=302,
+        headers={
+            "Location": started.authorize_url,
+            "Set-Cookie": _cookie(started.browser_nonce, lifetime),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@console_page("/console/sign-out", "POST")
+def console_sign_out(visit: Visit) -> Response:
+    console.end(visit.session)
+    return _see_other("/console", [_console_cookie("", 0)])
+
+
+@console_page("/console/language", "POST")
+def console_language(visit: Visit) -> Response:
+    console.set_language(visit.session, visit.form.get("language", ""))
+    back = visit.form.get("back", "/console")
+    return _see_other(back if back.startswith("/console") else "/console")
+
+
+@console_page("/console")
+def console_dashboard(visit: Visit) -> Response:
+    return visit.page(
+        200, "dashboard.html", **console.dashboard(visit.session, visit.language, visit.now)
+    )
+
+
+@console_page("/console/after-sales")
+def console_after_sales(visit: Visit) -> Response:
+    params = app.current_request.query_params or {}
+    shown = console.after_sales(
+        visit.session,
+        params.get("status", "open"),
+        params.get("due_within", ""),
+        params.get("cursor"),
+        visit.language,
+        visit.now,
+    )
+    return visit.page(200, "after_sales.html", **shown)
+
+
+def _case(
+    visit: Visit, case_id: str, status: int = 200, error: ServiceError | None = None
+) -> Response:
+    shown = console.case_page(visit.session, case_id, visit.language, visit.now)
+    return visit.page(status, "case.html", error=error, **shown)
+
+
+@console_page("/console/after-sales/{case_id}")
+def console_case(visit: Visit, case_id: str) -> Response:
+    return _case(visit, case_id)
+
+
+@console_page("/console/after-sales/{case_id}/actions", "POST")
+def console_act(visit: Visit, case_id: str) -> Response:
+    try:
+        console.act(visit.session, case_id, visit.form, visit.now)
+    except (InvalidInputError, ConflictError) as refused:
+        return _case(visit, case_id, _status_of(refused, CONSOLE_STATUS), refused)
+    return _see_other(f"/console/after-sales/{quote(case_id)}")
+
+
+@console_page("/console/actions/{action_id}")
+def console_action_state(visit: Visit, action_id: str) -> Response:
+    return _json(200, console.action_state(visit.session, action_id))
+
+
+@console_page("/console/orders")
+def console_orders(visit: Visit) -> Response:
+    cursor = (app.current_request.query_params or {}).get("cursor")
+    shown = console.orders(visit.session, cursor, visit.language, visit.now)
+    return visit.page(200, "orders.html", **shown)
+
+
+def _order(
+    visit: Visit, order_id: str, status: int = 200, error: ServiceError | None = None
+) -> Response:
+    shown = console.order_page(visit.session, order_id, visit.language, visit.now)
+    return visit.page(status, "order.html", error=error, form=visit.form, **shown)
+
+
+@console_page("/console/orders/{order_id}")
+def console_order(visit: Visit, order_id: str) -> Response:
+    return _order(visit, order_id)
+
+
+@console_page("/console/orders/{order_id}/ship", "POST")
+def console_ship(visit: Visit, order_id: str) -> Response:
+    try:
+        console.ship(visit.session, order_id, visit.form, visit.now)
+    except (InvalidInputError, ConflictError) as refused:
+        return _order(visit, order_id, _status_of(refused, CONSOLE_STATUS), refused)
+    return _see_other(f"/console/orders/{quote(order_id)}")
+
+
+def _settings(
+    visit: Visit, status: int = 200, error: ServiceError | None = None, saved: bool = False
+) -> Response:
+    # A refused form is shown again as it was sent, with the field at fault named.
+    form = visit.form if error else {}
+    shown = console.settings_page(visit.session, visit.language)
+    return visit.page(status, "settings.html", error=error, saved=saved, form=form, **shown)
+
+
+@console_page("/console/settings")
+def console_settings(visit: Visit) -> Response:
+    return _settings(visit)
+
+
+@console_page("/console/settings", "POST")
+def console_save_settings(visit: Visit) -> Response:
+    try:
+        console.save_settings(visit.session, visit.form)
+    except InvalidInputError as refused:
+        return _settings(visit, 400, refused)
+    return _settings(visit, saved=True)
+
+
+def _integrations(visit: Visit, status: int = 200, **extra: Any) -> Response:
+    shown = console.integrations(visit.session, visit.now)
+    return visit.page(
+        status,
+        "integrations.html",
+        **{"error": None, "new_key": None, "replayed": None, **extra, **shown},
+    )
+
+
+@console_page("/console/integrations")
+def console_integrations(visit: Visit) -> Response:
+    return _integrations(visit)
+
+
+@console_page("/console/integrations/keys", "POST")
+def console_create_key(visit: Visit) -> Response:
+    try:
+        created = console.create_key(visit.session, visit.form, visit.now)
+    except InvalidInputError as refused:
+        return _integrations(visit, 400, error=refused)
+    # Shown this once, on this answer: only its hash is kept.
+    return _integrations(visit, 201, new_key=created)
+
+
+@console_page("/console/integrations/keys/{key_id}/revoke", "POST")
+def console_revoke_key(visit: Visit, key_id: str) -> Response:
+    console.revoke_key(visit.session, key_id, visit.now)
+    return _see_other("/console/integrations")
+
+
+@console_page("/console/integrations/subscriptions/{subscription_id}/replay", "POST")
+def console_replay(visit: Visit, subscription_id: str) -> Response:
+    try:
+        replayed = console.replay(visit.session, subscription_id, visit.form, visit.now)
+    except InvalidInputError as refused:
+        return _integrations(visit, 400, error=refused)
+    return _integrations(visit, 200, replayed=replayed)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

@@ -16,6 +16,7 @@ BENCHMARKS = {
     "cold-start": ("bench.coldstart", "cold_start"),
     "sweeper": ("bench.sweeper", "sweeper"),
     "fanout": ("bench.fanout", "fanout"),
+    "console": ("bench.console", "console"),
 }
 
 

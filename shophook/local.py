@@ -107,9 +107,13 @@ def banner(api_url: str, moto_url: str, simulator_url: str, api_key: str) -> str
             "shops": [shop],
         }
     )
+    sellers = "\n".join(
+        f"  {shop_id:<22} seller id {shop_id.partition(':')[2]}" for shop_id in DEMO_SHOPS
+    )
     return f"""
 ShopHook local stack is ready.
   API            {api_url}
+  seller console {api_url}/console
   AWS (moto)     {moto_url}   (DynamoDB, SQS, KMS)
   simulator      {simulator_url}   (Taobao-style and JD-style OAuth and API)
   demo shops     {", ".join(DEMO_SHOPS)}
@@ -126,6 +130,12 @@ Subscribe an endpoint of yours (loopback http is allowed locally), then agree a 
     {api_url}/subscriptions
   curl -s -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\
     -d '{{"action": "agree_refund"}}' {api_url}/shops/{shop}/after-sales/R3060001/actions
+
+Seller console: open {api_url}/console in a browser and sign in with a marketplace;
+on the simulated marketplace's page, give the seller id of a demo shop:
+{sellers}
+(any other seller id connects a new, empty shop). `shophook simulate awaiting-refund`
+puts a refund there for you to agree.
 
 Connect a new simulated shop: open {api_url}/oauth/taobao/connect in a browser.
 

@@ -98,9 +98,14 @@ class Stack:
         self.api_key = _seed()
 
     def request(
-        self, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        at: datetime = NOW,
     ) -> Answer:
-        with time_machine.travel(NOW, tick=False):
+        with time_machine.travel(at, tick=False):
             response = self.client.http.request(
                 method, path, headers=dict(headers or {}), body=body
             )

@@ -63,7 +63,8 @@ class Policy:
         rule_id, _, param = reference.rpartition(".")
         return self.rules[rule_id].params[param]
 
-    def _bound(self, bound: str | int) -> int:
+    def bound(self, bound: str | int) -> int:
+        """A limit's value: a number, or the value of the parameter it names."""
         return self.value(bound) if isinstance(bound, str) else bound
 
     def check_override(self, rule_id: str, param: str, value: Any) -> None:
@@ -75,13 +76,13 @@ class Policy:
         if not isinstance(value, int) or isinstance(value, bool):
             raise PolicyError(where, "must be a whole number")
         limit = rule.limits[param]
-        if limit.at_most is not None and value > self._bound(limit.at_most):
+        if limit.at_most is not None and value > self.bound(limit.at_most):
             raise PolicyError(
-                where, f"must be at most {self._bound(limit.at_most)} ({limit.at_most})"
+                where, f"must be at most {self.bound(limit.at_most)} ({limit.at_most})"
             )
-        if limit.at_least is not None and value < self._bound(limit.at_least):
+        if limit.at_least is not None and value < self.bound(limit.at_least):
             raise PolicyError(
-                where, f"must be at least {self._bound(limit.at_least)} ({limit.at_least})"
+                where, f"must be at least {self.bound(limit.at_least)} ({limit.at_least})"
             )
 
     def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> Policy:

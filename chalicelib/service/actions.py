@@ -40,6 +40,7 @@ def _queue(
         shop_id,
         {**payload, "origin": "seller"},
         order_group=order_ref_of(ref, checked.state).key,
+        subject=ref.stream,
     )
     try:
         sent = work.save_guarded(queued, ref, checked.version, now)

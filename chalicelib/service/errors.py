@@ -35,5 +35,10 @@ class ConflictError(ServiceError):
     """Not in the state it needs to be in, or it changed meanwhile."""
 
 
+class ForbiddenError(ServiceError):
+    """Authenticated, but this request is not one ShopHook will carry out (a
+    console form without its session's CSRF token)."""
+
+
 class UnauthenticatedError(ServiceError):
     """No credentials, or ones ShopHook does not accept."""

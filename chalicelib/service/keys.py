@@ -37,13 +37,25 @@ def hash_key(key: str) -> str:
 
 
 def create_key(
-    name: str, shops: Iterable[str], now: datetime, key: str | None = None
+    name: str,
+    shops: Iterable[str],
+    now: datetime,
+    key: str | None = None,
+    owner_shop: str | None = None,
 ) -> tuple[str, str]:
-    """Store a new key; return (key id, the key itself). `key` fixes the value (demo key)."""
+    """Store a new key; return (key id, the key itself). `key` fixes the value (demo
+    key); `owner_shop`: a seller issued it for their shop in the console."""
     key = key or KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = "key_" + secrets.token_hex(6)
     keys.save(
-        ApiKeyRecord(hash_key(key), key_id=key_id, name=name, shops=set(shops), created_at=now)
+        ApiKeyRecord(
+            hash_key(key),
+            key_id=key_id,
+            name=name,
+            shops=set(shops),
+            created_at=now,
+            owner_shop=owner_shop,
+        )
     )
     return key_id, key
 

@@ -20,6 +20,9 @@ from chalicelib.store.records import ShopRecord
 
 STATE_LIFETIME = timedelta(minutes=10)
 COOKIE = "shophook_connect"
+# What the seller came for: connect a shop, or sign in to the console (which
+# connects, or reconnects, it too). It travels in the state the platform echoes.
+PURPOSES = ("connect", "console")
 
 
 class ConnectError(Exception):
@@ -52,16 +55,23 @@ def _setup(platform_name: str) -> tuple[Platform, AppCredentials, str, str]:
     return platform, credentials, base_url, redirect_uri
 
 
-def start(platform_name: str, now: datetime) -> Started:
+def start(platform_name: str, now: datetime, purpose: str = "connect") -> Started:
     platform, credentials, base_url, redirect_uri = _setup(platform_name)
-    state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    assert purpose in PURPOSES
+    state, nonce = f"{purpose}.{secrets.token_urlsafe(32)}", secrets.token_urlsafe(32)
     shops.save_connect(state, platform.name, nonce, now + STATE_LIFETIME)
     return Started(platform.authorize_url(base_url, credentials, redirect_uri, state), nonce)
 
 
+@dataclass(frozen=True)
+class Finished:
+    shop: ConnectedShop
+    purpose: str
+
+
 def finish(
     platform_name: str, query: Mapping[str, str], nonce: str | None, now: datetime
-) -> ConnectedShop:
+) -> Finished:
     platform, credentials, base_url, redirect_uri = _setup(platform_name)
     state = query.get("state", "")
     if not state or not nonce or not shops.take_connect(state, platform.name, nonce, now):
@@ -94,4 +104,5 @@ def finish(
     tokens.keep(record, shop.tokens)
     shops.save(record)
     emit("ShopConnected", platform=platform.name)
-    return shop
+    # The state was stored and checked as a whole: its purpose is as it was started.
+    return Finished(shop, state.partition(".")[0])

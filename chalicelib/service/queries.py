@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain.change import Stored, shop_policy
+from chalicelib.domain.change import ShopSettings, Stored, shop_policy
 from chalicelib.domain.ids import EntityKind, EntityRef, platform_of
 from chalicelib.domain.model import OPEN_CASE_STATUSES, SHANGHAI, CaseState, OrderState
 from chalicelib.domain.rules import decide_case
@@ -34,7 +34,9 @@ def order(shop_id: str, order_id: str, language: str) -> dict[str, Any]:
     return order_view(state, stored.version, language)
 
 
-def decided_cases(shop_id: str, cases: list[Stored], now: datetime) -> list[tuple[CaseState, int]]:
+def decided_cases(
+    shop_id: str, cases: list[Stored], now: datetime, shop: ShopSettings | None = None
+) -> list[tuple[CaseState, int]]:
     """Cases as the rules see them now, with their orders as they are now: what a
     reader sees never depends on the order the platform's messages arrived in."""
     if not cases:
@@ -44,7 +46,7 @@ def decided_cases(shop_id: str, cases: list[Stored], now: datetime) -> list[tupl
     held_orders = entities.orders(
         {EntityRef.order(platform, state.snapshot.order_id) for state in states}
     )
-    policy = shop_policy(default_policy(platform), entities.ENTITIES.shop(shop_id))
+    policy = shop_policy(default_policy(platform), shop or entities.ENTITIES.shop(shop_id))
     return [
         (
             decide_case(

@@ -34,6 +34,7 @@ from chalicelib.domain.change import (
 )
 from chalicelib.domain.ids import EntityKind, EntityRef, platform_key
 from chalicelib.domain.model import (
+    OPEN_CASE_STATUSES,
     CanonicalEvent,
     CaseState,
     Deadline,
@@ -43,7 +44,8 @@ from chalicelib.domain.model import (
     ShopStatus,
 )
 from chalicelib.domain.rules import next_check
-from chalicelib.domain.work import Work
+from chalicelib.domain.views import order_updated_at
+from chalicelib.domain.work import Work, WorkKind
 from chalicelib.store import codec
 from chalicelib.store.errors import ConditionFailedError, read_or_none, storage_errors
 from chalicelib.store.pages import Key, page
@@ -145,31 +147,40 @@ def _stored(record: OrderRecord | CaseRecord | None) -> Stored | None:
     return Stored(state, int(record.version or 0), frozenset(case_ids))
 
 
-def _entity_record(entity: EntityWrite) -> OrderRecord | CaseRecord:
+def entity_record(entity: EntityWrite) -> OrderRecord | CaseRecord:
     """The entity's row, guarded by the version it was read at (none: absent)."""
     new = entity.new
     # PynamoDB guards a write with the version the record holds: none for a new one.
     version = {"version": entity.version} if entity.version else {}
     if isinstance(new, CaseState):
+        is_open = new.snapshot.status in OPEN_CASE_STATUSES
+        pending = [d.due_at for d in new.deadlines if d.state is DeadlineState.PENDING]
+        breached = any(d.state is DeadlineState.BREACHED for d in new.deadlines)
         return CaseRecord(
             entity.ref.key,
             shop_id=new.shop_id,
             case_id=new.case_id,
             status=new.snapshot.status,
             document=codec.CASE.encode(new),
+            open_shop=new.shop_id if is_open else None,
+            # A case with nothing pending sorts after every due one.
+            attention_key=(sortable(min(pending)) if pending else "~") if is_open else None,
+            breached_shop=new.shop_id if is_open and breached else None,
             **version,
         )
+    updated = order_updated_at(new)
     return OrderRecord(
         entity.ref.key,
         shop_id=new.shop_id,
         status=new.snapshot.status if new.snapshot else None,
         document=codec.ORDER.encode(new),
         case_ids=set(entity.case_ids) or None,
+        updated_key=sortable(updated) if updated and new.snapshot else None,
         **version,
     )
 
 
-def _deadline_row(entity: EntityWrite, deadline: Deadline) -> DeadlineRecord:
+def deadline_row(entity: EntityWrite, deadline: Deadline) -> DeadlineRecord:
     new, key = entity.new, entity.ref.deadline_key(deadline.rule)
     check = next_check(deadline)
     pending = check is not None
@@ -204,6 +215,7 @@ def _outbound(entity: EntityWrite, now: datetime) -> list[OutboxRecord]:
                 item.payload,
                 group,
                 f"{position}#{index:03d}",
+                subject=entity.ref.stream if item.kind is WorkKind.ACTION else None,
             ),
             now,
         )
@@ -213,13 +225,13 @@ def _outbound(entity: EntityWrite, now: datetime) -> list[OutboxRecord]:
 
 def _stage(write: TransactWrite, entity: EntityWrite, now: datetime) -> list[OutboxRecord]:
     """The entity's row, its deadline index rows and its outbox rows."""
-    write.save(_entity_record(entity))
+    write.save(entity_record(entity))
     before = {
         deadline.rule: deadline for deadline in (entity.held.deadlines if entity.held else ())
     }
     for deadline in entity.new.deadlines:
         if before.pop(deadline.rule, None) != deadline or deadline.rule in entity.refresh:
-            write.save(_deadline_row(entity, deadline))
+            write.save(deadline_row(entity, deadline))
     current = {deadline.rule for deadline in entity.new.deadlines}
     for gone in set(before) | (entity.refresh - current):
         write.delete(DeadlineRecord(entity.ref.deadline_key(gone)))
@@ -486,3 +498,59 @@ def quarantined_one(key: str) -> QuarantineRecord | None:
 def release(record: QuarantineRecord) -> None:
     with storage_errors("release the message from the quarantine"):
         record.delete()
+
+
+def _in_key_order(records: list, keys: list[str]) -> list:
+    by_key = {record.entity_key: record for record in records}
+    return [by_key[key] for key in keys if key in by_key]
+
+
+def open_cases_page(
+    shop_id: str, due_before: datetime | None, limit: int, start: Key | None
+) -> tuple[list[Stored], str | None]:
+    """One page of a shop's open cases, nearest deadline first (those due before
+    `due_before` only, if given): one Query of the sparse index, one BatchGetItem."""
+    condition = CaseRecord.attention_key <= sortable(due_before) if due_before else None
+    query = functools.partial(CaseRecord.open_by_shop.query, shop_id, condition)
+    keys, cursor = page(query, limit, start, "open cases")
+    wanted = [key.entity_key for key in keys]
+    with storage_errors("read the open cases"):
+        records = list(CaseRecord.batch_get(wanted)) if wanted else []
+    return [s for s in map(_stored, _in_key_order(records, wanted)) if s], cursor
+
+
+def orders_page(shop_id: str, limit: int, start: Key | None) -> tuple[list[Stored], str | None]:
+    """One page of a shop's orders, most recently changed first."""
+    query = functools.partial(OrderRecord.by_shop.query, shop_id, scan_index_forward=False)
+    keys, cursor = page(query, limit, start, "orders")
+    wanted = [key.entity_key for key in keys]
+    with storage_errors("read the orders"):
+        records = list(OrderRecord.batch_get(wanted)) if wanted else []
+    return [s for s in map(_stored, _in_key_order(records, wanted)) if s], cursor
+
+
+@dataclass(frozen=True)
+class ShopCounts:
+    open_cases: int
+    due_soon: int  # open cases whose next deadline is due by then
+    breached_cases: int
+
+
+def counts(shop_id: str, due_by: datetime) -> ShopCounts:
+    """Three COUNT queries over sparse keys-only indexes: what the dashboard's
+    numbers cost, however many cases the shop or the table holds (one Query
+    counts some 6,000 keys)."""
+    with storage_errors("count the shop's cases"):
+        return ShopCounts(
+            open_cases=CaseRecord.open_by_shop.count(shop_id),
+            due_soon=CaseRecord.open_by_shop.count(
+                shop_id, CaseRecord.attention_key <= sortable(due_by)
+            ),
+            breached_cases=CaseRecord.breached_by_shop.count(shop_id),
+        )
+
+
+def actions_on(ref: EntityRef) -> list[OutboxRecord]:
+    """The actions asked for on an order or case, oldest first."""
+    with storage_errors("read the actions"):
+        return list(OutboxRecord.actions_by_subject.query(ref.stream))

@@ -32,3 +32,10 @@ def revoke(record: ApiKeyRecord, now: datetime) -> None:
 def every() -> list[ApiKeyRecord]:
     with storage_errors("list the api keys"):
         return sorted(ApiKeyRecord.scan(), key=lambda record: record.created_at)
+
+
+def of_owner_shop(shop_id: str) -> list[ApiKeyRecord]:
+    with storage_errors("list the shop's api keys"):
+        return sorted(
+            ApiKeyRecord.by_owner_shop.query(shop_id), key=lambda record: record.created_at
+        )

@@ -23,7 +23,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.domain.model import ShopStatus
@@ -67,6 +67,9 @@ class ShopRecord(Model):
     connected_at = UTCDateTimeAttribute()
     # The shop's own seller targets: {"seller.refund_within": {"hours": 12}}.
     policy_overrides = UnicodeAttribute(default="{}")
+    # The seller's console settings: where returns go, the console's language.
+    return_address = UnicodeAttribute(null=True)  # JSON: name, address, mobile, postcode
+    language = UnicodeAttribute(null=True)
     # OAuth tokens, sealed by store.vault; only the expiry times are in the clear.
     sealed_tokens = BinaryAttribute(legacy_encoding=False, null=True)
     token_expires_at = UTCDateTimeAttribute(null=True)
@@ -76,12 +79,27 @@ class ShopRecord(Model):
     refresh_due = RefreshIndex()
 
 
+class ShopOrdersIndex(GlobalSecondaryIndex):
+    """A shop's orders, most recently changed last (keys only: a page is read
+    with one BatchGetItem)."""
+
+    class Meta:
+        index_name = "by_shop"
+        projection = KeysOnlyProjection()
+
+    shop_id = UnicodeAttribute(hash_key=True)
+    updated_key = UnicodeAttribute(range_key=True)
+
+
 class OrderRecord(Model):
     class Meta(_Meta):
         table_name = f"{settings().table_prefix}orders"
 
     entity_key = UnicodeAttribute(hash_key=True)
     shop_id = UnicodeAttribute(null=True)
+    # When the platform last changed it (sortable); none until a trade message names it.
+    updated_key = UnicodeAttribute(null=True)
+    by_shop = ShopOrdersIndex()
     status = UnicodeAttribute(null=True)
     document = UnicodeAttribute()
     version = VersionAttribute()
@@ -99,6 +117,29 @@ class ShopCasesIndex(GlobalSecondaryIndex):
     case_id = UnicodeAttribute(range_key=True)
 
 
+class OpenCasesIndex(GlobalSecondaryIndex):
+    """A shop's open cases, the one whose next deadline is nearest first (sparse:
+    a case leaves it when it closes; keys only, so counting them is one small Query)."""
+
+    class Meta:
+        index_name = "open_by_shop"
+        projection = KeysOnlyProjection()
+
+    open_shop = UnicodeAttribute(hash_key=True)
+    attention_key = UnicodeAttribute(range_key=True)
+
+
+class BreachedCasesIndex(GlobalSecondaryIndex):
+    """A shop's open cases with a breached deadline (sparse, keys only)."""
+
+    class Meta:
+        index_name = "breached_by_shop"
+        projection = KeysOnlyProjection()
+
+    breached_shop = UnicodeAttribute(hash_key=True)
+    case_id = UnicodeAttribute(range_key=True)
+
+
 class CaseRecord(Model):
     class Meta(_Meta):
         table_name = f"{settings().table_prefix}cases"
@@ -110,6 +151,13 @@ class CaseRecord(Model):
     document = UnicodeAttribute()
     version = VersionAttribute()
     by_shop = ShopCasesIndex()
+    # Set while the case is open: its shop, and when its next deadline is due.
+    open_shop = UnicodeAttribute(null=True)
+    attention_key = UnicodeAttribute(null=True)
+    open_by_shop = OpenCasesIndex()
+    # Set while the case is open and one of its deadlines was breached.
+    breached_shop = UnicodeAttribute(null=True)
+    breached_by_shop = BreachedCasesIndex()
 
 
 class InboxRecord(Model):
@@ -252,6 +300,17 @@ class Attempt(MapAttribute):
     error = UnicodeAttribute(null=True)
 
 
+class SubjectActionsIndex(GlobalSecondaryIndex):
+    """The actions taken on an order or case, in the order they were asked for."""
+
+    class Meta:
+        index_name = "actions_by_subject"
+        projection = AllProjection()
+
+    subject = UnicodeAttribute(hash_key=True)
+    position = UnicodeAttribute(range_key=True)
+
+
 class OutboxRecord(Model):
     """Work for the outside world, written in the same transaction as the change
     that caused it: a canonical event (fanned out to subscriptions), an action
@@ -288,6 +347,9 @@ class OutboxRecord(Model):
     subscription_id = UnicodeAttribute(null=True)
     event_id = UnicodeAttribute(null=True)
     by_subscription = SubscriptionDeliveriesIndex()
+    # Actions only: the order or case acted on (its EntityRef.stream).
+    subject = UnicodeAttribute(null=True)
+    actions_by_subject = SubjectActionsIndex()
 
 
 class KeySubscriptionsIndex(GlobalSecondaryIndex):
@@ -341,6 +403,17 @@ class OAuthStateRecord(Model):
     expires_at = TTLAttribute()
 
 
+class OwnerShopKeysIndex(GlobalSecondaryIndex):
+    """The keys a seller issued for their own shop in the console."""
+
+    class Meta:
+        index_name = "by_owner_shop"
+        projection = AllProjection()
+
+    owner_shop = UnicodeAttribute(hash_key=True)
+    key_id = UnicodeAttribute(range_key=True)
+
+
 class ApiKeyRecord(Model):
     """An integrator key, stored only as its SHA-256 (keys are 256-bit random)."""
 
@@ -353,6 +426,25 @@ class ApiKeyRecord(Model):
     shops = UnicodeSetAttribute()
     created_at = UTCDateTimeAttribute()
     revoked_at = UTCDateTimeAttribute(null=True)
+    # A key a seller issued in the console: the one shop it is for.
+    owner_shop = UnicodeAttribute(null=True)
+    by_owner_shop = OwnerShopKeysIndex()
+
+
+class ConsoleSessionRecord(Model):
+    """A seller's console session, stored only as the SHA-256 of its cookie: it
+    sees one shop, carries its CSRF token, and ends after 12 idle hours."""
+
+    class Meta(_Meta):
+        table_name = f"{settings().table_prefix}console-sessions"
+
+    session_hash = UnicodeAttribute(hash_key=True)
+    shop_id = UnicodeAttribute()
+    csrf_token = UnicodeAttribute()
+    language = UnicodeAttribute(null=True)
+    started_at = UTCDateTimeAttribute()
+    seen_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute()
 
 
 ALL_RECORDS: tuple[type[Model], ...] = (
@@ -368,6 +460,7 @@ ALL_RECORDS: tuple[type[Model], ...] = (
     ApiKeyRecord,
     SubscriptionRecord,
     SubscriptionRouteRecord,
+    ConsoleSessionRecord,
 )
 
 

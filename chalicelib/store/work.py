@@ -61,6 +61,8 @@ class NewWork:
     position: str | None = None
     subscription_id: str | None = None
     event_id: str | None = None
+    # Actions: the order or case acted on (EntityRef.stream).
+    subject: str | None = None
 
 
 def new_row(work: NewWork, now: datetime) -> OutboxRecord:
@@ -79,6 +81,7 @@ def new_row(work: NewWork, now: datetime) -> OutboxRecord:
         position=work.position or f"{sortable(now)}#{work.outbox_id}",
         subscription_id=work.subscription_id,
         event_id=work.event_id,
+        subject=work.subject,
     )
 
 

@@ -7,77 +7,23 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import queue
-import shutil
 import signal
 import subprocess
-import sys
-import threading
-import time
-from pathlib import Path
 
 import pytest
 import requests
 from werkzeug import Response
 
-from bench.stack import free_port
+from tests.e2e.stack import (
+    BIN,
+    DEMO_KEY,
+    STARTUP_SECONDS,
+    operator_cli,
+    read,
+    simulate,
+    wait_for,
+)
 from tests.support import oracle_top_sign
-
-BIN = Path(sys.executable).parent
-DEMO_KEY = "shk_e2e-demo-key"
-STARTUP_SECONDS = 90
-
-
-@pytest.fixture(scope="module")
-def local_stack():
-    port, moto_port, simulator_port = free_port(), free_port(), free_port()
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "SHOPHOOK_"))
-    }
-    env.update(
-        SHOPHOOK_DEMO_API_KEY=DEMO_KEY, SHOPHOOK_LOCAL_SCHEDULE_SECONDS="1", PYTHONUNBUFFERED="1"
-    )
-    process = subprocess.Popen(
-        [
-            BIN / "shophook",
-            "local",
-            "--port",
-            str(port),
-            "--moto-port",
-            str(moto_port),
-            "--simulator-port",
-            str(simulator_port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(
-        target=lambda: [lines.put(line) for line in process.stdout], daemon=True
-    ).start()
-    output = []
-    while True:
-        line = lines.get(timeout=STARTUP_SECONDS)
-        output.append(line)
-        if "Ctrl-C stops everything" in line or process.poll() is not None:
-            break
-    assert process.poll() is None, "".join(output)
-    yield (
-        f"http://127.0.0.1:{port}",
-        process,
-        output,
-        lines,
-        moto_port,
-        f"http://127.0.0.1:{simulator_port}",
-    )
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
 
 
 @pytest.mark.e2e
@@ -130,42 +76,6 @@ def test_make_run_then_the_printed_example_shows_a_normalised_order(local_stack)
     assert [case["status"] for case in jd["items"]] == ["returned"]
 
 
-def operator_cli(moto_port: int, *argv: str) -> subprocess.CompletedProcess:
-    """`shophook --stage local ...` against the running stack, as the banner shows it."""
-    return subprocess.run(
-        [BIN / "shophook", "--stage", "local", *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={
-            **os.environ,
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "SHOPHOOK_TABLE_PREFIX": "shophook-local-",
-            "COLUMNS": "200",
-        },
-    )
-
-
-def simulate(url: str, scenario: str) -> None:
-    done = subprocess.run(
-        [BIN / "shophook", "simulate", scenario, "--url", url, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-def read(url: str, path: str) -> dict:
-    return requests.get(
-        f"{url}{path}", headers={"Authorization": f"Bearer {DEMO_KEY}"}, timeout=10
-    ).json()
-
-
 @pytest.mark.e2e
 def test_the_rules_on_the_local_stack(local_stack):
     url, _, _, lines, moto_port, _ = local_stack
@@ -192,17 +102,6 @@ def test_the_rules_on_the_local_stack(local_stack):
     while "schedules ran" not in (line := lines.get(timeout=STARTUP_SECONDS)):
         pass
     assert "sweep_deadlines" in line
-
-
-def wait_for(check, what: str, seconds: float = 60):
-    """Poll until `check()` is truthy (the stack's pollers work in the background)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.e2e
@@ -250,50 +149,24 @@ def test_an_agreed_refund_reaches_the_platform_and_integrators_hear_of_it(local_
     assert delivery.headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()
 
 
-BROWSER_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
-
-
 @pytest.mark.e2e
-def test_a_seller_connects_a_shop_in_a_real_browser(local_stack, tmp_path):
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and chromedriver):
-        pytest.skip(
-            "no chromium/chromedriver on this machine, and `make test` could not install them"
-        )
-    from selenium import webdriver
+def test_a_seller_connects_a_shop_in_a_real_browser(local_stack, new_browser, tmp_path):
+    url, _, _, _, moto_port, _ = local_stack
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.wait import WebDriverWait
 
-    url, _, _, _, moto_port, _ = local_stack
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (*BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=webdriver.ChromeService(chromedriver), options=options)
-    try:
-        browser.set_page_load_timeout(30)
-        browser.get(f"{url}/oauth/taobao/connect")
-        assert "Authorize ShopHook" in browser.page_source  # the simulated platform
-        seller = browser.find_element(By.NAME, "seller")
-        seller.clear()
-        seller.send_keys("2200000555")
-        browser.find_element(By.ID, "approve").click()
-        # Approve -> the platform redirects back -> ShopHook's callback page.
-        WebDriverWait(browser, 30).until(lambda b: "/oauth/taobao/callback" in b.current_url)
-        heading = browser.find_element(By.TAG_NAME, "h1").text
-        page = browser.find_element(By.TAG_NAME, "main").text
-        browser.save_screenshot(str(tmp_path / "connected.png"))
-    finally:
-        browser.quit()
+    browser = new_browser()
+    browser.get(f"{url}/oauth/taobao/connect")
+    assert "Authorize ShopHook" in browser.page_source  # the simulated platform
+    seller = browser.find_element(By.NAME, "seller")
+    seller.clear()
+    seller.send_keys("2200000555")
+    browser.find_element(By.ID, "approve").click()
+    # Approve -> the platform redirects back -> ShopHook's callback page.
+    WebDriverWait(browser, 30).until(lambda b: "/oauth/taobao/callback" in b.current_url)
+    heading = browser.find_element(By.TAG_NAME, "h1").text
+    page = browser.find_element(By.TAG_NAME, "main").text
+    browser.save_screenshot(str(tmp_path / "connected.png"))
     assert heading == "Shop connected"
     assert "taobao:2200000555" in page and "simulated taobao shop" in page
     listed = operator_cli(moto_port, "shops", "list", "--json")

@@ -17,7 +17,7 @@ from tests.support import NOW, approve, oracle_top_sign
 def test_connect_through_the_simulated_platform(stack, simulator, platform, seller):
     started = oauth.start(platform, NOW)
     granted = approve(started.authorize_url, seller)
-    shop = oauth.finish(platform, granted, started.browser_nonce, NOW)
+    shop = oauth.finish(platform, granted, started.browser_nonce, NOW).shop
     assert (shop.shop_id, shop.name) == (f"{platform}:{seller}", "Tea House")
     record = ShopRecord.get(shop.shop_id)
     refreshed = tokens.refresh_due(record.token_expires_at)

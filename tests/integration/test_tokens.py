@@ -21,7 +21,7 @@ REFRESH_AT = NOW + timedelta(days=1) - tokens.REFRESH_AHEAD
 def connected(stack, platform: str) -> str:
     started = oauth.start(platform, NOW)
     state = parse_qs(urlparse(started.authorize_url).query)["state"][0]
-    shop = oauth.finish(platform, {"code": "c", "state": state}, started.browser_nonce, NOW)
+    shop = oauth.finish(platform, {"code": "c", "state": state}, started.browser_nonce, NOW).shop
     return shop.shop_id
 
 
