@@ -27,7 +27,7 @@ from chalicelib.config import (
     credential_variable,
 )
 from shophook.stage import PROJECT_DIR, apply_stage
-from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS
+from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, TAOBAO_SHOP
 from simulator.server import issue_session, serve, shophook_settings
 
 STAGE = "local"
@@ -96,7 +96,7 @@ def _wait_until_healthy(url: str, server: subprocess.Popen) -> None:
 
 
 def banner(api_url: str, moto_url: str, simulator_url: str, api_key: str) -> str:
-    shop = next(iter(DEMO_SHOPS))
+    shop = TAOBAO_SHOP  # the Taobao-style scenarios' shop
     subscription = json.dumps(
         {
             "url": "http://127.0.0.1:9000/hook",

@@ -13,18 +13,19 @@ from typing import Any
 
 from chalicelib.platforms.base import AppCredentials
 from chalicelib.platforms.wire import format_wire_time
-from simulator.webhooks import SignedWebhook, jd_webhook, taobao_webhook
+from simulator.platforms import registry
+from simulator.platforms.jd import PLATFORM as JD
+from simulator.platforms.taobao import PLATFORM as TAOBAO
+from simulator.webhooks import SignedWebhook
 
-DEMO_TAOBAO_USER_ID = "2200000001"
-DEMO_JD_VENDER_ID = "10000001"
+DEMO_TAOBAO_USER_ID = TAOBAO.demo_seller
+DEMO_JD_VENDER_ID = JD.demo_seller
+# One demo shop and one app per simulated platform.
 DEMO_SHOPS = {
-    f"taobao:{DEMO_TAOBAO_USER_ID}": "Demo Taobao-style shop",
-    f"jd:{DEMO_JD_VENDER_ID}": "Demo JD-style shop",
+    f"{name}:{platform.demo_seller}": platform.demo_shop_name
+    for name, platform in registry().items()
 }
-DEMO_CREDENTIALS = {
-    "taobao": AppCredentials("demo-app-key", "demo-secret"),
-    "jd": AppCredentials("demo-jd-key", "demo-jd-secret"),
-}
+DEMO_CREDENTIALS = {name: platform.demo_credentials for name, platform in registry().items()}
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,7 @@ class Message:
     shop_ref: str = ""  # Taobao-style pushes name the seller outside the content
 
     def signed(self, credentials: AppCredentials, sent_at: datetime) -> SignedWebhook:
-        if self.platform == "taobao":
-            return taobao_webhook(
-                credentials, self.message_id, self.topic, self.shop_ref, self.payload, sent_at
-            )
-        return jd_webhook(credentials, self.message_id, self.topic, self.payload, sent_at)
+        return registry()[self.platform].signed_push(self, credentials, sent_at)
 
 
 def _at(start: datetime, hours: float) -> str:
@@ -277,6 +274,7 @@ class Scenario:
 
 DAY = timedelta(days=1)
 TAOBAO_SHOP = f"taobao:{DEMO_TAOBAO_USER_ID}"
+JD_SHOP = f"jd:{DEMO_JD_VENDER_ID}"
 # taobao_order's messages: trade 0-3, courier scans 4-7, the return 8-11.
 UP_TO_RETURN_REQUEST = 9
 UP_TO_GOODS_RETURNED = 11
@@ -290,7 +288,7 @@ SCENARIOS = {
     ),
     "jd-order": Scenario(
         "a JD-style order from payment to a return request",
-        f"jd:{DEMO_JD_VENDER_ID}",
+        JD_SHOP,
         "9001",
         lambda order_id, now: jd_order(order_id, now - 5 * DAY),
     ),

@@ -26,19 +26,20 @@ from app import app
 from chalicelib.domain.model import SHANGHAI, Inbound
 from chalicelib.domain.state import apply, entity_of
 from chalicelib.platforms import registry
-from chalicelib.platforms.base import VerifiedDelivery
+from chalicelib.platforms.base import InboundRequest
 from chalicelib.platforms.oauth import tokens_from
 from chalicelib.platforms.wire import format_wire_time
 from chalicelib.service import keys, shops
 from chalicelib.store import queues, vault
 from chalicelib.store.records import ALL_RECORDS, connection, create_tables
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message
+from simulator.scenarios import JD_SHOP as JD_SHOP  # the suite's demo shops
+from simulator.scenarios import TAOBAO_SHOP as TAOBAO_SHOP
 from simulator.server import issue_session
 from simulator.webhooks import SignedWebhook
 
 # The frozen "now" of the suite: 2026-11-23 10:00:05 in Shanghai.
 NOW = datetime(2026, 11, 23, 10, 0, 5, tzinfo=SHANGHAI)
-TAOBAO_SHOP, JD_SHOP = DEMO_SHOPS
 
 # Every secret the suite hands out (app secrets, tokens, keys): none may show up
 # in a log line or an answer (checked around every test in tests/conftest.py).
@@ -139,13 +140,21 @@ def connect_with_tokens(simulator_url: str) -> None:
         shops.connect(shop_id, name, NOW, tokens_from(answer, NOW))
 
 
+def inbound_request(webhook: SignedWebhook) -> InboundRequest:
+    """What the webhook route hands a platform module for this request."""
+    query: dict[str, list[str]] = {}
+    for name, value in parse_qsl(urlparse(webhook.path).query, keep_blank_values=True):
+        query.setdefault(name, []).append(value)
+    headers = {name.lower(): value for name, value in webhook.headers.items()}
+    return InboundRequest(query=query, headers=headers, raw_body=webhook.body)
+
+
 def parsed(message: Message) -> Inbound:
-    """The canonical form of a simulator message, through the real platform parser."""
+    """The canonical form of a simulator message, through the real platform module."""
+    platform = registry()[message.platform]
     webhook = message.signed(DEMO_CREDENTIALS[message.platform], NOW)
-    params = dict(parse_qsl(webhook.body.decode())) if message.platform == "jd" else {}
-    return registry()[message.platform].parse(
-        VerifiedDelivery(message.platform, webhook.body, params)
-    )
+    delivery = platform.verify(inbound_request(webhook), DEMO_CREDENTIALS[message.platform], NOW)
+    return platform.parse(delivery)
 
 
 def fold(inbounds: list[Inbound]) -> dict[tuple[str, ...], Any]:

@@ -15,8 +15,9 @@ from chalicelib.platforms.api import CallOutcome
 from chalicelib.platforms.jd import PLATFORM as JD
 from chalicelib.platforms.taobao import PLATFORM as TAOBAO
 from chalicelib.platforms.wire import parse_wire_time
+from simulator.platforms import registry as simulated
 from simulator.scenarios import DEMO_CREDENTIALS
-from simulator.server import DEFAULT_SELLERS, api_urls
+from simulator.server import api_urls
 from tests.support import NOW, oracle_top_sign
 
 VECTORS = json.loads(
@@ -115,7 +116,7 @@ def test_taobao_faults_map_to_what_the_caller_should_do(simulator, fault, outcom
 def test_repeating_a_step_the_platform_took_is_answered_already_done(
     simulator, platform, method, business, code
 ):
-    session = session_for(simulator, DEFAULT_SELLERS[platform.name])
+    session = session_for(simulator, simulated()[platform.name].demo_seller)
     url = api_urls(simulator)[platform.name]
     credentials = DEMO_CREDENTIALS[platform.name]
     first = platform.call(url, credentials, session, method, business, NOW)

@@ -1,0 +1,127 @@
+"""What every simulated platform module provides, and the pieces they share.
+
+The server (simulator/server.py) knows no platform by name: it mounts each
+module's OAuth and API routes under `/{name}` and asks the module to read a
+request and to word each answer in the platform's own shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from flask import Request
+
+from chalicelib.platforms.base import AppCredentials
+from chalicelib.platforms.signing import joined_params, signatures_match
+from simulator.webhooks import SignedWebhook
+
+if TYPE_CHECKING:
+    from simulator.scenarios import Message
+
+
+class Refusal(StrEnum):
+    """Why the platform's gateway or API refuses a call; each module words it
+    with its own codes (the fault codes among them)."""
+
+    UNKNOWN_METHOD = "unknown_method"
+    BAD_SIGNATURE = "bad_signature"
+    INVALID_SESSION = "invalid_session"
+    RATE_LIMITED = "rate_limited"
+    MISSING_ARGUMENT = "missing_argument"
+    ALREADY_DONE = "already_done"
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+@dataclass(frozen=True)
+class ApiMethod:
+    """One API method as the platform checks it: the business fields it needs,
+    and the body it answers under the method's success key."""
+
+    required: tuple[str, ...]
+    answer: Mapping[str, Any]
+
+    def missing(self, business: Mapping[str, Any]) -> str | None:
+        """The first required field that is absent or empty."""
+        return next((name for name in self.required if _blank(business.get(name))), None)
+
+    def subject(self, business: Mapping[str, Any]) -> str:
+        """What the call acts on (a refund, a trade): a step is taken once per subject."""
+        return str(business[self.required[0]])
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One API request as the platform read it."""
+
+    method: str
+    params: dict[str, str]  # the form as sent, kept for inspection
+    session: str
+    business: Mapping[str, Any]
+    signature_ok: bool
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """A token endpoint's request: who asks, and the grant (a code or a refresh token)."""
+
+    client_id: str
+    client_secret: str
+    grant_type: str
+    grant: str
+
+    @classmethod
+    def read(cls, request: Request, client_fields: tuple[str, str]) -> TokenRequest:
+        """A POST's form or a GET's query, naming the client in `client_fields`
+        (its id and secret)."""
+        fields = request.form if request.method == "POST" else request.args
+        grant_type = fields.get("grant_type", "")
+        grant_name = "code" if grant_type == "authorization_code" else "refresh_token"
+        client_id, client_secret = (fields.get(name, "") for name in client_fields)
+        return cls(client_id, client_secret, grant_type, fields.get(grant_name, ""))
+
+
+def signed_by_the_app(
+    form: Mapping[str, str], credentials: AppCredentials, signer: Callable[[str, bytes], str]
+) -> bool:
+    """The platform's check of an API call: its app key, and the sign over every other field."""
+    signed = {name: value for name, value in form.items() if name != "sign"}
+    expected = signer(credentials.app_secret, joined_params(signed))
+    return form.get("app_key") == credentials.app_key and signatures_match(
+        expected, form.get("sign", "")
+    )
+
+
+class SimulatedPlatform(Protocol):
+    name: str
+    demo_credentials: AppCredentials
+    demo_seller: str  # the seller of the demo shop the local stack connects
+    demo_shop_name: str
+    approve_seller: str  # the seller id the approve page suggests
+    authorize_path: str  # below /{name}
+    token_routes: tuple[tuple[str, str], ...]  # (HTTP method, path below /{name})
+    token_client_fields: tuple[str, str]  # the token request's app key and secret fields
+    api_path: str  # below /{name}
+    methods: Mapping[str, ApiMethod]
+
+    def identity(self, seller: str, nick: str) -> dict[str, str]:
+        """The fields that name the shop in a token answer."""
+
+    def api_call(self, request: Request, credentials: AppCredentials) -> ApiCall:
+        """Read an API request and check its signature."""
+
+    def success(self, method: str) -> dict[str, Any]:
+        """The answer to a call carried out."""
+
+    def refusal(self, refusal: Refusal, detail: str) -> dict[str, Any]:
+        """The answer to a refused call, in the platform's error shape."""
+
+    def signed_push(
+        self, message: Message, credentials: AppCredentials, sent_at: datetime
+    ) -> SignedWebhook:
+        """The message as the platform pushes it to ShopHook, signed."""
