@@ -1,4 +1,4 @@
-"""A signed webhook as a platform sends it to ShopHook; each simulated platform
+"""A platform push before and after signing. Each simulated platform
 (simulator/platforms/) signs its own with the platform's scheme (the same
 functions ShopHook verifies with; tests check those against independently
 computed vectors)."""
@@ -6,6 +6,10 @@ computed vectors)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chalicelib.platforms.base import AppCredentials
 
 
 @dataclass(frozen=True)
@@ -17,3 +21,20 @@ class SignedWebhook:
     path: str
     headers: dict[str, str]
     body: bytes
+
+
+@dataclass(frozen=True)
+class Message:
+    """One platform push before signing."""
+
+    platform: str
+    message_id: str
+    topic: str
+    payload: dict[str, Any]
+    shop_ref: str = ""  # Taobao-style pushes name the seller outside the content
+
+    def signed(self, credentials: AppCredentials, sent_at: datetime) -> SignedWebhook:
+        # Imported here: the platform modules import this one.
+        from simulator.platforms import registry
+
+        return registry()[self.platform].signed_push(self, credentials, sent_at)

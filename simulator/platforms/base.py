@@ -8,18 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from flask import Request
 
 from chalicelib.platforms.base import AppCredentials
 from chalicelib.platforms.signing import joined_params, signatures_match
-from simulator.webhooks import SignedWebhook
-
-if TYPE_CHECKING:
-    from simulator.scenarios import Message
+from chalicelib.platforms.wire import format_wire_time
+from simulator.webhooks import Message, SignedWebhook
 
 
 class Refusal(StrEnum):
@@ -32,6 +30,11 @@ class Refusal(StrEnum):
     RATE_LIMITED = "rate_limited"
     MISSING_ARGUMENT = "missing_argument"
     ALREADY_DONE = "already_done"
+
+
+def wire_time_after(start: datetime, hours: float) -> str:
+    """A wire time `hours` after `start`: the stories time their messages this way."""
+    return format_wire_time(start + timedelta(hours=hours))
 
 
 def _blank(value: object) -> bool:
@@ -125,3 +128,7 @@ class SimulatedPlatform(Protocol):
         self, message: Message, credentials: AppCredentials, sent_at: datetime
     ) -> SignedWebhook:
         """The message as the platform pushes it to ShopHook, signed."""
+
+    def order_story(self, order_id: str, start: datetime) -> list[Message]:
+        """One order's pushes from payment through delivery to an after-sale
+        request and its end, timed from `start`, as the demo shop gets them."""

@@ -1,12 +1,13 @@
 """The simulated JD-style platform: JOS OAuth (GET token endpoints), the JOS
 API (business fields as `360buy_param_json`, signed md5, `error_response` with
-text codes, success keys spelt `responce`) and its form pushes."""
+text codes, success keys spelt `responce`), its form pushes and an order's
+story as it pushes it."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import Request
@@ -20,12 +21,11 @@ from simulator.platforms.base import (
     ApiMethod,
     Refusal,
     signed_by_the_app,
+    wire_time_after,
 )
-from simulator.webhooks import SignedWebhook
+from simulator.webhooks import Message, SignedWebhook
 
-if TYPE_CHECKING:
-    from simulator.scenarios import Message
-
+DEMO_VENDER_ID = "10000001"
 SUCCEEDED = {"code": "0"}
 # Refusal -> JOS's code and text.
 REFUSALS = {
@@ -49,7 +49,7 @@ METHODS = {
 class SimulatedJd:
     name = "jd"
     demo_credentials = AppCredentials("demo-jd-key", "demo-jd-secret")
-    demo_seller = "10000001"
+    demo_seller = DEMO_VENDER_ID
     demo_shop_name = "Demo JD-style shop"
     approve_seller = "10000002"
     authorize_path = "/oauth2/to_login"
@@ -83,6 +83,9 @@ class SimulatedJd:
         wording = text.format(detail)
         return {"error_response": {"code": code, "zh_desc": wording, "en_desc": wording}}
 
+    def order_story(self, order_id: str, start: datetime) -> list[Message]:
+        return jd_order(order_id, start)
+
     def signed_push(
         self,
         message: Message,
@@ -106,6 +109,88 @@ class SimulatedJd:
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             body=urlencode(form).encode(),
         )
+
+
+def jd_order(order_id: str, start: datetime, vender_id: str = DEMO_VENDER_ID) -> list[Message]:
+    """Paid, shipped, scanned to delivery, finished, then a return service request."""
+    order = {
+        "orderId": order_id,
+        "venderId": vender_id,
+        "orderTotalPrice": "59.90",
+        "freightPrice": "0.00",
+        "freeShipping": True,
+        "province": "北京",
+        "paymentConfirmTime": wire_time_after(start, 0.1),
+        "items": [
+            {
+                "skuId": f"{order_id}9",
+                "skuName": "蓝牙耳机",
+                "itemTotal": 1,
+                "jdPrice": "59.90",
+                "category": "electronics",
+                "noReasonReturn": True,
+            }
+        ],
+    }
+    shipped = {"waybill": f"JDV{order_id}", "logisticsId": "JD"}
+    order_steps: list[tuple[str, float, str, dict[str, Any]]] = [
+        ("jd_pop_order_pay", 0.1, "WAIT_SELLER_STOCK_OUT", {}),
+        ("jd_pop_order_out_stock", 18, "WAIT_GOODS_RECEIVE_CONFIRM", shipped),
+        ("jd_pop_order_finish", 70, "FINISHED_L", shipped),
+    ]
+    scans = [
+        ("揽收", 19, "已揽收"),
+        ("运输", 26, "运输中"),
+        ("派送", 40, "派送中"),
+        ("签收", 44, "已签收"),
+    ]
+    afs = {
+        "afsServiceId": f"{order_id}7",
+        "orderId": order_id,
+        "venderId": vender_id,
+        "customerExpect": "10",
+        "questionTypeCode": "other",
+        "applyTime": wire_time_after(start, 80),
+    }
+    afs_steps = [
+        ("jd_pop_afs_apply", 80, "10"),
+        ("jd_pop_afs_status", 84, "20"),
+        ("jd_pop_afs_status", 100, "40"),
+    ]
+    messages = [
+        Message(
+            "jd",
+            f"jd-{order_id}-order-{step}",
+            topic,
+            {**order, "orderState": state, "modified": wire_time_after(start, hours), **extra},
+        )
+        for step, (topic, hours, state, extra) in enumerate(order_steps)
+    ]
+    messages += [
+        Message(
+            "jd",
+            f"jd-{order_id}-scan-{step}",
+            "jd_pop_logistics_trace",
+            {
+                "orderId": order_id,
+                **shipped,
+                "opeTitle": title,
+                "opeTime": wire_time_after(start, hours),
+                "opeRemark": remark,
+            },
+        )
+        for step, (title, hours, remark) in enumerate(scans)
+    ]
+    messages += [
+        Message(
+            "jd",
+            f"jd-{order_id}-afs-{step}",
+            topic,
+            {**afs, "afsServiceStatus": status, "modified": wire_time_after(start, hours)},
+        )
+        for step, (topic, hours, status) in enumerate(afs_steps)
+    ]
+    return messages
 
 
 PLATFORM = SimulatedJd()

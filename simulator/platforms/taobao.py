@@ -1,11 +1,12 @@
 """The simulated Taobao-style platform: TOP OAuth, the TOP API (form fields,
-signed hmac-sha256, `error_response` with numeric codes) and its SPI pushes."""
+signed hmac-sha256, `error_response` with numeric codes), its SPI pushes and
+a trade's story as it pushes it."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import Request
@@ -19,12 +20,11 @@ from simulator.platforms.base import (
     ApiMethod,
     Refusal,
     signed_by_the_app,
+    wire_time_after,
 )
-from simulator.webhooks import SignedWebhook
+from simulator.webhooks import Message, SignedWebhook
 
-if TYPE_CHECKING:
-    from simulator.scenarios import Message
-
+DEMO_USER_ID = "2200000001"
 PUSH_SIGNERS = {"md5": md5_sign, "hmac-sha256": hmac_sha256_sign}
 SUCCEEDED = {"succ": True}
 # Refusal -> TOP's code, msg, sub_code, sub_msg.
@@ -50,7 +50,7 @@ METHODS = {
 class SimulatedTaobao:
     name = "taobao"
     demo_credentials = AppCredentials("demo-app-key", "demo-secret")
-    demo_seller = "2200000001"
+    demo_seller = DEMO_USER_ID
     demo_shop_name = "Demo Taobao-style shop"
     approve_seller = "2200000002"
     authorize_path = "/authorize"
@@ -73,11 +73,8 @@ class SimulatedTaobao:
         )
 
     def success(self, method: str) -> dict[str, Any]:
-        return {
-            method.removeprefix("taobao.").replace(".", "_") + "_response": self.methods[
-                method
-            ].answer
-        }
+        key = method.removeprefix("taobao.").replace(".", "_") + "_response"
+        return {key: self.methods[method].answer}
 
     def refusal(self, refusal: Refusal, detail: str) -> dict[str, Any]:
         code, text, sub_code, sub_text = REFUSALS[refusal]
@@ -89,6 +86,9 @@ class SimulatedTaobao:
                 "sub_msg": sub_text,
             }
         }
+
+    def order_story(self, order_id: str, start: datetime) -> list[Message]:
+        return taobao_order(order_id, start)
 
     def signed_push(
         self,
@@ -125,6 +125,149 @@ class SimulatedTaobao:
             headers={"Content-Type": "application/json; charset=utf-8"},
             body=body,
         )
+
+
+def taobao_order(
+    tid: str,
+    start: datetime,
+    user_id: str = DEMO_USER_ID,
+    category: str = "apparel",
+    quality_issue: bool = False,
+    return_requested_after: float = 72,
+) -> list[Message]:
+    """Paid, shipped, picked up, signed (48h after payment), confirmed, then a
+    return requested `return_requested_after` hours after payment, and refunded."""
+    requested = return_requested_after
+    item = {
+        "oid": f"{tid}01",
+        "title": "Cotton T-shirt",
+        "num": 2,
+        "price": "99.50",
+        "category": category,
+        "no_reason_return": True,
+    }
+    trade = {
+        "tid": tid,
+        "payment": "199.00",
+        "post_fee": "0.00",
+        "free_shipping": True,
+        "receiver_state": "浙江省",
+        "items": [item],
+    }
+    shipped = {"out_sid": f"SF{tid}", "company_code": "SF"}
+    refund_id = f"R{tid}"
+    refund = {
+        "refund_id": refund_id,
+        "tid": tid,
+        "oid": item["oid"],
+        "refund_fee": "199.00",
+        "refund_phase": "aftersale",
+        "has_good_return": True,
+        "reason": "quality problem" if quality_issue else "no longer wanted",
+        "quality_issue": quality_issue,
+    }
+    trade_steps: list[tuple[str, float, str, dict[str, Any]]] = [
+        ("taobao_trade_TradeCreate", 0, "WAIT_BUYER_PAY", {}),
+        (
+            "taobao_trade_TradeBuyerPay",
+            0.1,
+            "WAIT_SELLER_SEND_GOODS",
+            {"pay_time": wire_time_after(start, 0.1)},
+        ),
+        (
+            "taobao_trade_TradeSellerShip",
+            20,
+            "WAIT_BUYER_CONFIRM_GOODS",
+            {
+                "pay_time": wire_time_after(start, 0.1),
+                "consign_time": wire_time_after(start, 20),
+                **shipped,
+            },
+        ),
+        (
+            "taobao_trade_TradeSuccess",
+            60,
+            "TRADE_FINISHED",
+            {
+                "pay_time": wire_time_after(start, 0.1),
+                "consign_time": wire_time_after(start, 20),
+                **shipped,
+            },
+        ),
+    ]
+    scans = [
+        ("CONSIGN", 20, "揽件中"),
+        ("GOT", 22, "已揽收"),
+        ("TRANSPORT", 30, "运输中"),
+        ("SIGNED", 48, "已签收"),
+    ]
+    refund_steps = [
+        ("taobao_refund_RefundCreated", requested, "WAIT_SELLER_AGREE", "BUYER_RECEIVED", {}),
+        (
+            "taobao_refund_RefundSellerAgreeAgreement",
+            requested + 2,
+            "WAIT_BUYER_RETURN_GOODS",
+            "BUYER_RECEIVED",
+            {},
+        ),
+        (
+            "taobao_refund_RefundBuyerReturnGoods",
+            requested + 24,
+            "WAIT_SELLER_CONFIRM_GOODS",
+            "BUYER_RETURNED_GOODS",
+            {"return_out_sid": f"YT{tid}"},
+        ),
+        (
+            "taobao_refund_RefundSuccess",
+            requested + 48,
+            "SUCCESS",
+            "BUYER_RETURNED_GOODS",
+            {"return_out_sid": f"YT{tid}"},
+        ),
+    ]
+    messages = [
+        Message(
+            "taobao",
+            f"tb-{tid}-trade-{step}",
+            topic,
+            {**trade, "status": status, "modified": wire_time_after(start, hours), **extra},
+            user_id,
+        )
+        for step, (topic, hours, status, extra) in enumerate(trade_steps)
+    ]
+    messages += [
+        Message(
+            "taobao",
+            f"tb-{tid}-scan-{step}",
+            "taobao_logistics_LogisticsTrace",
+            {
+                "tid": tid,
+                **shipped,
+                "action": action,
+                "action_time": wire_time_after(start, hours),
+                "desc": desc,
+            },
+            user_id,
+        )
+        for step, (action, hours, desc) in enumerate(scans)
+    ]
+    messages += [
+        Message(
+            "taobao",
+            f"tb-{tid}-refund-{step}",
+            topic,
+            {
+                **refund,
+                "status": status,
+                "good_status": goods,
+                "modified": wire_time_after(start, hours),
+                **extra,
+            },
+            user_id,
+        )
+        for step, (topic, hours, status, goods, extra) in enumerate(refund_steps)
+    ]
+    return messages
 
 
 PLATFORM = SimulatedTaobao()
