@@ -38,7 +38,12 @@ from chalicelib.platforms.base import (
 )
 from chalicelib.platforms.oauth import OAuthExchangeError, fetch, tokens_from
 from chalicelib.platforms.oauth import session as oauth_session
-from chalicelib.platforms.signing import joined_params, md5_sign, signatures_match
+from chalicelib.platforms.signing import (
+    joined_params,
+    md5_sign,
+    signatures_match,
+    without_blank,
+)
 from chalicelib.platforms.wire import (
     Identifier,
     WireModel,
@@ -51,6 +56,20 @@ from chalicelib.platforms.wire import (
 )
 
 PAYLOAD_FIELD = "360buy_param_json"
+# Every field a JOS push may carry (platforms.md 1.2).
+PUSH_FIELDS = frozenset(
+    {
+        "app_key",
+        "timestamp",
+        "v",
+        "method",
+        PAYLOAD_FIELD,
+        "msg_id",
+        "sign",
+        "format",
+        "sign_method",
+    }
+)
 # The order or service request is no longer in the status the call needs.
 ALREADY_DONE_CODE = "66"
 
@@ -250,9 +269,19 @@ class Jd:
             raise WebhookRejectedError(
                 400, "malformed_form", "body is not a UTF-8 application/x-www-form-urlencoded form"
             ) from None
+        # The signed string has no separators, so a field of another name could pass
+        # for part of a documented one: refused before the signature means anything.
+        unexpected = sorted(set(form) - PUSH_FIELDS)
+        if unexpected:
+            raise WebhookRejectedError(
+                400,
+                "unexpected_field",
+                f"field '{unexpected[0]}' is not one of the push's fields "
+                f"({', '.join(sorted(PUSH_FIELDS))})",
+            )
         check_app_key(form, credentials)
         provided = require_param(form, "sign", "missing_signature")
-        signed = {name: value for name, value in form.items() if name != "sign"}
+        signed = without_blank({name: value for name, value in form.items() if name != "sign"})
         expected = md5_sign(credentials.app_secret, joined_params(signed))
         if not signatures_match(expected, provided):
             raise WebhookRejectedError(401, "bad_signature", "sign does not match the request")

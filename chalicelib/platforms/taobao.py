@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 from chalicelib.config import outbound_timeout
 from chalicelib.domain.actions import Action, ReturnAddress
@@ -66,6 +67,9 @@ SIGNERS: dict[str, Callable[[str, bytes], str]] = {
     "md5": md5_sign,
     "hmac-sha256": hmac_sha256_sign,
 }
+DEFAULT_SIGN_METHOD = "md5"  # the SPI's, when a push names none
+# The header naming the headers a push signs besides its query (comma-separated).
+SIGN_LIST_HEADER = "top-sign-list"
 
 TRADE_STATUS = {
     "WAIT_BUYER_PAY": OrderStatus.PENDING_PAYMENT,
@@ -151,6 +155,14 @@ class Trace(WireModel):
     action: one_of(SCAN_STATUS)
     action_time: WireTime
     desc: str
+
+
+def _listed_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The headers named in `top-sign-list`, as the SPI verifier signs them: each
+    once, by the name listed, with its URL-decoded value ("" when absent)."""
+    by_name = {name.lower(): value for name, value in headers.items()}
+    listed = dict.fromkeys(name for name in by_name.get(SIGN_LIST_HEADER, "").split(",") if name)
+    return [(name, unquote_plus(by_name.get(name.lower(), ""))) for name in listed]
 
 
 def _trade_event(trade: Trade) -> OrderSnapshot:
@@ -244,13 +256,18 @@ class Taobao:
         params = single_valued(request.query)
         check_app_key(params, credentials)
         provided = require_param(params, "sign", "missing_signature")
-        method = params.get("sign_method", "")
-        signer = SIGNERS.get(method)
+        signer = SIGNERS.get(params.get("sign_method") or DEFAULT_SIGN_METHOD)
         if signer is None:
             raise WebhookRejectedError(
                 401, "unsupported_sign_method", "sign_method must be 'md5' or 'hmac-sha256'"
             )
-        signed = {name: value for name, value in params.items() if name != "sign"}
+        # Every query parameter, blank ones too, and the headers the platform lists.
+        signed = single_valued(
+            [
+                *((name, value) for name, value in params.items() if name != "sign"),
+                *_listed_headers(request.headers),
+            ]
+        )
         expected = signer(credentials.app_secret, joined_params(signed) + request.raw_body)
         if not signatures_match(expected, provided):
             raise WebhookRejectedError(401, "bad_signature", "sign does not match the request")

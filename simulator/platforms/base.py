@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from flask import Request
 
 from chalicelib.platforms.base import AppCredentials
-from chalicelib.platforms.signing import joined_params, signatures_match
+from chalicelib.platforms.signing import joined_params, signatures_match, without_blank
 from chalicelib.platforms.wire import format_wire_time
 from simulator.webhooks import Message, SignedWebhook
 
@@ -92,8 +92,9 @@ class TokenRequest:
 def signed_by_the_app(
     form: Mapping[str, str], credentials: AppCredentials, signer: Callable[[str, bytes], str]
 ) -> bool:
-    """The platform's check of an API call: its app key, and the sign over every other field."""
-    signed = {name: value for name, value in form.items() if name != "sign"}
+    """The platform's check of an API call: its app key, and the sign over every
+    other field with a value (signTopRequest and JOS leave blank ones out)."""
+    signed = without_blank({name: value for name, value in form.items() if name != "sign"})
     expected = signer(credentials.app_secret, joined_params(signed))
     return form.get("app_key") == credentials.app_key and signatures_match(
         expected, form.get("sign", "")

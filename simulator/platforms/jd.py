@@ -14,7 +14,7 @@ from flask import Request
 
 from chalicelib.platforms.base import AppCredentials
 from chalicelib.platforms.jd import ALREADY_DONE_CODE, PAYLOAD_FIELD
-from chalicelib.platforms.signing import joined_params, md5_sign
+from chalicelib.platforms.signing import joined_params, md5_sign, without_blank
 from chalicelib.platforms.wire import format_wire_time
 from simulator.platforms.base import (
     ApiCall,
@@ -101,7 +101,7 @@ class SimulatedJd:
             "msg_id": message.message_id,
             PAYLOAD_FIELD: json.dumps(message.payload, ensure_ascii=False),
         }
-        form["sign"] = md5_sign(credentials.app_secret, joined_params(form))
+        form["sign"] = md5_sign(credentials.app_secret, joined_params(without_blank(form)))
         return SignedWebhook(
             platform=self.name,
             message_id=message.message_id,

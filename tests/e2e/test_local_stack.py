@@ -22,7 +22,7 @@ import requests
 from werkzeug import Response
 
 from bench.stack import free_port
-from tests.support import oracle_top_sign
+from tests.support import oracle_sdk_sign
 
 BIN = Path(sys.executable).parent
 DEMO_KEY = "shk_e2e-demo-key"
@@ -239,7 +239,7 @@ def test_an_agreed_refund_reaches_the_platform_and_integrators_hear_of_it(local_
     (agreed,) = [call for call in calls if call["method"] == "taobao.rp.refunds.agree"]
     form = agreed["params"]
     assert form["refund_id"] == "R3060001"
-    assert form["sign"] == oracle_top_sign("demo-secret", form, b"", "hmac-sha256")
+    assert form["sign"] == oracle_sdk_sign("demo-secret", form, "hmac-sha256")
 
     wait_for(lambda: heard, "the integrator's webhook")
     delivery = heard[0]

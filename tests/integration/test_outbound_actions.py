@@ -21,7 +21,7 @@ from chalicelib.store import queues
 from chalicelib.store.records import OutboxRecord, ShopRecord
 from simulator.scenarios import DEMO_CREDENTIALS, jd_order, taobao_order
 from simulator.server import api_urls, issue_session
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, oracle_top_sign
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, oracle_sdk_sign
 
 START = NOW - timedelta(days=4)
 LATER = NOW.astimezone(UTC) + timedelta(seconds=1)
@@ -76,8 +76,8 @@ def test_an_agreed_refund_reaches_the_platform_signed_and_shows_sent(
     assert call["method"] == "taobao.rp.refunds.agree"
     assert (form["refund_id"], form["amount"], form["session"] != "") == ("R3400001", "19900", True)
     # Checked by the test's own verifier, not the production signer.
-    assert form["sign"] == oracle_top_sign(
-        DEMO_CREDENTIALS["taobao"].app_secret, form, b"", "hmac-sha256"
+    assert form["sign"] == oracle_sdk_sign(
+        DEMO_CREDENTIALS["taobao"].app_secret, form, "hmac-sha256"
     )
     assert shown(outbound, action_id)["state"] == "sent"
     (attempt,) = OutboxRecord.get(action_id).attempts
@@ -294,5 +294,5 @@ def test_a_jd_service_return_is_confirmed_through_jos_signed_md5(outbound, simul
     form = call["params"]
     assert call["method"] == "jingdong.pop.afs.receive"
     assert json.loads(form["360buy_param_json"]) == {"afsServiceId": "94000017"}
-    assert form["sign"] == oracle_top_sign(DEMO_CREDENTIALS["jd"].app_secret, form, b"", "md5")
+    assert form["sign"] == oracle_sdk_sign(DEMO_CREDENTIALS["jd"].app_secret, form, "md5")
     assert form["access_token"] != ""

@@ -18,7 +18,7 @@ from chalicelib.platforms.wire import parse_wire_time
 from simulator.platforms import registry as simulated
 from simulator.scenarios import DEMO_CREDENTIALS
 from simulator.server import api_urls
-from tests.support import NOW, oracle_top_sign
+from tests.support import NOW, oracle_sdk_sign
 
 VECTORS = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "signature-vectors.json").read_text()
@@ -38,7 +38,7 @@ def received(simulator: str) -> list[dict]:
 
 
 def test_the_taobao_call_matches_the_contracts_known_answer():
-    (vector,) = [v for v in VECTORS if v["kind"] == "taobao-api"]
+    vector = next(v for v in VECTORS if v["kind"] == "taobao-api" and "amount" in v["form"])
     with responses.RequestsMock() as mock:
         mock.add(
             responses.POST,
@@ -79,8 +79,8 @@ def test_signed_calls_succeed_against_the_simulated_platforms(simulator):
     assert (taobao.outcome, jd.outcome) == (CallOutcome.SUCCESS, CallOutcome.SUCCESS)
     taobao_form, jd_form = (call["params"] for call in received(simulator))
     # Checked by the test's own verifier, not the production signer.
-    assert taobao_form["sign"] == oracle_top_sign("demo-secret", taobao_form, b"", "hmac-sha256")
-    assert jd_form["sign"] == oracle_top_sign("demo-jd-secret", jd_form, b"", "md5")
+    assert taobao_form["sign"] == oracle_sdk_sign("demo-secret", taobao_form, "hmac-sha256")
+    assert jd_form["sign"] == oracle_sdk_sign("demo-jd-secret", jd_form, "md5")
     assert json.loads(jd_form["360buy_param_json"]) == AUDIT
 
 

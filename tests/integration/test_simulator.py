@@ -10,7 +10,7 @@ import requests
 
 from chalicelib.service import oauth, tokens
 from chalicelib.store.records import ShopRecord
-from tests.support import NOW, approve, oracle_top_sign
+from tests.support import NOW, approve, oracle_sdk_sign
 
 
 @pytest.mark.parametrize(("platform", "seller"), [("taobao", "2200000077"), ("jd", "10000077")])
@@ -78,7 +78,7 @@ def taobao_call(
         "refund_version": "1",
         **business,
     }
-    form["sign"] = oracle_top_sign(secret, form, b"", "hmac-sha256")
+    form["sign"] = oracle_sdk_sign(secret, form, "hmac-sha256")
     return requests.post(f"{simulator}/taobao/router/rest", data=form, timeout=1)
 
 
@@ -105,7 +105,7 @@ def test_the_jd_api_checks_its_md5_signature_and_answers_responce(simulator):
         "v": "2.0",
         "360buy_param_json": json.dumps({"id": "880001", "status": 1, "remark": "ok"}),
     }
-    form["sign"] = oracle_top_sign("demo-jd-secret", form, b"", "md5")
+    form["sign"] = oracle_sdk_sign("demo-jd-secret", form, "md5")
     answer = requests.post(f"{simulator}/jd/routerjson", data=form, timeout=5).json()
     assert answer == {"jingdong_pop_refund_audit_responce": {"code": "0"}}
     form["sign"] = "0" * 32
