@@ -20,6 +20,7 @@ class ReturnAddress:
     address: str
     name: str
     mobile: str
+    postcode: str | None = None  # Taobao-style platforms need it to agree a return
 
 
 RETURN_KINDS = frozenset({CaseKind.RETURN_REFUND, CaseKind.EXCHANGE, CaseKind.REPAIR})

@@ -206,6 +206,7 @@ def _refund_event(refund: Refund) -> CaseSnapshot:
         quality_issue=refund.quality_issue,
         modified=refund.modified,
         return_tracking_no=refund.return_out_sid or None,
+        platform_phase=refund.refund_phase,
     )
 
 

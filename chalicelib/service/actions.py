@@ -53,12 +53,14 @@ def _address(body: dict[str, Any], required: bool) -> ReturnAddress | None:
         raise ApiError(
             400,
             "invalid_body",
-            '\'return_address\' must be {"address", "name", "mobile"}',
+            '\'return_address\' must be {"address", "name", "mobile", "postcode"?}',
             "return_address",
         )
     parts = {}
-    for part in ("address", "name", "mobile"):
+    for part in ("address", "name", "mobile", "postcode"):
         value = given.get(part)
+        if part == "postcode" and value is None:  # optional: Taobao-style returns need it
+            continue
         if not isinstance(value, str) or not value.strip():
             raise ApiError(
                 400, "invalid_body", f"return_address.{part} is required", f"return_address.{part}"

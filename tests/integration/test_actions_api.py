@@ -16,7 +16,12 @@ from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, parsed
 
 START = NOW - timedelta(days=4)
 ORDER = taobao_order("3400001", START)
-ADDRESS = {"address": "杭州市西湖区文三路 1 号", "name": "退货仓", "mobile": "13800000000"}
+ADDRESS = {
+    "address": "杭州市西湖区文三路 1 号",
+    "name": "退货仓",
+    "mobile": "13800000000",
+    "postcode": "310012",
+}
 
 
 def act(stack, case_id: str, body, shop: str = TAOBAO_SHOP):
@@ -60,6 +65,11 @@ def test_agreeing_a_return_is_queued_and_readable(stack):
             400,
             "return_address.mobile",
         ),
+        (
+            {"action": "agree_return", "return_address": {**ADDRESS, "postcode": 310012}},
+            400,
+            "return_address.postcode",
+        ),
         ({"action": "refuse"}, 400, "reason"),
         ({"action": "teleport"}, 400, "action"),
         ({"action": "agree_refund"}, 409, "action"),
@@ -73,6 +83,18 @@ def test_bad_or_premature_actions_are_refused_with_the_reason(stack, body, statu
     answer = act(stack, case_id, body)
     assert (answer.status, answer.body["field"]) == (status, field)
     assert [row for row in OutboxRecord.scan() if row.kind == "action"] == []
+
+
+def test_the_postcode_is_optional_where_the_platform_does_not_need_it(stack):
+    for message in jd_order("9400001", START)[:8]:
+        stack.deliver(message)
+    without = {part: ADDRESS[part] for part in ("address", "name", "mobile")}
+    answer = act(
+        stack, "afs-94000017", {"action": "agree_return", "return_address": without}, JD_SHOP
+    )
+    assert answer.status == 202
+    queued = json.loads(OutboxRecord.get(answer.body["action_id"]).payload)
+    assert queued["return_address"] == {**without, "postcode": None}
 
 
 def test_refusing_a_quality_issue_is_a_409_citing_the_law(stack):
