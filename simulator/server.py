@@ -197,6 +197,9 @@ def create_app(
             return Refusal.INVALID_SESSION, ""
         if missing := method.missing(call.business):
             return Refusal.MISSING_ARGUMENT, missing
+        seller = grants.sessions.get(call.session, "")
+        if method.invalid is not None and (invalid := method.invalid(call.business, seller)):
+            return Refusal.INVALID_ARGUMENT, invalid
         if not calls.take((platform.name, call.method, method.subject(call.business))):
             return Refusal.ALREADY_DONE, ""
         return None

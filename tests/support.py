@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote_plus, urlencode, urlparse
 
@@ -38,6 +39,14 @@ from simulator.scenarios import JD_SHOP as JD_SHOP  # the suite's demo shops
 from simulator.scenarios import TAOBAO_SHOP as TAOBAO_SHOP
 from simulator.server import issue_session
 from simulator.webhooks import SignedWebhook
+
+# Known-answer signatures of platforms.md (a copy of shared/docs/signature-vectors.json).
+SIGNATURE_VECTORS: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "fixtures" / "signature-vectors.json").read_text()
+)["vectors"]
+# The JD-style approval of refund apply 77001 that the jd-api vector signs.
+(JD_REPLY_VECTOR,) = [vector for vector in SIGNATURE_VECTORS if vector["kind"] == "jd-api"]
+JD_REFUND_APPROVAL = json.loads(JD_REPLY_VECTOR["form"]["360buy_param_json"])
 
 # The frozen "now" of the suite: 2026-11-23 10:00:05 in Shanghai.
 NOW = datetime(2026, 11, 23, 10, 0, 5, tzinfo=SHANGHAI)

@@ -330,32 +330,48 @@ class Taobao:
 
     def action_request(
         self,
+        shop_id: str,
         action: Action,
         case: CaseSnapshot,
         reason: str,
         address: ReturnAddress | None,
     ) -> tuple[str, dict[str, Any]]:
-        refund = {"refund_id": case.case_id}
-        if action is Action.AGREE_REFUND:
-            # refund_version is the refund's `modified`, in ms: the platform refuses a stale one.
-            version = int(case.modified.timestamp() * 1000)
+        """The v2 refund calls (platforms.md 2.1): each names the refund's phase and
+        version, and the platform refuses a stale version."""
+        phase = case.platform_phase
+        if phase is None:
+            raise UnsupportedActionError(
+                "the refund's phase (onsale or aftersale) is not known yet: "
+                "it comes with the platform's next message about this refund"
+            )
+        version = str(int(case.modified.timestamp() * 1000))
+        refund = {"refund_id": case.case_id, "refund_phase": phase, "refund_version": version}
+        if action in (Action.AGREE_REFUND, Action.CONFIRM_RETURN_RECEIVED):
+            # Confirming returned goods is agreeing their refund on this platform.
             return "taobao.rp.refunds.agree", {
-                **refund,
-                "amount": case.amount_fen,
-                "refund_version": version,
+                "refund_infos": "|".join((case.case_id, str(case.amount_fen), version, phase))
             }
+        if action is Action.REFUSE and case.status is CaseStatus.RETURNED:
+            # The platform takes a reason from its own list here, by number, not text.
+            if not (reason.isascii() and reason.isdigit()):
+                raise UnsupportedActionError(
+                    "refusing goods that came back takes the platform's refuse reason id "
+                    "(a number from its list) as the reason"
+                )
+            return "taobao.rp.returngoods.refuse", {**refund, "refuse_reason_id": reason}
         if action is Action.REFUSE:
-            return "taobao.rp.refunds.refuse", {**refund, "refuse_message": reason}
-        if action is Action.AGREE_RETURN and address is not None:
+            return "taobao.refund.refuse", {**refund, "refuse_message": reason}
+        if action is Action.AGREE_RETURN and address is not None and address.postcode:
             return "taobao.rp.returngoods.agree", {
                 **refund,
-                "address": address.address,
                 "name": address.name,
+                "address": address.address,
+                "post": address.postcode,
                 "mobile": address.mobile,
             }
-        if action is Action.CONFIRM_RETURN_RECEIVED:
-            return "taobao.rp.returngoods.confirm", refund
-        raise UnsupportedActionError(f"{action} needs a return address")
+        raise UnsupportedActionError(
+            "agreeing a return needs a return address with its postcode (return_address.postcode)"
+        )
 
     def ship_request(
         self, order_id: str, tracking_no: str, carrier: str
@@ -384,7 +400,7 @@ class Taobao:
             "v": "2.0",
             "format": "json",
             "sign_method": "hmac-sha256",
-            **{name: str(value) for name, value in business.items()},
+            **{name: str(value) for name, value in business.items() if value is not None},
         }
         failed, answer = post_signed(
             api_url, form, hmac_sha256_sign, credentials.app_secret, outbound_timeout()

@@ -118,7 +118,7 @@ def request(shop_id: str, case_id: str, raw_body: Any, now: datetime) -> dict[st
     if why is not None:
         raise ApiError(409, "action_not_allowed", why, "action")
     try:
-        registry()[shop_id.partition(":")[0]].action_request(action, case, reason, address)
+        registry()[shop_id.partition(":")[0]].action_request(shop_id, action, case, reason, address)
     except UnsupportedActionError as error:
         raise ApiError(409, "action_not_allowed", str(error), "action") from None
     action_id = "act_" + secrets.token_hex(12)

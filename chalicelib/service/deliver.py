@@ -270,6 +270,7 @@ def _try_platform(row: OutboxRecord, earlier_call_unresolved: bool, now: datetim
         else:
             address = payload.get("return_address")
             method, business = platform.action_request(
+                row.shop_id,
                 Action(payload["action"]),
                 codec.CASE.decode(subject.document).snapshot,
                 payload.get("reason") or "",

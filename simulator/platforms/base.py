@@ -29,6 +29,7 @@ class Refusal(StrEnum):
     INVALID_SESSION = "invalid_session"
     RATE_LIMITED = "rate_limited"
     MISSING_ARGUMENT = "missing_argument"
+    INVALID_ARGUMENT = "invalid_argument"
     ALREADY_DONE = "already_done"
 
 
@@ -41,13 +42,22 @@ def _blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+# Why a method's business fields are refused beyond presence, given the seller
+# whose session calls: a detail naming the field, or None.
+Check = Callable[[Mapping[str, Any], str], str | None]
+
+
 @dataclass(frozen=True)
 class ApiMethod:
     """One API method as the platform checks it: the business fields it needs,
-    and the body it answers under the method's success key."""
+    what else their values must be, and the body it answers under the method's
+    success key."""
 
     required: tuple[str, ...]
     answer: Mapping[str, Any]
+    invalid: Check | None = None
+    # What the call acts on, when that is not the value of its first required field.
+    subject_of: Callable[[Mapping[str, Any]], str] | None = None
 
     def missing(self, business: Mapping[str, Any]) -> str | None:
         """The first required field that is absent or empty."""
@@ -55,6 +65,8 @@ class ApiMethod:
 
     def subject(self, business: Mapping[str, Any]) -> str:
         """What the call acts on (a refund, a trade): a step is taken once per subject."""
+        if self.subject_of is not None:
+            return self.subject_of(business)
         return str(business[self.required[0]])
 
 

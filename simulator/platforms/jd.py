@@ -6,6 +6,7 @@ story as it pushes it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -13,7 +14,7 @@ from urllib.parse import urlencode
 from flask import Request
 
 from chalicelib.platforms.base import AppCredentials
-from chalicelib.platforms.jd import ALREADY_DONE_CODE, PAYLOAD_FIELD
+from chalicelib.platforms.jd import ALREADY_DONE_CODE, INVALID_TOKEN_CODE, PAYLOAD_FIELD
 from chalicelib.platforms.signing import joined_params, md5_sign, without_blank
 from chalicelib.platforms.wire import format_wire_time
 from simulator.platforms.base import (
@@ -26,23 +27,54 @@ from simulator.platforms.base import (
 from simulator.webhooks import Message, SignedWebhook
 
 DEMO_VENDER_ID = "10000001"
-SUCCEEDED = {"code": "0"}
-# Refusal -> JOS's code and text.
+# Refusal -> JOS's code and text ({} is the detail).
 REFUSALS = {
     Refusal.UNKNOWN_METHOD: ("3", "Invalid method {}"),
     Refusal.BAD_SIGNATURE: ("4", "Invalid signature"),
-    Refusal.INVALID_SESSION: ("8", "Invalid session"),
-    Refusal.RATE_LIMITED: ("19", "App Call Limited"),
+    Refusal.INVALID_SESSION: (INVALID_TOKEN_CODE, "Invalid access_token"),
+    # Busy, not "19": that code now says the access_token is invalid.
+    Refusal.RATE_LIMITED: ("5001", "App Call Limited"),
     Refusal.MISSING_ARGUMENT: ("6", "Missing {}"),
+    Refusal.INVALID_ARGUMENT: ("7", "Invalid {}"),
     Refusal.ALREADY_DONE: (ALREADY_DONE_CODE, "the status does not allow this operation"),
 }
 
-# Method -> its required business fields and its answer.
+
+def _invalid_reply(business: Mapping[str, Any], seller: str) -> str | None:
+    if business["status"] not in (1, 2) or business["outWareStatus"] not in (1, 2):
+        return "status and outWareStatus must each be 1 or 2"
+    if (business["status"] == 2) != ("rejectType" in business):
+        return "rejectType is given when rejecting, and only then"
+    return None
+
+
+def _invalid_audit(business: Mapping[str, Any], seller: str) -> str | None:
+    return None if isinstance(business["approve"], bool) else "approve must be true or false"
+
+
+def _invalid_receipt(business: Mapping[str, Any], seller: str) -> str | None:
+    return None if str(business["buId"]) == seller else "buId is not the session's venderId"
+
+
+# Method -> its required `360buy_param_json` fields, their checks and its answer
+# (platforms.md 2.2).
 METHODS = {
-    "jingdong.pop.refund.audit": ApiMethod(("id", "status"), SUCCEEDED),
-    "jingdong.pop.afs.audit": ApiMethod(("afsServiceId", "approve"), SUCCEEDED),
-    "jingdong.pop.afs.receive": ApiMethod(("afsServiceId",), SUCCEEDED),
-    "jingdong.pop.order.shipment": ApiMethod(("orderId", "waybill", "logisticsId"), SUCCEEDED),
+    "jingdong.pop.afs.soa.refundapply.replyRefund": ApiMethod(
+        ("id", "status", "checkUserName", "remark", "outWareStatus"),
+        {"replyResult": {"success": True}},
+        _invalid_reply,
+    ),
+    "jingdong.pop.order.shipment": ApiMethod(
+        ("orderId", "logiCoprId", "logiNo"), {"sopjosshipment_result": {"success": True}}
+    ),
+    "jingdong.pop.afs.audit": ApiMethod(
+        ("afsServiceId", "approve", "remark"), {"code": "0"}, _invalid_audit
+    ),
+    "jingdong.asc.receive.register": ApiMethod(
+        ("serviceId", "buId", "operatePin", "operateNick", "orderId"),
+        {"result": {"success": True}},
+        _invalid_receipt,
+    ),
 }
 
 

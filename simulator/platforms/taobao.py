@@ -5,6 +5,7 @@ a trade's story as it pushes it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -26,24 +27,79 @@ from simulator.webhooks import Message, SignedWebhook
 
 DEMO_USER_ID = "2200000001"
 PUSH_SIGNERS = {"md5": md5_sign, "hmac-sha256": hmac_sha256_sign}
-SUCCEEDED = {"succ": True}
-# Refusal -> TOP's code, msg, sub_code, sub_msg.
+PHASES = ("onsale", "aftersale")
+# Refusal -> TOP's code, msg, sub_code, sub_msg ({} is the detail).
 REFUSALS = {
     Refusal.UNKNOWN_METHOD: ("22", "Invalid method {}", "", ""),
     Refusal.BAD_SIGNATURE: ("25", "Invalid signature", "", ""),
     Refusal.INVALID_SESSION: ("27", "Invalid session", "", ""),
     Refusal.RATE_LIMITED: ("7", "App Call Limited", "", ""),
-    Refusal.MISSING_ARGUMENT: ("40", "Missing {}", "", ""),
+    Refusal.MISSING_ARGUMENT: (
+        "40",
+        "Missing required arguments",
+        "isv.missing-parameter",
+        "Missing required arguments: {}",
+    ),
+    Refusal.INVALID_ARGUMENT: ("41", "Invalid arguments", "isv.invalid-parameter", "{}"),
     Refusal.ALREADY_DONE: ("15", "Remote service error", ALREADY_DONE_SUB_CODE, "状态不允许此操作"),
 }
 
-# Method -> its required business fields and its answer.
+
+def _invalid_refund_info(info: str) -> str | None:
+    """`refund_id|amount_in_fen|refund_version|refund_phase`, or why it is not."""
+    parts = info.split("|")
+    if len(parts) != 4 or not parts[0]:
+        return f"refund_infos: {info!r} is not refund_id|amount|version|phase"
+    _, amount, version, phase = parts
+    if not amount.isdigit() or not version.isdigit():
+        return f"refund_infos: {info!r} needs the amount in fen and the version in ms"
+    if phase not in PHASES:
+        return f"refund_infos: {info!r} names no refund phase ({', '.join(PHASES)})"
+    return None
+
+
+def _invalid_refund_infos(business: Mapping[str, Any], seller: str) -> str | None:
+    return next(
+        filter(None, map(_invalid_refund_info, str(business["refund_infos"]).split(","))), None
+    )
+
+
+def _refunds_agreed(business: Mapping[str, Any]) -> str:
+    """The refunds a refunds.agree call acts on."""
+    return ",".join(sorted(info.split("|")[0] for info in str(business["refund_infos"]).split(",")))
+
+
+def _invalid_refund_step(business: Mapping[str, Any], seller: str) -> str | None:
+    if business["refund_phase"] not in PHASES:
+        return f"refund_phase must be one of {', '.join(PHASES)}"
+    if not str(business["refund_version"]).isdigit():
+        return "refund_version must be the refund's modified time in ms"
+    return None
+
+
+# Method -> its required business fields, their checks and its answer (platforms.md 2.1).
+REFUND_STEP = ("refund_id", "refund_phase", "refund_version")
 METHODS = {
-    "taobao.rp.refunds.agree": ApiMethod(("refund_id", "amount", "refund_version"), SUCCEEDED),
-    "taobao.rp.refunds.refuse": ApiMethod(("refund_id", "refuse_message"), SUCCEEDED),
-    "taobao.rp.returngoods.agree": ApiMethod(("refund_id", "address", "name", "mobile"), SUCCEEDED),
-    "taobao.rp.returngoods.confirm": ApiMethod(("refund_id",), SUCCEEDED),
-    "taobao.logistics.offline.send": ApiMethod(("tid", "out_sid", "company_code"), SUCCEEDED),
+    "taobao.rp.refunds.agree": ApiMethod(
+        ("refund_infos",),
+        {"succ": True, "msg": "退款成功"},
+        _invalid_refund_infos,
+        _refunds_agreed,
+    ),
+    "taobao.refund.refuse": ApiMethod(
+        (*REFUND_STEP, "refuse_message"), {"is_success": True}, _invalid_refund_step
+    ),
+    "taobao.rp.returngoods.agree": ApiMethod(
+        (*REFUND_STEP, "name", "address", "post", "mobile"),
+        {"is_success": True},
+        _invalid_refund_step,
+    ),
+    "taobao.rp.returngoods.refuse": ApiMethod(
+        (*REFUND_STEP, "refuse_reason_id"), {"is_success": True}, _invalid_refund_step
+    ),
+    "taobao.logistics.offline.send": ApiMethod(
+        ("tid", "out_sid", "company_code"), {"shipping": {"is_success": True}}
+    ),
 }
 
 
@@ -83,7 +139,7 @@ class SimulatedTaobao:
                 "code": int(code),
                 "msg": text.format(detail),
                 "sub_code": sub_code,
-                "sub_msg": sub_text,
+                "sub_msg": sub_text.format(detail),
             }
         }
 

@@ -25,7 +25,10 @@ from tests.support import NOW, approve, inbound_request, parsed
 
 START = NOW - timedelta(days=6)
 ORDER_ID = "8100001"
-ADDRESS = ReturnAddress("杭州市西湖区文三路 1 号", "退货仓", "13800000000")
+ADDRESS = ReturnAddress("杭州市西湖区文三路 1 号", "退货仓", "13800000000", "310012")
+# A reason every platform takes: as text, or as a number from the platform's
+# own list where it wants one (Taobao-style refusing returned goods).
+REASON = "12"
 
 
 @pytest.fixture(params=sorted(registry()))
@@ -134,13 +137,14 @@ def test_every_action_a_case_allows_is_accepted_by_the_platform(simulator, platf
     url = api_urls(simulator)[platform.name]
     app = simulated(platform).demo_credentials
     session = demo_session(simulator, platform)
+    shop_id = f"{platform.name}:{simulated(platform).demo_seller}"
     accepted = []
     for case in cases:
         for action in Action:
             if refusal(action, case) is not None:
                 continue
             try:
-                method, business = platform.action_request(action, case, "contract", ADDRESS)
+                method, business = platform.action_request(shop_id, action, case, REASON, ADDRESS)
             except UnsupportedActionError:
                 continue
             # Each call on its own: the platform refuses to repeat a step.

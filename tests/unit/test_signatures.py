@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -24,15 +22,13 @@ from chalicelib.platforms.taobao import PLATFORM as TAOBAO
 from chalicelib.platforms.wire import format_wire_time, parse_wire_time
 from tests.support import (
     NOW,
+    SIGNATURE_VECTORS,
     oracle_blank,
     oracle_sdk_sign,
     oracle_spi_sign,
     oracle_taobao_query,
 )
 
-VECTORS = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "signature-vectors.json").read_text()
-)["vectors"]
 VECTOR_TIME = parse_wire_time("2026-11-23 10:00:05")
 TAOBAO_APP = AppCredentials("demo-app-key", "demo-secret")
 JD_APP = AppCredentials("demo-jd-key", "demo-jd-secret")
@@ -40,7 +36,7 @@ API_SIGNERS = {"taobao-api": ("hmac-sha256", hmac_sha256_sign), "jd-api": ("md5"
 
 
 def vectors(*kinds: str) -> list[dict]:
-    return [vector for vector in VECTORS if vector["kind"] in kinds]
+    return [vector for vector in SIGNATURE_VECTORS if vector["kind"] in kinds]
 
 
 def vector_id(vector: dict) -> str:
