@@ -9,6 +9,8 @@ from urllib.parse import parse_qsl
 import pytest
 import requests
 import responses
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chalicelib.config import OUTBOUND_TIMEOUT_VARIABLE
 from chalicelib.domain.actions import Action
@@ -25,6 +27,7 @@ from tests.support import (
     JD_REPLY_VECTOR,
     NOW,
     SIGNATURE_VECTORS,
+    oracle_blank,
     oracle_sdk_sign,
 )
 
@@ -98,6 +101,26 @@ def test_agreeing_a_refund_is_the_contracts_known_answer(
     method, business = platform.action_request(shop_id, Action.AGREE_REFUND, refund, "", None)
     sent = sent_to(platform, "https://api.platform.test/router", access_token, method, business)
     assert sent == {**without_empty(known["form"]), "sign": known["sign"]}
+
+
+blank_or_not = st.text(st.sampled_from(" \t\u3000\u00a0a中1"), max_size=4)
+
+
+@given(
+    platform=st.sampled_from([TAOBAO, JD]),
+    business=st.dictionaries(st.text("abcxyz", min_size=1, max_size=6), blank_or_not, max_size=6),
+)
+def test_a_call_sends_no_blank_field_and_signs_what_it_sends(platform, business):
+    method = {"taobao": "taobao.logistics.offline.send", "jd": REPLY_REFUND}[platform.name]
+    fields = {f"biz_{name}": value for name, value in business.items()}
+    sent = sent_to(platform, "https://api.platform.test/router", "token", method, fields)
+    secret = DEMO_CREDENTIALS[platform.name].app_secret
+    assert sent["sign"] == oracle_sdk_sign(secret, sent, sent.get("sign_method", "md5"))
+    assert not any(oracle_blank(value) for value in sent.values())
+    carried = json.loads(sent.get("360buy_param_json", "{}")) | {
+        name: value for name, value in sent.items() if name.startswith("biz_")
+    }
+    assert carried == {name: value for name, value in fields.items() if not oracle_blank(value)}
 
 
 def test_signed_calls_succeed_against_the_simulated_platforms(simulator):
