@@ -45,6 +45,7 @@ from simulator.platforms.base import (
     Refusal,
     SimulatedPlatform,
     TokenRequest,
+    read_api_call,
 )
 
 ACCESS_LIFETIME_SECONDS = 86400
@@ -205,7 +206,7 @@ def create_app(
         return None
 
     def api_answer(platform: SimulatedPlatform):
-        call = platform.api_call(request, credentials[platform.name])
+        call = read_api_call(platform, request, credentials[platform.name])
         method = platform.methods.get(call.method)
         if method is None:
             return jsonify(platform.refusal(Refusal.UNKNOWN_METHOD, call.method))

@@ -39,7 +39,7 @@ from chalicelib.platforms.base import (
 from chalicelib.platforms.oauth import OAuthExchangeError, fetch, tokens_from
 from chalicelib.platforms.oauth import session as oauth_session
 from chalicelib.platforms.signing import (
-    is_blank,
+    has_no_value,
     joined_params,
     md5_sign,
     signatures_match,
@@ -168,10 +168,6 @@ class Trace(WireModel):
     opeTitle: one_of(SCAN_STATUS)
     opeTime: WireTime
     opeRemark: str
-
-
-def _blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and is_blank(value))
 
 
 def _order_event(order: Order) -> OrderSnapshot:
@@ -446,7 +442,7 @@ class Jd:
             "v": "2.0",
             # Compact, as the SDK serializes; a field without a value is not sent.
             PAYLOAD_FIELD: json.dumps(
-                {name: value for name, value in business.items() if not _blank(value)},
+                {name: value for name, value in business.items() if not has_no_value(value)},
                 ensure_ascii=False,
                 separators=(",", ":"),
             ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 # Java's Character.isWhitespace, which the platforms' SDKs judge "empty" by: the
 # Unicode space separators except the no-break ones, and these controls.
@@ -23,6 +23,11 @@ def _java_whitespace(char: str) -> bool:
 def is_blank(text: str) -> bool:
     """Empty or whitespace-only, as the platforms' SDKs decide it (StringUtils.isEmpty)."""
     return all(_java_whitespace(char) for char in text)
+
+
+def has_no_value(value: object) -> bool:
+    """None or blank text: a field the platforms' SDKs neither send nor sign."""
+    return value is None or (isinstance(value, str) and is_blank(value))
 
 
 def without_blank(params: Mapping[str, str]) -> dict[str, str]:
@@ -49,3 +54,10 @@ def hmac_sha256_sign(secret: str, payload: bytes) -> str:
 
 def signatures_match(expected: str, provided: str) -> bool:
     return hmac.compare_digest(expected.encode(), provided.encode())
+
+
+# By the name the platforms give each scheme (`sign_method`).
+SIGNERS: dict[str, Callable[[str, bytes], str]] = {
+    "md5": md5_sign,
+    "hmac-sha256": hmac_sha256_sign,
+}

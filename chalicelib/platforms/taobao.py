@@ -38,9 +38,9 @@ from chalicelib.platforms.base import (
 from chalicelib.platforms.oauth import OAuthExchangeError, fetch, tokens_from
 from chalicelib.platforms.oauth import session as oauth_session
 from chalicelib.platforms.signing import (
+    SIGNERS,
     hmac_sha256_sign,
     joined_params,
-    md5_sign,
     signatures_match,
 )
 from chalicelib.platforms.wire import (
@@ -63,10 +63,6 @@ API_OUTCOMES = {
 # The refund or trade is no longer in the status the call needs (agreed, shipped).
 ALREADY_DONE_SUB_CODE = "isv.status-not-allowed"
 
-SIGNERS: dict[str, Callable[[str, bytes], str]] = {
-    "md5": md5_sign,
-    "hmac-sha256": hmac_sha256_sign,
-}
 DEFAULT_SIGN_METHOD = "md5"  # the SPI's, when a push names none
 # The header naming the headers a push signs besides its query (comma-separated).
 SIGN_LIST_HEADER = "top-sign-list"

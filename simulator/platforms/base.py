@@ -15,7 +15,13 @@ from typing import Any, Protocol
 from flask import Request
 
 from chalicelib.platforms.base import AppCredentials
-from chalicelib.platforms.signing import joined_params, signatures_match, without_blank
+from chalicelib.platforms.signing import (
+    SIGNERS,
+    has_no_value,
+    joined_params,
+    signatures_match,
+    without_blank,
+)
 from chalicelib.platforms.wire import format_wire_time
 from simulator.webhooks import Message, SignedWebhook
 
@@ -38,10 +44,6 @@ def wire_time_after(start: datetime, hours: float) -> str:
     return format_wire_time(start + timedelta(hours=hours))
 
 
-def _blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 # Why a method's business fields are refused beyond presence, given the seller
 # whose session calls: a detail naming the field, or None.
 Check = Callable[[Mapping[str, Any], str], str | None]
@@ -61,7 +63,7 @@ class ApiMethod:
 
     def missing(self, business: Mapping[str, Any]) -> str | None:
         """The first required field that is absent or empty."""
-        return next((name for name in self.required if _blank(business.get(name))), None)
+        return next((name for name in self.required if has_no_value(business.get(name))), None)
 
     def subject(self, business: Mapping[str, Any]) -> str:
         """What the call acts on (a refund, a trade): a step is taken once per subject."""
@@ -101,15 +103,22 @@ class TokenRequest:
         return cls(client_id, client_secret, grant_type, fields.get(grant_name, ""))
 
 
-def signed_by_the_app(
-    form: Mapping[str, str], credentials: AppCredentials, signer: Callable[[str, bytes], str]
-) -> bool:
-    """The platform's check of an API call: its app key, and the sign over every
-    other field with a value (signTopRequest and JOS leave blank ones out)."""
+def read_api_call(
+    platform: SimulatedPlatform, request: Request, credentials: AppCredentials
+) -> ApiCall:
+    """An API request as the platform reads it: its method, session and business
+    fields, and its check of the app's key and of the sign over every other field
+    with a value (signTopRequest and JOS leave blank ones out)."""
+    form = dict(request.form)
     signed = without_blank({name: value for name, value in form.items() if name != "sign"})
-    expected = signer(credentials.app_secret, joined_params(signed))
-    return form.get("app_key") == credentials.app_key and signatures_match(
-        expected, form.get("sign", "")
+    expected = SIGNERS[platform.api_sign_method](credentials.app_secret, joined_params(signed))
+    return ApiCall(
+        method=form.get("method", ""),
+        params=form,
+        session=form.get(platform.session_field, ""),
+        business=platform.business(form),
+        signature_ok=form.get("app_key") == credentials.app_key
+        and signatures_match(expected, form.get("sign", "")),
     )
 
 
@@ -123,13 +132,15 @@ class SimulatedPlatform(Protocol):
     token_routes: tuple[tuple[str, str], ...]  # (HTTP method, path below /{name})
     token_client_fields: tuple[str, str]  # the token request's app key and secret fields
     api_path: str  # below /{name}
+    api_sign_method: str  # how the platform wants its API calls signed
+    session_field: str  # the API form field holding the shop's access token
     methods: Mapping[str, ApiMethod]
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         """The fields that name the shop in a token answer."""
 
-    def api_call(self, request: Request, credentials: AppCredentials) -> ApiCall:
-        """Read an API request and check its signature."""
+    def business(self, form: Mapping[str, str]) -> Mapping[str, Any]:
+        """An API call's business fields, from its form."""
 
     def success(self, method: str) -> dict[str, Any]:
         """The answer to a call carried out."""

@@ -11,17 +11,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Request
-
 from chalicelib.platforms.base import AppCredentials
 from chalicelib.platforms.jd import ALREADY_DONE_CODE, INVALID_TOKEN_CODE, PAYLOAD_FIELD
 from chalicelib.platforms.signing import joined_params, md5_sign, without_blank
 from chalicelib.platforms.wire import format_wire_time
 from simulator.platforms.base import (
-    ApiCall,
     ApiMethod,
     Refusal,
-    signed_by_the_app,
     wire_time_after,
 )
 from simulator.webhooks import Message, SignedWebhook
@@ -88,24 +84,19 @@ class SimulatedJd:
     token_routes = (("GET", "/oauth2/access_token"), ("GET", "/oauth2/refresh_token"))
     token_client_fields = ("app_key", "app_secret")
     api_path = "/routerjson"
+    api_sign_method = "md5"
+    session_field = "access_token"
     methods = METHODS
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         return {"venderId": seller, "uid": nick}
 
-    def api_call(self, request: Request, credentials: AppCredentials) -> ApiCall:
-        form = dict(request.form)
+    def business(self, form: Mapping[str, str]) -> Mapping[str, Any]:
         try:
             business = json.loads(form.get(PAYLOAD_FIELD, "{}"))
         except ValueError:
-            business = {}
-        return ApiCall(
-            method=form.get("method", ""),
-            params=form,
-            session=form.get("access_token", ""),
-            business=business if isinstance(business, dict) else {},
-            signature_ok=signed_by_the_app(form, credentials, md5_sign),
-        )
+            return {}
+        return business if isinstance(business, dict) else {}
 
     def success(self, method: str) -> dict[str, Any]:
         return {method.replace(".", "_") + "_responce": self.methods[method].answer}

@@ -10,23 +10,18 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Request
-
 from chalicelib.platforms.base import AppCredentials
-from chalicelib.platforms.signing import hmac_sha256_sign, joined_params, md5_sign
+from chalicelib.platforms.signing import SIGNERS, joined_params
 from chalicelib.platforms.taobao import ALREADY_DONE_SUB_CODE
 from chalicelib.platforms.wire import format_wire_time
 from simulator.platforms.base import (
-    ApiCall,
     ApiMethod,
     Refusal,
-    signed_by_the_app,
     wire_time_after,
 )
 from simulator.webhooks import Message, SignedWebhook
 
 DEMO_USER_ID = "2200000001"
-PUSH_SIGNERS = {"md5": md5_sign, "hmac-sha256": hmac_sha256_sign}
 PHASES = ("onsale", "aftersale")
 # Refusal -> TOP's code, msg, sub_code, sub_msg ({} is the detail).
 REFUSALS = {
@@ -113,20 +108,15 @@ class SimulatedTaobao:
     token_routes = (("POST", "/token"),)
     token_client_fields = ("client_id", "client_secret")
     api_path = "/router/rest"
+    api_sign_method = "hmac-sha256"
+    session_field = "session"
     methods = METHODS
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         return {"taobao_user_id": seller, "taobao_user_nick": nick}
 
-    def api_call(self, request: Request, credentials: AppCredentials) -> ApiCall:
-        form = dict(request.form)
-        return ApiCall(
-            method=form.get("method", ""),
-            params=form,
-            session=form.get("session", ""),
-            business=form,
-            signature_ok=signed_by_the_app(form, credentials, hmac_sha256_sign),
-        )
+    def business(self, form: Mapping[str, str]) -> Mapping[str, Any]:
+        return form
 
     def success(self, method: str) -> dict[str, Any]:
         key = method.removeprefix("taobao.").replace(".", "_") + "_response"
@@ -171,9 +161,7 @@ class SimulatedTaobao:
             "sign_method": sign_method,
             "v": "2.0",
         }
-        query["sign"] = PUSH_SIGNERS[sign_method](
-            credentials.app_secret, joined_params(query) + body
-        )
+        query["sign"] = SIGNERS[sign_method](credentials.app_secret, joined_params(query) + body)
         return SignedWebhook(
             platform=self.name,
             message_id=message.message_id,
