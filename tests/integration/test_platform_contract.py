@@ -126,6 +126,27 @@ def test_shipping_a_paid_order_is_accepted_by_the_platform(simulator, platform):
     assert result.outcome is CallOutcome.SUCCESS, result
 
 
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [
+        ("rate_limit", CallOutcome.RETRYABLE),
+        ("server_error", CallOutcome.RETRYABLE),
+        ("invalid_session", CallOutcome.REFRESH_TOKEN),
+    ],
+)
+def test_the_platforms_refusals_map_to_what_shophook_should_do(simulator, platform, fault, outcome):
+    requests.post(f"{simulator}/_sim/faults", json={platform.name: [fault]}, timeout=5)
+    method, business = platform.ship_request(ORDER_ID, "SF81000001", "SF")
+    url = api_urls(simulator)[platform.name]
+    app = simulated(platform).demo_credentials
+    session = demo_session(simulator, platform)
+    assert platform.call(url, app, session, method, business, NOW).outcome is outcome
+    assert platform.call(url, app, session, method, business, NOW).outcome is CallOutcome.SUCCESS
+    # The platform refuses to take a step twice: ShopHook reads that as done.
+    again = platform.call(url, app, session, method, business, NOW)
+    assert again.outcome is CallOutcome.ALREADY_DONE
+
+
 def test_every_action_a_case_allows_is_accepted_by_the_platform(simulator, platform):
     """Each after-sale state of the story, each action the domain allows there and
     the platform supports: the call is one the platform's API carries out."""
