@@ -29,7 +29,7 @@ from chalicelib.settings import (
     reload,
 )
 from shophook.stage import PROJECT_DIR, apply_stage
-from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS
+from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, TAOBAO_SHOP
 from simulator.server import issue_session, serve, shophook_settings
 
 STAGE = "local"
@@ -99,7 +99,7 @@ def _wait_until_healthy(url: str, server: subprocess.Popen) -> None:
 
 
 def banner(api_url: str, moto_url: str, simulator_url: str, api_key: str) -> str:
-    shop = next(iter(DEMO_SHOPS))
+    shop = TAOBAO_SHOP  # the Taobao-style scenarios' shop
     subscription = json.dumps(
         {
             "url": "http://127.0.0.1:9000/hook",

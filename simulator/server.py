@@ -1,11 +1,13 @@
-"""The platform simulator as an HTTP service, playing the Taobao-style and
-JD-style platforms: OAuth (an approve page and the token endpoints of
-platforms.md section 3) and the API methods of section 2, which check
-ShopHook's signatures and sessions and answer in each platform's shapes.
+"""The platform simulator as an HTTP service, playing every platform of
+simulator/platforms/: under `/{name}`, its OAuth (an approve page and the token
+endpoints of platforms.md section 3) and its API (section 2), which checks
+ShopHook's signatures, sessions and business fields and answers in the
+platform's shapes. The platform modules own the paths, shapes and codes; this
+module holds what all platforms share, and names none of them.
 
 Like the real platforms, a call that would repeat a step already taken (agree
-a refund agreed, ship a trade shipped) is refused: Taobao-style with sub_code
-`isv.status-not-allowed`, JD-style with code `66`.
+a refund agreed, ship a trade shipped) is refused, in the platform's words
+(Taobao-style sub_code `isv.status-not-allowed`, JD-style code `66`).
 
 Faults can be queued per platform (`POST /_sim/faults`): `rate_limit`,
 `server_error`, `invalid_session`, `timeout` (the call is carried out, its
@@ -19,7 +21,6 @@ its answer and whether it was carried out);
 
 from __future__ import annotations
 
-import json
 import secrets
 import socket
 import struct
@@ -36,34 +37,21 @@ from flask import Flask, Response, jsonify, redirect, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from chalicelib.platforms.base import AppCredentials
-from chalicelib.platforms.jd import ALREADY_DONE_CODE, PAYLOAD_FIELD
-from chalicelib.platforms.signing import (
-    hmac_sha256_sign,
-    joined_params,
-    md5_sign,
-    signatures_match,
-)
-from chalicelib.platforms.taobao import ALREADY_DONE_SUB_CODE
 from chalicelib.settings import platform_variable
+from simulator.platforms import registry
+from simulator.platforms.base import (
+    ApiCall,
+    ApiMethod,
+    Refusal,
+    SimulatedPlatform,
+    TokenRequest,
+    read_api_call,
+)
 
 ACCESS_LIFETIME_SECONDS = 86400
 REFRESH_LIFETIME_SECONDS = 30 * 86400
-DEFAULT_SELLERS = {"taobao": "2200000002", "jd": "10000002"}
 TIMEOUT_HOLD_SECONDS = 15  # longer than any client timeout ShopHook uses
 FAULTS = ("rate_limit", "server_error", "timeout", "invalid_session", "reset")
-TAOBAO_METHODS = {
-    "taobao.rp.refunds.agree": ("refund_id", "amount", "refund_version"),
-    "taobao.rp.refunds.refuse": ("refund_id", "refuse_message"),
-    "taobao.rp.returngoods.agree": ("refund_id", "address", "name", "mobile"),
-    "taobao.rp.returngoods.confirm": ("refund_id",),
-    "taobao.logistics.offline.send": ("tid", "out_sid", "company_code"),
-}
-JD_METHODS = {
-    "jingdong.pop.refund.audit": ("id", "status"),
-    "jingdong.pop.afs.audit": ("afsServiceId", "approve"),
-    "jingdong.pop.afs.receive": ("afsServiceId",),
-    "jingdong.pop.order.shipment": ("orderId", "waybill", "logisticsId"),
-}
 
 _APPROVE_PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <title>{platform} · authorize ShopHook</title>
@@ -168,13 +156,13 @@ def create_app(
     grants = Grants()
     calls = Calls()
 
-    def approve_page(platform: str, action: str) -> str:
+    def approve_page(platform: SimulatedPlatform) -> str:
         return _APPROVE_PAGE.format(
-            platform=platform,
-            action=action,
+            platform=platform.name,
+            action=f"/{platform.name}{platform.authorize_path}",
             redirect_uri=escape(request.args.get("redirect_uri", "")),
             state=escape(request.args.get("state", "")),
-            seller=DEFAULT_SELLERS[platform],
+            seller=platform.approve_seller,
         )
 
     def decide() -> Response:
@@ -185,142 +173,84 @@ def create_app(
         code = grants.issue_code(request.form.get("seller", ""), request.form.get("nick", ""))
         return redirect(f"{target}?{urlencode({'code': code, 'state': state})}")
 
-    def token_answer(platform: str, client: str, secret: str, fields: Mapping[str, str]):
-        """Both platforms' token endpoints: the grant comes as a code or a refresh token."""
-        expected = credentials[platform]
-        if (client, secret) != (expected.app_key, expected.app_secret):
+    def token_answer(platform: SimulatedPlatform):
+        """Every platform's token endpoints: the grant comes as a code or a refresh token."""
+        asked = TokenRequest.read(request, platform.token_client_fields)
+        expected = credentials[platform.name]
+        if (asked.client_id, asked.client_secret) != (expected.app_key, expected.app_secret):
             return jsonify(error="invalid_client"), 401
-        grant_type = fields.get("grant_type", "")
-        value = fields.get("code" if grant_type == "authorization_code" else "refresh_token", "")
-        granted = grants.redeem(grant_type, value)
+        granted = grants.redeem(asked.grant_type, asked.grant)
         if granted is None:
             return jsonify(error="invalid_grant"), 400
         seller, nick = granted
-        answer = grants.tokens(seller, nick)
-        if platform == "taobao":
-            answer |= {"taobao_user_id": seller, "taobao_user_nick": nick}
-        else:
-            answer |= {"venderId": seller, "uid": nick}
-        return jsonify(answer)
+        return jsonify(grants.tokens(seller, nick) | platform.identity(seller, nick))
 
-    @app.get("/taobao/authorize")
-    def taobao_authorize() -> str:
-        return approve_page("taobao", "/taobao/authorize")
+    def refused(
+        platform: SimulatedPlatform, call: ApiCall, method: ApiMethod, fault: str | None
+    ) -> tuple[Refusal, str] | None:
+        """Why the platform refuses the call, in the order its gateway checks; None
+        when it carries the call out (taking the step)."""
+        if fault == "rate_limit":
+            return Refusal.RATE_LIMITED, ""
+        if not call.signature_ok:
+            return Refusal.BAD_SIGNATURE, ""
+        if fault == "invalid_session" or call.session not in grants.sessions:
+            return Refusal.INVALID_SESSION, ""
+        if missing := method.missing(call.business):
+            return Refusal.MISSING_ARGUMENT, missing
+        seller = grants.sessions.get(call.session, "")
+        if method.invalid is not None and (invalid := method.invalid(call.business, seller)):
+            return Refusal.INVALID_ARGUMENT, invalid
+        if not calls.take((platform.name, call.method, method.subject(call.business))):
+            return Refusal.ALREADY_DONE, ""
+        return None
 
-    @app.post("/taobao/authorize")
-    def taobao_decide() -> Response:
-        return decide()
-
-    @app.post("/taobao/token")
-    def taobao_token():
-        form = request.form
-        return token_answer(
-            "taobao", form.get("client_id", ""), form.get("client_secret", ""), form
-        )
-
-    @app.get("/jd/oauth2/to_login")
-    def jd_authorize() -> str:
-        return approve_page("jd", "/jd/oauth2/to_login")
-
-    @app.post("/jd/oauth2/to_login")
-    def jd_decide() -> Response:
-        return decide()
-
-    @app.get("/jd/oauth2/access_token")
-    @app.get("/jd/oauth2/refresh_token")
-    def jd_token():
-        query = request.args
-        return token_answer("jd", query.get("app_key", ""), query.get("app_secret", ""), query)
-
-    def api_call(
-        platform: str,
-        method: str,
-        params: dict[str, str],
-        signature_ok: bool,
-        session: str,
-        business: Mapping[str, object],
-        required: tuple[str, ...],
-    ):
-        """Check and answer one API call; `error(code, text)` is the platform's shape."""
-        error = _taobao_error if platform == "taobao" else _jd_error
-        fault = calls.next_fault(platform)
+    def api_answer(platform: SimulatedPlatform):
+        call = read_api_call(platform, request, credentials[platform.name])
+        method = platform.methods.get(call.method)
+        if method is None:
+            return jsonify(platform.refusal(Refusal.UNKNOWN_METHOD, call.method))
+        fault = calls.next_fault(platform.name)
         if fault == "server_error":
-            answer = (jsonify(error="internal"), 500)
-        elif fault == "rate_limit":
-            answer = error("7" if platform == "taobao" else "19", "App Call Limited")
-        elif not signature_ok:
-            answer = error("25" if platform == "taobao" else "4", "Invalid signature")
-        elif fault == "invalid_session" or session not in grants.sessions:
-            answer = error("27" if platform == "taobao" else "8", "Invalid session")
-        elif missing := [name for name in required if name not in business]:
-            answer = error("40" if platform == "taobao" else "6", f"Missing {missing[0]}")
-        elif not calls.take((platform, method, str(business[required[0]]))):
-            answer = (
-                _taobao_error(
-                    "15", "Remote service error", ALREADY_DONE_SUB_CODE, "状态不允许此操作"
-                )
-                if platform == "taobao"
-                else _jd_error(ALREADY_DONE_CODE, "the status does not allow this operation")
-            )
-        elif platform == "taobao":
-            name = method.removeprefix("taobao.").replace(".", "_") + "_response"
-            answer = jsonify({name: {"succ": True}})
+            response, carried_out = app.make_response((jsonify(error="internal"), 500)), False
         else:
-            answer = jsonify({method.replace(".", "_") + "_responce": {"code": "0"}})
-        response = app.make_response(answer)
-        carried_out = response.status_code == 200 and "error_response" not in response.get_json()
-        calls.record(platform, method, params, response.get_data(as_text=True), carried_out)
+            refusal = refused(platform, call, method, fault)
+            answer = (
+                platform.success(call.method) if refusal is None else platform.refusal(*refusal)
+            )
+            response, carried_out = jsonify(answer), refusal is None
+        calls.record(
+            platform.name, call.method, call.params, response.get_data(as_text=True), carried_out
+        )
         if fault == "timeout":
             time.sleep(hold_seconds)
         if fault == "reset":
             drop_connection(request.environ)
         return response
 
-    def signed_by_the_app(platform: str, form: dict[str, str]) -> bool:
-        """The platform's check of a call: its app key, and the sign over every other field."""
-        signer = hmac_sha256_sign if platform == "taobao" else md5_sign
-        signed = {name: value for name, value in form.items() if name != "sign"}
-        expected = signer(credentials[platform].app_secret, joined_params(signed))
-        return form.get("app_key") == credentials[platform].app_key and signatures_match(
-            expected, form.get("sign", "")
+    for platform in registry().values():
+        prefix = f"/{platform.name}"
+        app.add_url_rule(
+            prefix + platform.authorize_path,
+            f"{platform.name}_authorize",
+            lambda platform=platform: approve_page(platform),
+            methods=["GET"],
         )
-
-    @app.post("/taobao/router/rest")
-    def taobao_api():
-        form = dict(request.form)
-        method = form.get("method", "")
-        signature_ok = signed_by_the_app("taobao", form)
-        if method not in TAOBAO_METHODS:
-            return _taobao_error("22", f"Invalid method {method}")
-        return api_call(
-            "taobao",
-            method,
-            form,
-            signature_ok,
-            form.get("session", ""),
-            form,
-            TAOBAO_METHODS[method],
+        app.add_url_rule(
+            prefix + platform.authorize_path, f"{platform.name}_decide", decide, methods=["POST"]
         )
-
-    @app.post("/jd/routerjson")
-    def jd_api():
-        form = dict(request.form)
-        method = form.get("method", "")
-        signature_ok = signed_by_the_app("jd", form)
-        if method not in JD_METHODS:
-            return _jd_error("3", f"Invalid method {method}")
-        try:
-            business = json.loads(form.get(PAYLOAD_FIELD, "{}"))
-        except ValueError:
-            business = {}
-        return api_call(
-            "jd",
-            method,
-            form,
-            signature_ok,
-            form.get("access_token", ""),
-            business if isinstance(business, dict) else {},
-            JD_METHODS[method],
+        for http_method, path in platform.token_routes:
+            app.add_url_rule(
+                prefix + path,
+                f"{platform.name}_token_{path}",
+                lambda platform=platform: token_answer(platform),
+                methods=[http_method],
+            )
+        app.add_url_rule(
+            prefix + platform.api_path,
+            f"{platform.name}_api",
+            lambda platform=platform: api_answer(platform),
+            methods=["POST"],
         )
 
     @app.post("/_sim/faults")
@@ -359,19 +289,6 @@ def create_app(
     return app
 
 
-def _taobao_error(code: str, text: str, sub_code: str = "", sub_text: str = ""):
-    return jsonify(
-        {
-            "error_response": {
-                "code": int(code),
-                "msg": text,
-                "sub_code": sub_code,
-                "sub_msg": sub_text,
-            }
-        }
-    )
-
-
 def drop_connection(environ: Mapping[str, object]) -> None:
     """Drop the client's connection instead of answering (a reset, to the client:
     the request went out and no answer will ever come). Werkzeug's server only."""
@@ -379,10 +296,6 @@ def drop_connection(environ: Mapping[str, object]) -> None:
     if isinstance(connection, socket.socket):
         connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         connection.shutdown(socket.SHUT_RDWR)
-
-
-def _jd_error(code: str, text: str):
-    return jsonify({"error_response": {"code": code, "zh_desc": text, "en_desc": text}})
 
 
 class _PathOnlyLog(WSGIRequestHandler):
@@ -414,12 +327,12 @@ def serve(
 
 def oauth_urls(base_url: str) -> dict[str, str]:
     """The OAuth base URL of each simulated platform."""
-    return {"taobao": f"{base_url}/taobao", "jd": f"{base_url}/jd"}
+    return {name: f"{base_url}/{name}" for name in registry()}
 
 
 def api_urls(base_url: str) -> dict[str, str]:
     """The API endpoint of each simulated platform (SHOPHOOK_<PLATFORM>_API_URL)."""
-    return {"taobao": f"{base_url}/taobao/router/rest", "jd": f"{base_url}/jd/routerjson"}
+    return {name: f"{base_url}/{name}{platform.api_path}" for name, platform in registry().items()}
 
 
 def shophook_settings(base_url: str) -> dict[str, str]:

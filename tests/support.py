@@ -8,12 +8,14 @@ import hmac
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlencode, urlparse
+from urllib.parse import parse_qs, parse_qsl, unquote_plus, urlencode, urlparse
 
 import boto3
 import pytest
@@ -27,7 +29,7 @@ from app import app
 from chalicelib.domain.model import SHANGHAI, Inbound
 from chalicelib.domain.state import apply, entity_of
 from chalicelib.platforms import registry
-from chalicelib.platforms.base import VerifiedDelivery
+from chalicelib.platforms.base import InboundRequest
 from chalicelib.platforms.oauth import tokens_from
 from chalicelib.platforms.wire import format_wire_time
 from chalicelib.service import keys, shops
@@ -35,12 +37,21 @@ from chalicelib.settings import KMS_KEY_VARIABLE, reload, settings
 from chalicelib.store import queues, vault
 from chalicelib.store.records import ALL_RECORDS, connection, create_tables
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message
+from simulator.scenarios import JD_SHOP as JD_SHOP  # the suite's demo shops
+from simulator.scenarios import TAOBAO_SHOP as TAOBAO_SHOP
 from simulator.server import issue_session
 from simulator.webhooks import SignedWebhook
 
+# Known-answer signatures of platforms.md (a copy of shared/docs/signature-vectors.json).
+SIGNATURE_VECTORS: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "fixtures" / "signature-vectors.json").read_text()
+)["vectors"]
+# The JD-style approval of refund apply 77001 that the jd-api vector signs.
+(JD_REPLY_VECTOR,) = [vector for vector in SIGNATURE_VECTORS if vector["kind"] == "jd-api"]
+JD_REFUND_APPROVAL = json.loads(JD_REPLY_VECTOR["form"]["360buy_param_json"])
+
 # The frozen "now" of the suite: 2026-11-23 10:00:05 in Shanghai.
 NOW = datetime(2026, 11, 23, 10, 0, 5, tzinfo=SHANGHAI)
-TAOBAO_SHOP, JD_SHOP = DEMO_SHOPS
 
 # Every secret the suite hands out (app secrets, tokens, keys): none may show up
 # in a log line or an answer (checked around every test in tests/conftest.py).
@@ -156,13 +167,21 @@ def connect_with_tokens(simulator_url: str) -> None:
         shops.connect(shop_id, name, NOW, tokens_from(answer, NOW))
 
 
+def inbound_request(webhook: SignedWebhook) -> InboundRequest:
+    """What the webhook route hands a platform module for this request."""
+    query: dict[str, list[str]] = {}
+    for name, value in parse_qsl(urlparse(webhook.path).query, keep_blank_values=True):
+        query.setdefault(name, []).append(value)
+    headers = {name.lower(): value for name, value in webhook.headers.items()}
+    return InboundRequest(query=query, headers=headers, raw_body=webhook.body)
+
+
 def parsed(message: Message) -> Inbound:
-    """The canonical form of a simulator message, through the real platform parser."""
+    """The canonical form of a simulator message, through the real platform module."""
+    platform = registry()[message.platform]
     webhook = message.signed(DEMO_CREDENTIALS[message.platform], NOW)
-    params = dict(parse_qsl(webhook.body.decode())) if message.platform == "jd" else {}
-    return registry()[message.platform].parse(
-        VerifiedDelivery(message.platform, webhook.body, params)
-    )
+    delivery = platform.verify(inbound_request(webhook), DEMO_CREDENTIALS[message.platform], NOW)
+    return platform.parse(delivery)
 
 
 def fold(inbounds: list[Inbound]) -> dict[tuple[str, ...], Any]:
@@ -292,16 +311,54 @@ def aws_error(code: str) -> tuple[AWSResponse, dict[str, Any]]:
 
 # An independent oracle for the platforms' signatures, written from
 # platforms.md, not from the production signer.
-def oracle_top_sign(secret: str, params: Mapping[str, str], body: bytes, method: str) -> str:
-    text = ""
-    for name in sorted(params, key=lambda n: n.encode("utf-8")):
-        if name != "sign":
-            text += name + params[name]
-    message = text.encode("utf-8") + body
+def _oracle_digest(secret: str, message: bytes, method: str) -> str:
     if method == "md5":
-        digest = hashlib.md5(secret.encode() + message + secret.encode())
-        return digest.hexdigest().upper()
+        return hashlib.md5(secret.encode() + message + secret.encode()).hexdigest().upper()
     return hmac.new(secret.encode(), message, "sha256").hexdigest().upper()
+
+
+def _oracle_joined(params: Mapping[str, str]) -> bytes:
+    ordered = sorted(params, key=lambda name: name.encode("utf-8"))
+    return "".join(name + params[name] for name in ordered).encode("utf-8")
+
+
+def oracle_spi_sign(
+    secret: str,
+    query: Mapping[str, str],
+    body: bytes,
+    method: str = "md5",
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """A Taobao-style push (1.1): every query parameter but `sign`, an empty one
+    as name + "", and each header named in `top-sign-list` with its URL-decoded
+    value ("" when absent); the raw body appended."""
+    params = {name: value for name, value in query.items() if name != "sign"}
+    by_name = {name.lower(): value for name, value in (headers or {}).items()}
+    for name in by_name.get("top-sign-list", "").split(","):
+        if name:
+            params[name] = unquote_plus(by_name.get(name.lower(), ""))
+    return _oracle_digest(secret, _oracle_joined(params) + body, method)
+
+
+def oracle_blank(text: str) -> bool:
+    """Empty or whitespace-only as the platforms' Java SDKs judge it
+    (Character.isWhitespace: separators but the no-break spaces, and \t..\r, FS..US)."""
+    return all(
+        char in "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+        or (unicodedata.category(char).startswith("Z") and char not in "\u00a0\u2007\u202f")
+        for char in text
+    )
+
+
+def oracle_sdk_sign(secret: str, params: Mapping[str, str], method: str) -> str:
+    """A JD-style push (1.2) and both API calls (2.1, 2.2): every field but `sign`
+    whose value is not empty or whitespace-only."""
+    signed = {
+        name: value
+        for name, value in params.items()
+        if name != "sign" and not oracle_blank(name) and not oracle_blank(value)
+    }
+    return _oracle_digest(secret, _oracle_joined(signed), method)
 
 
 TAOBAO_TOKEN_URL = "https://oauth.taobao.test/token"
@@ -347,7 +404,7 @@ def oracle_taobao_query(body: bytes, method: str = "hmac-sha256") -> dict[str, s
         "sign_method": method,
         "v": "2.0",
     }
-    query["sign"] = oracle_top_sign("demo-secret", query, body, method)
+    query["sign"] = oracle_spi_sign("demo-secret", query, body, method)
     return query
 
 
@@ -369,7 +426,7 @@ def oracle_signed_jd(method: str, msg_id: str, payload: str) -> SignedWebhook:
         "msg_id": msg_id,
         "360buy_param_json": payload,
     }
-    form["sign"] = oracle_top_sign("demo-jd-secret", form, b"", "md5")
+    form["sign"] = oracle_sdk_sign("demo-jd-secret", form, "md5")
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     return SignedWebhook("jd", msg_id, "/webhooks/jd", headers, urlencode(form).encode())
 

@@ -20,6 +20,7 @@ class ReturnAddress:
     address: str
     name: str
     mobile: str
+    postcode: str | None = None  # Taobao-style platforms need it to agree a return
 
 
 def refusal(action: Action, case: CaseSnapshot) -> str | None:

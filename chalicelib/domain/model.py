@@ -155,6 +155,9 @@ class CaseSnapshot:
     modified: datetime
     line_item_id: str | None = None
     return_tracking_no: str | None = None
+    # Where the platform has the request, when its calls must say so (Taobao-style
+    # `refund_phase`: onsale or aftersale). Cases stored before it was kept have none.
+    platform_phase: str | None = None
 
 
 CanonicalEvent = OrderSnapshot | LogisticsTrace | CaseSnapshot

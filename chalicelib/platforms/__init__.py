@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 from chalicelib.platforms.base import Platform
 
 
-@cache
-def registry() -> dict[str, Platform]:
-    platforms: dict[str, Platform] = {}
-    for module_info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
+def platforms_in(package: str, path: Iterable[str]) -> dict[str, Any]:
+    """The `PLATFORM` of every module in `package` that defines one, by its name
+    (the simulator finds its platforms the same way)."""
+    platforms: dict[str, Any] = {}
+    for module_info in pkgutil.iter_modules(path):
+        module = importlib.import_module(f"{package}.{module_info.name}")
         platform = getattr(module, "PLATFORM", None)
         if platform is not None:
             platforms[platform.name] = platform
     return platforms
+
+
+@cache
+def registry() -> dict[str, Platform]:
+    return platforms_in(__name__, __path__)

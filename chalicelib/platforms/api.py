@@ -11,7 +11,7 @@ from typing import Any
 
 import requests
 
-from chalicelib.platforms.signing import joined_params
+from chalicelib.platforms.signing import joined_params, without_blank
 
 
 class CallOutcome(StrEnum):
@@ -45,10 +45,12 @@ def post_signed(
     secret: str,
     timeout: tuple[float, float],
 ) -> tuple[CallResult | None, Any]:
-    """Sign every field of `form` (sorted `name + value`) and POST it; (a RETRYABLE
+    """Sign `form` (its fields sorted, `name + value`) and POST it; (a RETRYABLE
     result, None) when the platform is unreachable, slow or failing, else (None,
-    the decoded JSON answer)."""
-    form = {**form, "sign": signer(secret, joined_params(form))}
+    the decoded JSON answer). A blank field is neither sent nor signed, as the
+    platforms' SDKs do."""
+    form = without_blank(form)
+    form["sign"] = signer(secret, joined_params(form))
     try:
         answer = http().post(url, data=form, timeout=timeout)
     except requests.Timeout:

@@ -93,13 +93,14 @@ class Platform(Protocol):
 
     def action_request(
         self,
+        shop_id: str,
         action: Action,
         case: CaseSnapshot,
         reason: str,
         address: ReturnAddress | None,
     ) -> tuple[str, dict[str, Any]]:
-        """The API method and business fields that carry out `action` on `case`;
-        raise UnsupportedActionError."""
+        """The API method and business fields that carry out `action` on `case` of
+        the shop `shop_id`; raise UnsupportedActionError."""
 
     def ship_request(
         self, order_id: str, tracking_no: str, carrier: str

@@ -37,7 +37,13 @@ from chalicelib.platforms.base import (
 )
 from chalicelib.platforms.oauth import OAuthExchangeError, fetch, tokens_from
 from chalicelib.platforms.oauth import session as oauth_session
-from chalicelib.platforms.signing import joined_params, md5_sign, signatures_match
+from chalicelib.platforms.signing import (
+    has_no_value,
+    joined_params,
+    md5_sign,
+    signatures_match,
+    without_blank,
+)
 from chalicelib.platforms.wire import (
     Identifier,
     WireModel,
@@ -51,8 +57,28 @@ from chalicelib.platforms.wire import (
 from chalicelib.settings import settings
 
 PAYLOAD_FIELD = "360buy_param_json"
+# Every field a JOS push may carry (platforms.md 1.2).
+PUSH_FIELDS = frozenset(
+    {
+        "app_key",
+        "timestamp",
+        "v",
+        "method",
+        PAYLOAD_FIELD,
+        "msg_id",
+        "sign",
+        "format",
+        "sign_method",
+    }
+)
 # The order or service request is no longer in the status the call needs.
 ALREADY_DONE_CODE = "66"
+# The access_token is invalid or expired: refresh it, then retry once.
+INVALID_TOKEN_CODE = "19"  # noqa: S105 - an error code, not a secret
+# Who ShopHook's audits and receipts are recorded as, on the platform.
+OPERATOR = "shophook"
+# A refused refund apply's rejectType: "other" (the remark says why).
+REJECT_OTHER = 5
 
 ORDER_STATUS = {
     "WAIT_SELLER_STOCK_OUT": OrderStatus.PAID,
@@ -250,9 +276,19 @@ class Jd:
             raise WebhookRejectedError(
                 400, "malformed_form", "body is not a UTF-8 application/x-www-form-urlencoded form"
             ) from None
+        # The signed string has no separators, so a field of another name could pass
+        # for part of a documented one: refused before the signature means anything.
+        unexpected = sorted(set(form) - PUSH_FIELDS)
+        if unexpected:
+            raise WebhookRejectedError(
+                400,
+                "unexpected_field",
+                f"field '{unexpected[0]}' is not one of the push's fields "
+                f"({', '.join(sorted(PUSH_FIELDS))})",
+            )
         check_app_key(form, credentials)
         provided = require_param(form, "sign", "missing_signature")
-        signed = {name: value for name, value in form.items() if name != "sign"}
+        signed = without_blank({name: value for name, value in form.items() if name != "sign"})
         expected = md5_sign(credentials.app_secret, joined_params(signed))
         if not signatures_match(expected, provided):
             raise WebhookRejectedError(401, "bad_signature", "sign does not match the request")
@@ -331,16 +367,28 @@ class Jd:
     # after-sale services (`afs-<id>`: audit, then receive; JD pays the refund).
     def action_request(
         self,
+        shop_id: str,
         action: Action,
         case: CaseSnapshot,
         reason: str,
         address: ReturnAddress | None,
     ) -> tuple[str, dict[str, Any]]:
         kind, _, number = case.case_id.partition("-")
-        remark = reason or "ok"
+        remark = reason or "ok"  # the platform wants a remark on every audit
         if kind == "refund" and action in (Action.AGREE_REFUND, Action.REFUSE):
-            status = 1 if action is Action.AGREE_REFUND else 2
-            return "jingdong.pop.refund.audit", {"id": number, "status": status, "remark": remark}
+            reply: dict[str, Any] = {
+                "id": number,
+                "status": 1 if action is Action.AGREE_REFUND else 2,
+                "checkUserName": OPERATOR,
+                "remark": remark,
+                # A refund apply is the buyer's request before the goods leave the
+                # warehouse (after that the buyer opens a service), and the case does
+                # not carry the order's stock-out: reported as not shipped.
+                "outWareStatus": 2,
+            }
+            if action is Action.REFUSE:
+                reply["rejectType"] = REJECT_OTHER
+            return "jingdong.pop.afs.soa.refundapply.replyRefund", reply
         if kind == "afs" and action in (Action.AGREE_RETURN, Action.REFUSE):
             audit = {
                 "afsServiceId": number,
@@ -351,7 +399,14 @@ class Jd:
                 audit["returnAddress"] = f"{address.address} {address.name} {address.mobile}"
             return "jingdong.pop.afs.audit", audit
         if kind == "afs" and action is Action.CONFIRM_RETURN_RECEIVED:
-            return "jingdong.pop.afs.receive", {"afsServiceId": number}
+            return "jingdong.asc.receive.register", {
+                "buId": shop_id.partition(":")[2],
+                "operatePin": OPERATOR,
+                "operateNick": OPERATOR,
+                "serviceId": number,
+                "orderId": case.order_id,
+                "receiveRemark": reason,
+            }
         if kind == "afs" and action is Action.AGREE_REFUND:
             raise UnsupportedActionError(
                 "JD-style services are refunded by the platform: confirm the return instead"
@@ -365,8 +420,8 @@ class Jd:
     ) -> tuple[str, dict[str, Any]]:
         return "jingdong.pop.order.shipment", {
             "orderId": order_id,
-            "waybill": tracking_no,
-            "logisticsId": carrier,
+            "logiCoprId": carrier,
+            "logiNo": tracking_no,
         }
 
     def call(
@@ -385,7 +440,12 @@ class Jd:
             "access_token": access_token,
             "timestamp": format_wire_time(now),
             "v": "2.0",
-            PAYLOAD_FIELD: json.dumps(business, ensure_ascii=False),
+            # Compact, as the SDK serializes; a field without a value is not sent.
+            PAYLOAD_FIELD: json.dumps(
+                {name: value for name, value in business.items() if not has_no_value(value)},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            ),
         }
         failed, answer = post_signed(
             api_url, form, md5_sign, credentials.app_secret, settings().outbound_timeout
@@ -406,7 +466,9 @@ class Jd:
         message = str(error.get("en_desc") or error.get("zh_desc") or "")
         if code == ALREADY_DONE_CODE:
             return CallResult(CallOutcome.ALREADY_DONE, code, message)
-        # Codes starting 5 or 19 are "system busy" and rate limits.
+        if code == INVALID_TOKEN_CODE:
+            return CallResult(CallOutcome.REFRESH_TOKEN, code, message)
+        # Other codes starting 5 or 19 are "system busy" and rate limits.
         retryable = code.startswith(("5", "19"))
         return CallResult(
             CallOutcome.RETRYABLE if retryable else CallOutcome.PERMANENT, code, message

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 from chalicelib.domain.actions import Action, ReturnAddress
 from chalicelib.domain.model import (
@@ -36,9 +37,9 @@ from chalicelib.platforms.base import (
 from chalicelib.platforms.oauth import OAuthExchangeError, fetch, tokens_from
 from chalicelib.platforms.oauth import session as oauth_session
 from chalicelib.platforms.signing import (
+    SIGNERS,
     hmac_sha256_sign,
     joined_params,
-    md5_sign,
     signatures_match,
 )
 from chalicelib.platforms.wire import (
@@ -62,10 +63,9 @@ API_OUTCOMES = {
 # The refund or trade is no longer in the status the call needs (agreed, shipped).
 ALREADY_DONE_SUB_CODE = "isv.status-not-allowed"
 
-SIGNERS: dict[str, Callable[[str, bytes], str]] = {
-    "md5": md5_sign,
-    "hmac-sha256": hmac_sha256_sign,
-}
+DEFAULT_SIGN_METHOD = "md5"  # the SPI's, when a push names none
+# The header naming the headers a push signs besides its query (comma-separated).
+SIGN_LIST_HEADER = "top-sign-list"
 
 TRADE_STATUS = {
     "WAIT_BUYER_PAY": OrderStatus.PENDING_PAYMENT,
@@ -153,6 +153,14 @@ class Trace(WireModel):
     desc: str
 
 
+def _listed_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The headers named in `top-sign-list`, as the SPI verifier signs them: each
+    once, by the name listed, with its URL-decoded value ("" when absent)."""
+    by_name = {name.lower(): value for name, value in headers.items()}
+    listed = dict.fromkeys(name for name in by_name.get(SIGN_LIST_HEADER, "").split(",") if name)
+    return [(name, unquote_plus(by_name.get(name.lower(), ""))) for name in listed]
+
+
 def _trade_event(trade: Trade) -> OrderSnapshot:
     return OrderSnapshot(
         order_id=trade.tid,
@@ -194,6 +202,7 @@ def _refund_event(refund: Refund) -> CaseSnapshot:
         quality_issue=refund.quality_issue,
         modified=refund.modified,
         return_tracking_no=refund.return_out_sid or None,
+        platform_phase=refund.refund_phase,
     )
 
 
@@ -244,13 +253,18 @@ class Taobao:
         params = single_valued(request.query)
         check_app_key(params, credentials)
         provided = require_param(params, "sign", "missing_signature")
-        method = params.get("sign_method", "")
-        signer = SIGNERS.get(method)
+        signer = SIGNERS.get(params.get("sign_method") or DEFAULT_SIGN_METHOD)
         if signer is None:
             raise WebhookRejectedError(
                 401, "unsupported_sign_method", "sign_method must be 'md5' or 'hmac-sha256'"
             )
-        signed = {name: value for name, value in params.items() if name != "sign"}
+        # Every query parameter, blank ones too, and the headers the platform lists.
+        signed = single_valued(
+            [
+                *((name, value) for name, value in params.items() if name != "sign"),
+                *_listed_headers(request.headers),
+            ]
+        )
         expected = signer(credentials.app_secret, joined_params(signed) + request.raw_body)
         if not signatures_match(expected, provided):
             raise WebhookRejectedError(401, "bad_signature", "sign does not match the request")
@@ -312,32 +326,48 @@ class Taobao:
 
     def action_request(
         self,
+        shop_id: str,
         action: Action,
         case: CaseSnapshot,
         reason: str,
         address: ReturnAddress | None,
     ) -> tuple[str, dict[str, Any]]:
-        refund = {"refund_id": case.case_id}
-        if action is Action.AGREE_REFUND:
-            # refund_version is the refund's `modified`, in ms: the platform refuses a stale one.
-            version = int(case.modified.timestamp() * 1000)
+        """The v2 refund calls (platforms.md 2.1): each names the refund's phase and
+        version, and the platform refuses a stale version."""
+        phase = case.platform_phase
+        if phase is None:
+            raise UnsupportedActionError(
+                "the refund's phase (onsale or aftersale) is not known yet: "
+                "it comes with the platform's next message about this refund"
+            )
+        version = str(int(case.modified.timestamp() * 1000))
+        refund = {"refund_id": case.case_id, "refund_phase": phase, "refund_version": version}
+        if action in (Action.AGREE_REFUND, Action.CONFIRM_RETURN_RECEIVED):
+            # Confirming returned goods is agreeing their refund on this platform.
             return "taobao.rp.refunds.agree", {
-                **refund,
-                "amount": case.amount_fen,
-                "refund_version": version,
+                "refund_infos": "|".join((case.case_id, str(case.amount_fen), version, phase))
             }
+        if action is Action.REFUSE and case.status is CaseStatus.RETURNED:
+            # The platform takes a reason from its own list here, by number, not text.
+            if not (reason.isascii() and reason.isdigit()):
+                raise UnsupportedActionError(
+                    "refusing goods that came back takes the platform's refuse reason id "
+                    "(a number from its list) as the reason"
+                )
+            return "taobao.rp.returngoods.refuse", {**refund, "refuse_reason_id": reason}
         if action is Action.REFUSE:
-            return "taobao.rp.refunds.refuse", {**refund, "refuse_message": reason}
-        if action is Action.AGREE_RETURN and address is not None:
+            return "taobao.refund.refuse", {**refund, "refuse_message": reason}
+        if action is Action.AGREE_RETURN and address is not None and address.postcode:
             return "taobao.rp.returngoods.agree", {
                 **refund,
-                "address": address.address,
                 "name": address.name,
+                "address": address.address,
+                "post": address.postcode,
                 "mobile": address.mobile,
             }
-        if action is Action.CONFIRM_RETURN_RECEIVED:
-            return "taobao.rp.returngoods.confirm", refund
-        raise UnsupportedActionError(f"{action} needs a return address")
+        raise UnsupportedActionError(
+            "agreeing a return needs a return address with its postcode (return_address.postcode)"
+        )
 
     def ship_request(
         self, order_id: str, tracking_no: str, carrier: str
@@ -366,7 +396,7 @@ class Taobao:
             "v": "2.0",
             "format": "json",
             "sign_method": "hmac-sha256",
-            **{name: str(value) for name, value in business.items()},
+            **{name: str(value) for name, value in business.items() if value is not None},
         }
         failed, answer = post_signed(
             api_url, form, hmac_sha256_sign, credentials.app_secret, settings().outbound_timeout

@@ -71,7 +71,7 @@ def request(shop_id: str, case_id: str, command: ActionRequest, now: datetime) -
         raise ConflictError("action_not_allowed", why, "action")
     try:
         registry()[platform_of(shop_id)].action_request(
-            action, case.snapshot, command.reason or "", address
+            shop_id, action, case.snapshot, command.reason or "", address
         )
     except UnsupportedActionError as error:
         raise ConflictError("action_not_allowed", str(error), "action") from None

@@ -60,6 +60,8 @@ class ReturnAddress(Command):
     address: NonBlank
     name: NonBlank
     mobile: NonBlank
+    # Optional here; Taobao-style returns need it (taobao.rp.returngoods.agree `post`).
+    postcode: NonBlank | None = None
 
 
 class ActionRequest(Command):

@@ -216,12 +216,14 @@ def _offered(case: CaseState, platform: str) -> tuple[list[str], dict[str, str]]
     """The actions the case's state allows on its platform, and why the others
     that a seller might look for are not offered."""
     offered, why_not = [], {}
-    placeholder = ReturnAddress("-", "-", "-")
+    placeholder = ReturnAddress("-", "-", "-", "-")
     for action in Action:
         reason = refusal(action, case.snapshot)
         if reason is None:
             try:
-                registry()[platform].action_request(action, case.snapshot, "-", placeholder)
+                registry()[platform].action_request(
+                    case.shop_id, action, case.snapshot, "-", placeholder
+                )
             except UnsupportedActionError as unsupported:
                 reason = str(unsupported)
         if reason is None:
@@ -277,7 +279,7 @@ def _form_text(form: Mapping[str, str], name: str) -> str | None:
 
 def act(session: Session, case_id: str, form: Mapping[str, str], now: datetime) -> str:
     """Queue an action from the case page's form; returns its id."""
-    address = {part: _form_text(form, f"return_{part}") for part in REQUIRED_ADDRESS_PARTS}
+    address = {part: _form_text(form, f"return_{part}") for part in ADDRESS_PARTS}
     body = {
         "action": form.get("action", ""),
         "reason": _form_text(form, "reason"),

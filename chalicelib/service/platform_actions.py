@@ -58,7 +58,7 @@ def attempt(row: OutboxRecord, now: datetime) -> Tried:
     return replace(tried, uncertain=tried.uncertain or earlier_call_unresolved)
 
 
-def _request(platform: Platform, payload: dict, subject: Stored) -> tuple[str, dict]:
+def _request(platform: Platform, shop_id: str, payload: dict, subject: Stored) -> tuple[str, dict]:
     if payload["action"] == SHIP:
         return platform.ship_request(
             payload["order_id"], payload["tracking_no"], payload["carrier"]
@@ -67,6 +67,7 @@ def _request(platform: Platform, payload: dict, subject: Stored) -> tuple[str, d
     case = subject.state
     assert isinstance(case, CaseState)
     return platform.action_request(
+        shop_id,
         Action(payload["action"]),
         case.snapshot,
         payload.get("reason") or "",
@@ -91,7 +92,7 @@ def _try(row: OutboxRecord, earlier_call_unresolved: bool, now: datetime) -> Tri
     if subject is None:
         return Tried(AttemptResult.FAILED, f"{subject_ref.entity_id} is no longer known")
     try:
-        method, business = _request(platform, payload, subject)
+        method, business = _request(platform, row.shop_id, payload, subject)
     except UnsupportedActionError as error:
         return Tried(AttemptResult.FAILED, str(error))
     configured = settings().platform(platform_name)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import re
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 
 from chalicelib.domain.actions import Action, ReturnAddress
+from chalicelib.platforms.base import UnsupportedActionError
 from chalicelib.platforms.jd import PLATFORM as JD
 from chalicelib.platforms.taobao import PLATFORM as TAOBAO
 from chalicelib.store.records import OutboxRecord
@@ -16,7 +19,12 @@ from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, parsed
 
 START = NOW - timedelta(days=4)
 ORDER = taobao_order("3400001", START)
-ADDRESS = {"address": "杭州市西湖区文三路 1 号", "name": "退货仓", "mobile": "13800000000"}
+ADDRESS = {
+    "address": "杭州市西湖区文三路 1 号",
+    "name": "退货仓",
+    "mobile": "13800000000",
+    "postcode": "310012",
+}
 
 
 def act(stack, case_id: str, body, shop: str = TAOBAO_SHOP):
@@ -60,6 +68,11 @@ def test_agreeing_a_return_is_queued_and_readable(stack):
             400,
             "return_address.mobile",
         ),
+        (
+            {"action": "agree_return", "return_address": {**ADDRESS, "postcode": 310012}},
+            400,
+            "return_address.postcode",
+        ),
         ({"action": "refuse"}, 400, "reason"),
         ({"action": "teleport"}, 400, "action"),
         ({"action": "agree_refund"}, 409, "action"),
@@ -73,6 +86,18 @@ def test_bad_or_premature_actions_are_refused_with_the_reason(stack, body, statu
     answer = act(stack, case_id, body)
     assert (answer.status, answer.body["field"]) == (status, field)
     assert [row for row in OutboxRecord.scan() if row.kind == "action"] == []
+
+
+def test_the_postcode_is_optional_where_the_platform_does_not_need_it(stack):
+    for message in jd_order("9400001", START)[:8]:
+        stack.deliver(message)
+    without = {part: ADDRESS[part] for part in ("address", "name", "mobile")}
+    answer = act(
+        stack, "afs-94000017", {"action": "agree_return", "return_address": without}, JD_SHOP
+    )
+    assert answer.status == 202
+    queued = json.loads(OutboxRecord.get(answer.body["action_id"]).payload)
+    assert queued["return_address"] == {**without, "postcode": None}
 
 
 def test_refusing_a_quality_issue_is_a_409_citing_the_law(stack):
@@ -137,43 +162,92 @@ def test_a_case_changed_while_queuing_is_a_409_and_nothing_is_queued(stack, faul
     assert (answer.status, answer.body["code"]) == (409, "changed_meanwhile")
 
 
-REFUND = parsed(ORDER[8]).event
+REQUESTED, RETURNED = ORDER[8], ORDER[10]
+
+
+def refund_version(message: Message) -> str:
+    """The refund's `modified` as epoch milliseconds (platforms.md 2.1)."""
+    modified = datetime.strptime(message.payload["modified"] + " +0800", "%Y-%m-%d %H:%M:%S %z")
+    return str(int(modified.timestamp()) * 1000)
+
+
+def refund_step(message: Message) -> dict[str, str]:
+    version = refund_version(message)
+    return {"refund_id": "R3400001", "refund_phase": "aftersale", "refund_version": version}
 
 
 @pytest.mark.parametrize(
-    ("action", "method", "fields"),
+    ("message", "action", "reason", "method", "fields"),
     [
         (
-            Action.AGREE_REFUND,
-            "taobao.rp.refunds.agree",
-            {"refund_id": "R3400001", "amount": 19900},
-        ),
-        (
+            REQUESTED,
             Action.REFUSE,
-            "taobao.rp.refunds.refuse",
-            {"refund_id": "R3400001", "refuse_message": "worn"},
+            "worn",
+            "taobao.refund.refuse",
+            {**refund_step(REQUESTED), "refuse_message": "worn"},
         ),
         (
+            REQUESTED,
             Action.AGREE_RETURN,
+            "",
             "taobao.rp.returngoods.agree",
-            {"refund_id": "R3400001", "mobile": "13800000000"},
+            {
+                **refund_step(REQUESTED),
+                "name": "退货仓",
+                "address": "杭州市西湖区文三路 1 号",
+                "post": "310012",
+                "mobile": "13800000000",
+            },
         ),
         (
+            RETURNED,
+            Action.AGREE_REFUND,
+            "",
+            "taobao.rp.refunds.agree",
+            {"refund_infos": f"R3400001|19900|{refund_version(RETURNED)}|aftersale"},
+        ),
+        (
+            RETURNED,
             Action.CONFIRM_RETURN_RECEIVED,
-            "taobao.rp.returngoods.confirm",
-            {"refund_id": "R3400001"},
+            "",
+            "taobao.rp.refunds.agree",
+            {"refund_infos": f"R3400001|19900|{refund_version(RETURNED)}|aftersale"},
+        ),
+        (
+            RETURNED,
+            Action.REFUSE,
+            "12",
+            "taobao.rp.returngoods.refuse",
+            {**refund_step(RETURNED), "refuse_reason_id": "12"},
         ),
     ],
 )
-def test_taobao_maps_each_action_to_its_method(action, method, fields):
-    got_method, business = TAOBAO.action_request(action, REFUND, "worn", ReturnAddress(**ADDRESS))
-    assert got_method == method
-    assert fields.items() <= business.items()
-    if action is Action.AGREE_REFUND:
-        assert business["refund_version"] == int(REFUND.modified.timestamp() * 1000)
+def test_taobao_maps_each_action_to_its_method_and_fields(message, action, reason, method, fields):
+    case = parsed(message).event
+    address = ReturnAddress(**ADDRESS)
+    assert TAOBAO.action_request(TAOBAO_SHOP, action, case, reason, address) == (method, fields)
 
 
-def test_jd_maps_refund_applies_and_services():
+def test_taobao_refuses_what_its_calls_cannot_say():
+    requested, returned = parsed(REQUESTED).event, parsed(RETURNED).event
+    without_postcode = ReturnAddress("杭州市西湖区文三路 1 号", "退货仓", "13800000000")
+    cases = [
+        (Action.AGREE_RETURN, requested, "", without_postcode, "return_address.postcode"),
+        (Action.REFUSE, returned, "worn", None, "refuse reason id"),
+        (
+            Action.AGREE_REFUND,
+            replace(returned, platform_phase=None),
+            "",
+            None,
+            "phase (onsale or aftersale) is not known",
+        ),
+    ]
+    for action, case, reason, address, why in cases:
+        with pytest.raises(UnsupportedActionError, match=re.escape(why)):
+            TAOBAO.action_request(TAOBAO_SHOP, action, case, reason, address)
+
+
+def test_jd_maps_refund_applies_services_and_shipping_to_their_methods_and_fields():
     apply_case = parsed(
         Message(
             "jd",
@@ -191,17 +265,32 @@ def test_jd_maps_refund_applies_and_services():
             },
         )
     ).event
-    assert JD.action_request(Action.REFUSE, apply_case, "no", None) == (
-        "jingdong.pop.refund.audit",
-        {"id": "77", "status": 2, "remark": "no"},
+    reply = {"id": "77", "checkUserName": "shophook", "outWareStatus": 2}
+    assert JD.action_request(JD_SHOP, Action.AGREE_REFUND, apply_case, "", None) == (
+        "jingdong.pop.afs.soa.refundapply.replyRefund",
+        {**reply, "status": 1, "remark": "ok"},
+    )
+    assert JD.action_request(JD_SHOP, Action.REFUSE, apply_case, "no", None) == (
+        "jingdong.pop.afs.soa.refundapply.replyRefund",
+        {**reply, "status": 2, "remark": "no", "rejectType": 5},
     )
     service = parsed(jd_order("9400002", START)[-1]).event
-    assert JD.action_request(Action.CONFIRM_RETURN_RECEIVED, service, "", None) == (
-        "jingdong.pop.afs.receive",
-        {"afsServiceId": "94000027"},
+    assert JD.action_request(JD_SHOP, Action.CONFIRM_RETURN_RECEIVED, service, "", None) == (
+        "jingdong.asc.receive.register",
+        {
+            "buId": "10000001",
+            "operatePin": "shophook",
+            "operateNick": "shophook",
+            "serviceId": "94000027",
+            "orderId": "9400002",
+            "receiveRemark": "",
+        },
     )
-    assert TAOBAO.ship_request("1", "SF1", "SF")[0] == "taobao.logistics.offline.send"
+    assert TAOBAO.ship_request("1", "SF1", "SF") == (
+        "taobao.logistics.offline.send",
+        {"tid": "1", "out_sid": "SF1", "company_code": "SF"},
+    )
     assert JD.ship_request("1", "JDV1", "JD") == (
         "jingdong.pop.order.shipment",
-        {"orderId": "1", "waybill": "JDV1", "logisticsId": "JD"},
+        {"orderId": "1", "logiCoprId": "JD", "logiNo": "JDV1"},
     )

@@ -10,7 +10,7 @@ import time_machine
 
 from chalicelib.store.records import QuarantineRecord
 from shophook.cli import main
-from simulator.scenarios import DEMO_CREDENTIALS, Message, taobao_order
+from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message, taobao_order
 from tests.support import NOW, TAOBAO_SHOP
 
 pytestmark = pytest.mark.usefixtures("cli_isolation")
@@ -27,7 +27,7 @@ def run_json(capsys, *argv: str):
 
 
 def test_shops_list_add_and_show(stack, capsys):
-    assert [s["shop_id"] for s in run_json(capsys, "shops", "list")] == ["jd:10000001", TAOBAO_SHOP]
+    assert [s["shop_id"] for s in run_json(capsys, "shops", "list")] == sorted(DEMO_SHOPS)
     assert main(["shops", "add", "taobao:777", "--name", "Tea"]) == 0
     capsys.readouterr()
     (shown,) = run_json(capsys, "shops", "show", "taobao:777")

@@ -6,20 +6,21 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib.platforms import registry
 from chalicelib.store.records import EventLogRecord, InboxRecord, OrderRecord, QuarantineRecord
-from simulator.scenarios import DEMO_CREDENTIALS, Message, jd_order, taobao_order
-from simulator.webhooks import taobao_webhook
+from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message, jd_order, taobao_order
 from tests.catalogue import EVERY_TOPIC
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, oracle_signed_taobao
 
 START = NOW - timedelta(days=6)
 TAOBAO = taobao_order("3010001", START)
 JD = jd_order("9001", START)
 ORDER_PATH = f"/shops/{TAOBAO_SHOP}/orders/3010001"
+SHOP_OF = {shop_id.partition(":")[0]: shop_id for shop_id in DEMO_SHOPS}
 
 
 def entity_path(message: Message, kind: str, entity_id: str) -> str:
-    shop = TAOBAO_SHOP if message.platform == "taobao" else JD_SHOP
+    shop = SHOP_OF[message.platform]
     return f"/shops/{shop}/{'orders' if kind == 'order' else 'after-sales'}/{entity_id}"
 
 
@@ -38,9 +39,7 @@ def test_every_topic_is_acked_and_visible_through_the_read_api(
         assert stack.deliver(order).status == 200
     answer = stack.deliver(message)
     assert answer.status == 200
-    assert answer.body == (
-        {"success": True} if message.platform == "taobao" else {"code": "0", "msg": "success"}
-    )
+    assert answer.body == registry()[message.platform].ack()
     shown = stack.get(entity_path(message, kind, entity_id))
     assert shown.status == 200
     value = shown.body["shipment"]["status"] if field == "shipment_status" else shown.body[field]
@@ -169,16 +168,10 @@ def test_a_message_for_an_unconnected_shop_is_acked_and_recorded(stack):
     assert OrderRecord.count() == 0
 
 
-def raw_taobao(body: bytes, sign_method: str = "md5") -> tuple[str, bytes]:
-    webhook = taobao_webhook(DEMO_CREDENTIALS["taobao"], "x", "t", "1", {}, NOW, sign_method)
-    # Re-sign the given body with the same scheme, as the platform would.
-    from urllib.parse import parse_qsl, urlencode
-
-    from tests.support import oracle_top_sign
-
-    query = dict(parse_qsl(webhook.path.split("?", 1)[1]))
-    query["sign"] = oracle_top_sign("demo-secret", query, body, sign_method)
-    return f"/webhooks/taobao?{urlencode(query)}", body
+def raw_taobao(body: bytes) -> tuple[str, bytes]:
+    """Any body, signed by the oracle as the platform would."""
+    webhook = oracle_signed_taobao(body, "md5")
+    return webhook.path, webhook.body
 
 
 def test_a_well_signed_malformed_message_is_quarantined_not_applied(stack):

@@ -5,7 +5,7 @@ platform's message, dead-lettered after the budget, and sent at most once."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -19,9 +19,9 @@ from chalicelib.service import outbox
 from chalicelib.settings import OUTBOUND_TIMEOUT_VARIABLE, platform_variable
 from chalicelib.store import queues
 from chalicelib.store.records import OutboxRecord, ShopRecord
-from simulator.scenarios import DEMO_CREDENTIALS, jd_order, taobao_order
+from simulator.scenarios import DEMO_CREDENTIALS, Message, jd_order, taobao_order
 from simulator.server import api_urls, issue_session
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, oracle_top_sign, set_env
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, oracle_sdk_sign, set_env
 
 START = NOW - timedelta(days=4)
 LATER = NOW.astimezone(UTC) + timedelta(seconds=1)
@@ -33,8 +33,8 @@ def platform_calls(simulator: str) -> list[dict]:
     ]
 
 
-def fault(simulator: str, *faults: str) -> None:
-    requests.post(f"{simulator}/_sim/faults", json={"taobao": list(faults)}, timeout=5)
+def fault(simulator: str, *faults: str, platform: str = "taobao") -> None:
+    requests.post(f"{simulator}/_sim/faults", json={platform: list(faults)}, timeout=5)
 
 
 def returned_case(stack) -> str:
@@ -74,10 +74,10 @@ def test_an_agreed_refund_reaches_the_platform_signed_and_shows_sent(
     (call,) = platform_calls(simulator)
     form = call["params"]
     assert call["method"] == "taobao.rp.refunds.agree"
-    assert (form["refund_id"], form["amount"], form["session"] != "") == ("R3400001", "19900", True)
+    assert form["refund_infos"].startswith("R3400001|19900|") and form["session"] != ""
     # Checked by the test's own verifier, not the production signer.
-    assert form["sign"] == oracle_top_sign(
-        DEMO_CREDENTIALS["taobao"].app_secret, form, b"", "hmac-sha256"
+    assert form["sign"] == oracle_sdk_sign(
+        DEMO_CREDENTIALS["taobao"].app_secret, form, "hmac-sha256"
     )
     assert shown(outbound, action_id)["state"] == "sent"
     (attempt,) = OutboxRecord.get(action_id).attempts
@@ -130,7 +130,7 @@ def test_already_done_by_someone_else_fails_with_the_platforms_message(outbound,
     first, was not what did it, so the action shows failed, saying why."""
     action_id = agree_refund(outbound)
     seller_session = issue_session(simulator, "2200000001")["access_token"]
-    business = {"refund_id": "R3400001", "amount": 19900, "refund_version": 1}
+    business = {"refund_infos": "R3400001|19900|1|aftersale"}
     by_hand = registry()["taobao"].call(
         api_urls(simulator)["taobao"],
         DEMO_CREDENTIALS["taobao"],
@@ -250,22 +250,6 @@ def test_an_enqueue_failure_after_commit_is_sent_by_the_requeue_schedule(
     assert OutboxRecord.get(action_id).unsent_shard is None
 
 
-def test_shipping_an_order_marks_it_shipped_on_the_platform(outbound, simulator):
-    for message in taobao_order("3400002", START)[:2]:
-        outbound.deliver(message)
-    answer = outbound.request(
-        "POST",
-        f"/shops/{TAOBAO_SHOP}/orders/3400002/ship",
-        json.dumps({"tracking_no": "SF1234567", "carrier": "SF"}).encode(),
-        {"Authorization": f"Bearer {outbound.api_key}"},
-    )
-    assert answer.status == 202
-    drain(LATER)
-    (call,) = platform_calls(simulator)
-    assert call["method"] == "taobao.logistics.offline.send"
-    assert (call["params"]["tid"], call["params"]["out_sid"]) == ("3400002", "SF1234567")
-
-
 def test_an_action_for_a_shop_without_tokens_fails_asking_to_reconnect(outbound):
     action_id = agree_refund(outbound)
     outbound.request(
@@ -279,20 +263,209 @@ def test_an_action_for_a_shop_without_tokens_fails_asking_to_reconnect(outbound)
     assert (result["state"], "reconnect" in result["error"]) == ("failed", True)
 
 
-def test_a_jd_service_return_is_confirmed_through_jos_signed_md5(outbound, simulator):
-    for message in jd_order("9400001", START):
-        outbound.deliver(message)
-    answer = outbound.request(
-        "POST",
-        f"/shops/{JD_SHOP}/after-sales/afs-94000017/actions",
-        json.dumps({"action": "confirm_return_received"}).encode(),
-        {"Authorization": f"Bearer {outbound.api_key}"},
+def request_action(stack, path: str, body: dict) -> str:
+    answer = stack.request(
+        "POST", path, json.dumps(body).encode(), {"Authorization": f"Bearer {stack.api_key}"}
     )
-    assert answer.status == 202
+    assert answer.status == 202, answer.body
+    return answer.body["action_id"]
+
+
+def refund_version(message: Message) -> str:
+    """The refund's `modified` as epoch milliseconds (platforms.md 2.1)."""
+    modified = datetime.strptime(message.payload["modified"] + " +0800", "%Y-%m-%d %H:%M:%S %z")
+    return str(int(modified.timestamp()) * 1000)
+
+
+TB = taobao_order("3400001", START)
+JD = jd_order("9400001", START)
+JD_APPLY = Message(
+    "jd",
+    "jd-9400001-apply",
+    "jd_pop_refund_apply",
+    {
+        "id": "9400077",
+        "orderId": "9400001",
+        "venderId": "10000001",
+        "applyRefundSum": "59.90",
+        "status": "0",
+        "reason": "不想要了",
+        "applyTime": "2026-11-19 11:00:00",
+        "modified": "2026-11-19 11:00:00",
+    },
+)
+ADDRESS = {
+    "address": "杭州市西湖区文三路 1 号",
+    "name": "退货仓",
+    "mobile": "13800000000",
+    "postcode": "310012",
+}
+TB_CASE = f"/shops/{TAOBAO_SHOP}/after-sales/R3400001/actions"
+JD_SERVICE = f"/shops/{JD_SHOP}/after-sales/afs-94000017/actions"
+JD_APPLY_CASE = f"/shops/{JD_SHOP}/after-sales/refund-9400077/actions"
+TB_STEP = {"refund_id": "R3400001", "refund_phase": "aftersale"}
+REPLY = {"id": "9400077", "checkUserName": "shophook", "outWareStatus": 2}
+# The API fields every call carries besides its business fields.
+TOP_SYSTEM = {"method", "app_key", "session", "timestamp", "v", "format", "sign_method", "sign"}
+JOS_SYSTEM = {"method", "app_key", "access_token", "timestamp", "v", "360buy_param_json", "sign"}
+
+# Each seller action as platforms.md 2.1 and 2.2 spell its call: the messages
+# that bring the case or order there, the request, the method and its fields.
+CONTRACT_CALLS = {
+    "taobao agree refund": (
+        TB[:11],
+        TB_CASE,
+        {"action": "agree_refund"},
+        "taobao.rp.refunds.agree",
+        {"refund_infos": f"R3400001|19900|{refund_version(TB[10])}|aftersale"},
+    ),
+    "taobao confirm returned goods": (
+        TB[:11],
+        TB_CASE,
+        {"action": "confirm_return_received"},
+        "taobao.rp.refunds.agree",
+        {"refund_infos": f"R3400001|19900|{refund_version(TB[10])}|aftersale"},
+    ),
+    "taobao refuse a request": (
+        TB[:9],
+        TB_CASE,
+        {"action": "refuse", "reason": "worn"},
+        "taobao.refund.refuse",
+        {**TB_STEP, "refund_version": refund_version(TB[8]), "refuse_message": "worn"},
+    ),
+    "taobao refuse returned goods": (
+        TB[:11],
+        TB_CASE,
+        {"action": "refuse", "reason": "12"},
+        "taobao.rp.returngoods.refuse",
+        {**TB_STEP, "refund_version": refund_version(TB[10]), "refuse_reason_id": "12"},
+    ),
+    "taobao agree a return": (
+        TB[:9],
+        TB_CASE,
+        {"action": "agree_return", "return_address": ADDRESS},
+        "taobao.rp.returngoods.agree",
+        {
+            **TB_STEP,
+            "refund_version": refund_version(TB[8]),
+            "name": "退货仓",
+            "address": "杭州市西湖区文三路 1 号",
+            "post": "310012",
+            "mobile": "13800000000",
+        },
+    ),
+    "taobao ship": (
+        TB[:2],
+        f"/shops/{TAOBAO_SHOP}/orders/3400001/ship",
+        {"tracking_no": "SF1234567", "carrier": "SF"},
+        "taobao.logistics.offline.send",
+        {"tid": "3400001", "out_sid": "SF1234567", "company_code": "SF"},
+    ),
+    "jd agree a return": (
+        JD[:8],
+        JD_SERVICE,
+        {"action": "agree_return", "return_address": ADDRESS},
+        "jingdong.pop.afs.audit",
+        {
+            "afsServiceId": "94000017",
+            "approve": True,
+            "remark": "ok",
+            "returnAddress": "杭州市西湖区文三路 1 号 退货仓 13800000000",
+        },
+    ),
+    "jd confirm returned goods": (
+        JD,
+        JD_SERVICE,
+        {"action": "confirm_return_received"},
+        "jingdong.asc.receive.register",
+        {
+            "buId": "10000001",
+            "operatePin": "shophook",
+            "operateNick": "shophook",
+            "serviceId": "94000017",
+            "orderId": "9400001",
+        },
+    ),
+    "jd agree a refund apply": (
+        [JD[0], JD_APPLY],
+        JD_APPLY_CASE,
+        {"action": "agree_refund"},
+        "jingdong.pop.afs.soa.refundapply.replyRefund",
+        {**REPLY, "status": 1, "remark": "ok"},
+    ),
+    "jd refuse a refund apply": (
+        [JD[0], JD_APPLY],
+        JD_APPLY_CASE,
+        {"action": "refuse", "reason": "已发货"},
+        "jingdong.pop.afs.soa.refundapply.replyRefund",
+        {**REPLY, "status": 2, "remark": "已发货", "rejectType": 5},
+    ),
+    "jd ship": (
+        JD[:1],
+        f"/shops/{JD_SHOP}/orders/9400001/ship",
+        {"tracking_no": "JDV1", "carrier": "JD"},
+        "jingdong.pop.order.shipment",
+        {"orderId": "9400001", "logiCoprId": "JD", "logiNo": "JDV1"},
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("messages", "path", "body", "method", "business"),
+    CONTRACT_CALLS.values(),
+    ids=CONTRACT_CALLS.keys(),
+)
+def test_each_action_reaches_the_platform_as_the_contract_spells_it(
+    outbound, simulator, messages, path, body, method, business
+):
+    """Checked against the fields above and the test's own signature oracle, not
+    the production signer; no field goes out empty."""
+    for message in messages:
+        assert outbound.deliver(message).status == 200
+    action_id = request_action(outbound, path, body)
     drain(LATER)
     (call,) = platform_calls(simulator)
     form = call["params"]
-    assert call["method"] == "jingdong.pop.afs.receive"
-    assert json.loads(form["360buy_param_json"]) == {"afsServiceId": "94000017"}
-    assert form["sign"] == oracle_top_sign(DEMO_CREDENTIALS["jd"].app_secret, form, b"", "md5")
-    assert form["access_token"] != ""
+    assert (call["method"], call["carried_out"]) == (method, True), call["answer"]
+    if "360buy_param_json" in form:
+        assert set(form) == JOS_SYSTEM
+        assert json.loads(form["360buy_param_json"]) == business
+    else:
+        assert form.keys() - TOP_SYSTEM == business.keys()
+        assert {name: form[name] for name in business} == business
+    assert all(value.strip() for value in form.values())
+    secret = DEMO_CREDENTIALS[call["platform"]].app_secret
+    assert form["sign"] == oracle_sdk_sign(secret, form, form.get("sign_method", "md5"))
+    assert OutboxRecord.get(action_id).state == "sent"
+
+
+def test_a_jd_invalid_access_token_refreshes_the_token_once_and_retries(outbound, simulator):
+    """JD-style code 19 as Taobao-style 27: refresh through the simulated OAuth, then
+    one retry with the new token."""
+    from chalicelib.service.tokens import unsealed
+
+    before = unsealed(ShopRecord.get(JD_SHOP)).access_token
+    fault(simulator, "invalid_session", platform="jd")
+    for message in JD:
+        outbound.deliver(message)
+    action_id = request_action(outbound, JD_SERVICE, {"action": "confirm_return_received"})
+    drain(LATER)
+    first, second = platform_calls(simulator)
+    assert json.loads(first["answer"])["error_response"]["code"] == "19"
+    assert first["params"]["access_token"] == before
+    refreshed = unsealed(ShopRecord.get(JD_SHOP)).access_token
+    assert second["params"]["access_token"] == refreshed != before
+    assert second["carried_out"]
+    row = OutboxRecord.get(action_id)
+    assert (row.state, [attempt.outcome for attempt in row.attempts]) == ("sent", ["done"])
+
+
+def test_a_jd_access_token_refused_after_refresh_fails_asking_to_reconnect(outbound, simulator):
+    fault(simulator, "invalid_session", "invalid_session", platform="jd")
+    for message in JD:
+        outbound.deliver(message)
+    action_id = request_action(outbound, JD_SERVICE, {"action": "confirm_return_received"})
+    drain(LATER)
+    row = OutboxRecord.get(action_id)
+    assert row.state == "failed" and "still refused after a token refresh" in row.error
+    assert len(platform_calls(simulator)) == 2

@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from datetime import datetime
 from urllib.parse import parse_qsl
 
 import pytest
 import requests
 import responses
+from hypothesis import given
+from hypothesis import strategies as st
 
+from chalicelib.domain.actions import Action
+from chalicelib.domain.model import SHANGHAI, CaseKind, CaseSnapshot, CaseStatus
 from chalicelib.platforms.api import CallOutcome
 from chalicelib.platforms.jd import PLATFORM as JD
 from chalicelib.platforms.taobao import PLATFORM as TAOBAO
 from chalicelib.platforms.wire import parse_wire_time
 from chalicelib.settings import OUTBOUND_TIMEOUT_VARIABLE
+from simulator.platforms import registry as simulated
 from simulator.scenarios import DEMO_CREDENTIALS
-from simulator.server import DEFAULT_SELLERS, api_urls
-from tests.support import NOW, oracle_top_sign, set_env
+from simulator.server import api_urls
+from tests.support import (
+    JD_REFUND_APPROVAL,
+    JD_REPLY_VECTOR,
+    NOW,
+    SIGNATURE_VECTORS,
+    oracle_blank,
+    oracle_sdk_sign,
+    set_env,
+)
 
-VECTORS = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "signature-vectors.json").read_text()
-)["vectors"]
-AGREE = {"refund_id": "R1", "amount": 5000, "refund_version": 1}
-AUDIT = {"id": "880001", "status": 1, "remark": "ok"}
+AGREE = {"refund_infos": "R1|5000|1763863205000|onsale"}
+REPLY_REFUND = "jingdong.pop.afs.soa.refundapply.replyRefund"
+VECTOR_TIME = parse_wire_time("2026-11-23 10:00:05")
 
 
 def session_for(simulator: str, seller: str) -> str:
@@ -36,25 +47,81 @@ def received(simulator: str) -> list[dict]:
     return requests.get(f"{simulator}/_sim/calls", timeout=5).json()
 
 
-def test_the_taobao_call_matches_the_contracts_known_answer():
-    (vector,) = [v for v in VECTORS if v["kind"] == "taobao-api"]
+def without_empty(form: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in form.items() if value.strip()}
+
+
+def sent_to(platform, url: str, access_token: str, method: str, business: dict) -> dict:
+    """The form `platform.call` sends at the vectors' time (answered success)."""
     with responses.RequestsMock() as mock:
-        mock.add(
-            responses.POST,
-            "https://api.taobao.test/router",
-            json={"rp_refunds_agree_response": {"succ": True}},
+        mock.add(responses.POST, url, json=simulated()[platform.name].success(method))
+        result = platform.call(
+            url,
+            DEMO_CREDENTIALS[platform.name],
+            access_token,
+            method,
+            business,
+            VECTOR_TIME,
         )
-        result = TAOBAO.call(
-            "https://api.taobao.test/router",
-            DEMO_CREDENTIALS["taobao"],
+        assert result.outcome is CallOutcome.SUCCESS
+        return dict(parse_qsl(mock.calls[0].request.body))
+
+
+@pytest.mark.parametrize(
+    ("platform", "case_id", "modified", "phase", "access_token", "known"),
+    [
+        (
+            TAOBAO,
+            "R1",
+            datetime.fromtimestamp(1763863205, SHANGHAI),
+            "onsale",
             "demo-session",
-            "taobao.rp.refunds.agree",
-            AGREE,
-            parse_wire_time("2026-11-23 10:00:05"),
-        )
-        sent = dict(parse_qsl(mock.calls[0].request.body))
-    assert result.outcome is CallOutcome.SUCCESS
-    assert sent == {**vector["form"], "sign": vector["sign"]}
+            next(v for v in SIGNATURE_VECTORS if "refund_infos" in v.get("form", {})),
+        ),
+        (JD, "refund-77001", VECTOR_TIME, None, "demo-jd-token", JD_REPLY_VECTOR),
+    ],
+    ids=["taobao", "jd"],
+)
+def test_agreeing_a_refund_is_the_contracts_known_answer(
+    platform, case_id, modified, phase, access_token, known
+):
+    """From the case to the wire: the v2 fields, no empty field sent, the vector's sign."""
+    refund = CaseSnapshot(
+        case_id=case_id,
+        order_id="9001",
+        kind=CaseKind.REFUND_ONLY,
+        status=CaseStatus.REQUESTED,
+        platform_status="",
+        amount_fen=5000,
+        reason="",
+        quality_issue=False,
+        modified=modified,
+        platform_phase=phase,
+    )
+    shop_id = f"{platform.name}:{simulated()[platform.name].demo_seller}"
+    method, business = platform.action_request(shop_id, Action.AGREE_REFUND, refund, "", None)
+    sent = sent_to(platform, "https://api.platform.test/router", access_token, method, business)
+    assert sent == {**without_empty(known["form"]), "sign": known["sign"]}
+
+
+blank_or_not = st.text(st.sampled_from(" \t\u3000\u00a0a中1"), max_size=4)
+
+
+@given(
+    platform=st.sampled_from([TAOBAO, JD]),
+    business=st.dictionaries(st.text("abcxyz", min_size=1, max_size=6), blank_or_not, max_size=6),
+)
+def test_a_call_sends_no_blank_field_and_signs_what_it_sends(platform, business):
+    method = {"taobao": "taobao.logistics.offline.send", "jd": REPLY_REFUND}[platform.name]
+    fields = {f"biz_{name}": value for name, value in business.items()}
+    sent = sent_to(platform, "https://api.platform.test/router", "token", method, fields)
+    secret = DEMO_CREDENTIALS[platform.name].app_secret
+    assert sent["sign"] == oracle_sdk_sign(secret, sent, sent.get("sign_method", "md5"))
+    assert not any(oracle_blank(value) for value in sent.values())
+    carried = json.loads(sent.get("360buy_param_json", "{}")) | {
+        name: value for name, value in sent.items() if name.startswith("biz_")
+    }
+    assert carried == {name: value for name, value in fields.items() if not oracle_blank(value)}
 
 
 def test_signed_calls_succeed_against_the_simulated_platforms(simulator):
@@ -71,37 +138,43 @@ def test_signed_calls_succeed_against_the_simulated_platforms(simulator):
         urls["jd"],
         DEMO_CREDENTIALS["jd"],
         session_for(simulator, "10000001"),
-        "jingdong.pop.refund.audit",
-        AUDIT,
+        REPLY_REFUND,
+        JD_REFUND_APPROVAL,
         NOW,
     )
     assert (taobao.outcome, jd.outcome) == (CallOutcome.SUCCESS, CallOutcome.SUCCESS)
     taobao_form, jd_form = (call["params"] for call in received(simulator))
     # Checked by the test's own verifier, not the production signer.
-    assert taobao_form["sign"] == oracle_top_sign("demo-secret", taobao_form, b"", "hmac-sha256")
-    assert jd_form["sign"] == oracle_top_sign("demo-jd-secret", jd_form, b"", "md5")
-    assert json.loads(jd_form["360buy_param_json"]) == AUDIT
+    assert taobao_form["sign"] == oracle_sdk_sign("demo-secret", taobao_form, "hmac-sha256")
+    assert jd_form["sign"] == oracle_sdk_sign("demo-jd-secret", jd_form, "md5")
+    assert json.loads(jd_form["360buy_param_json"]) == JD_REFUND_APPROVAL
 
 
 @pytest.mark.parametrize(
-    ("fault", "outcome", "code"),
+    ("platform", "method", "business", "fault", "outcome", "code"),
     [
-        ("rate_limit", CallOutcome.RETRYABLE, "7"),
-        ("server_error", CallOutcome.RETRYABLE, "500"),
-        ("invalid_session", CallOutcome.REFRESH_TOKEN, "27"),
+        (TAOBAO, "taobao.rp.refunds.agree", AGREE, "rate_limit", CallOutcome.RETRYABLE, "7"),
+        (TAOBAO, "taobao.rp.refunds.agree", AGREE, "server_error", CallOutcome.RETRYABLE, "500"),
+        (
+            TAOBAO,
+            "taobao.rp.refunds.agree",
+            AGREE,
+            "invalid_session",
+            CallOutcome.REFRESH_TOKEN,
+            "27",
+        ),
+        (JD, REPLY_REFUND, JD_REFUND_APPROVAL, "rate_limit", CallOutcome.RETRYABLE, "5001"),
+        (JD, REPLY_REFUND, JD_REFUND_APPROVAL, "server_error", CallOutcome.RETRYABLE, "500"),
+        (JD, REPLY_REFUND, JD_REFUND_APPROVAL, "invalid_session", CallOutcome.REFRESH_TOKEN, "19"),
     ],
 )
-def test_taobao_faults_map_to_what_the_caller_should_do(simulator, fault, outcome, code):
-    requests.post(f"{simulator}/_sim/faults", json={"taobao": [fault]}, timeout=5)
-    session = session_for(simulator, "2200000001")
-    result = TAOBAO.call(
-        api_urls(simulator)["taobao"],
-        DEMO_CREDENTIALS["taobao"],
-        session,
-        "taobao.rp.refunds.agree",
-        AGREE,
-        NOW,
-    )
+def test_faults_map_to_what_the_caller_should_do(
+    simulator, platform, method, business, fault, outcome, code
+):
+    requests.post(f"{simulator}/_sim/faults", json={platform.name: [fault]}, timeout=5)
+    session = session_for(simulator, simulated()[platform.name].demo_seller)
+    url, credentials = api_urls(simulator)[platform.name], DEMO_CREDENTIALS[platform.name]
+    result = platform.call(url, credentials, session, method, business, NOW)
     assert (result.outcome, result.code) == (outcome, code)
 
 
@@ -109,13 +182,13 @@ def test_taobao_faults_map_to_what_the_caller_should_do(simulator, fault, outcom
     ("platform", "method", "business", "code"),
     [
         (TAOBAO, "taobao.rp.refunds.agree", AGREE, "15"),
-        (JD, "jingdong.pop.refund.audit", AUDIT, "66"),
+        (JD, REPLY_REFUND, JD_REFUND_APPROVAL, "66"),
     ],
 )
 def test_repeating_a_step_the_platform_took_is_answered_already_done(
     simulator, platform, method, business, code
 ):
-    session = session_for(simulator, DEFAULT_SELLERS[platform.name])
+    session = session_for(simulator, simulated()[platform.name].demo_seller)
     url = api_urls(simulator)[platform.name]
     credentials = DEMO_CREDENTIALS[platform.name]
     first = platform.call(url, credentials, session, method, business, NOW)
@@ -144,7 +217,8 @@ def test_a_refusal_is_permanent_with_the_platforms_message(simulator):
         {"refund_id": "R1"},
         NOW,
     )
-    assert (result.outcome, result.message) == (CallOutcome.PERMANENT, "Missing address")
+    assert (result.outcome, result.code) == (CallOutcome.PERMANENT, "40")
+    assert result.message == "Missing required arguments / Missing required arguments: refund_phase"
 
 
 @pytest.mark.parametrize(
@@ -154,6 +228,11 @@ def test_a_refusal_is_permanent_with_the_platforms_message(simulator):
         ({"body": requests.ConnectionError()}, CallOutcome.RETRYABLE),
         ({"body": "<html>busy</html>", "status": 200}, CallOutcome.RETRYABLE),
         ({"json": {"error_response": {"code": "19001", "en_desc": "rate"}}}, CallOutcome.RETRYABLE),
+        ({"json": {"error_response": {"code": "190", "en_desc": "busy"}}}, CallOutcome.RETRYABLE),
+        (
+            {"json": {"error_response": {"code": "19", "en_desc": "invalid token"}}},
+            CallOutcome.REFRESH_TOKEN,
+        ),
         (
             {"json": {"error_response": {"code": "50", "en_desc": "system busy"}}},
             CallOutcome.RETRYABLE,
@@ -166,7 +245,10 @@ def test_a_refusal_is_permanent_with_the_platforms_message(simulator):
         (
             {
                 "json": {
-                    "jingdong_pop_refund_audit_responce": {"code": "3", "msg": "already audited"}
+                    "jingdong_pop_afs_soa_refundapply_replyRefund_responce": {
+                        "code": "3",
+                        "msg": "already audited",
+                    }
                 }
             },
             CallOutcome.PERMANENT,
@@ -180,8 +262,8 @@ def test_jd_answers_map_to_one_result_type(answer, outcome):
             "https://api.jd.test/routerjson",
             DEMO_CREDENTIALS["jd"],
             "t",
-            "jingdong.pop.refund.audit",
-            AUDIT,
+            REPLY_REFUND,
+            JD_REFUND_APPROVAL,
             NOW,
         )
     assert result.outcome is outcome

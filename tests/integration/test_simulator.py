@@ -10,7 +10,7 @@ import requests
 
 from chalicelib.service import oauth, tokens
 from chalicelib.store.records import ShopRecord
-from tests.support import NOW, approve, oracle_top_sign
+from tests.support import JD_REFUND_APPROVAL, NOW, approve, oracle_sdk_sign
 
 
 @pytest.mark.parametrize(("platform", "seller"), [("taobao", "2200000077"), ("jd", "10000077")])
@@ -73,48 +73,120 @@ def taobao_call(
         "v": "2.0",
         "format": "json",
         "sign_method": "hmac-sha256",
-        "refund_id": "R1",
-        "amount": "5000",
-        "refund_version": "1",
+        "refund_infos": "R1|5000|1763863205000|onsale",
         **business,
     }
-    form["sign"] = oracle_top_sign(secret, form, b"", "hmac-sha256")
+    form["sign"] = oracle_sdk_sign(secret, form, "hmac-sha256")
     return requests.post(f"{simulator}/taobao/router/rest", data=form, timeout=1)
 
 
 def test_the_taobao_api_checks_signature_and_session_and_answers_in_its_shape(simulator):
     session = session_for(simulator, "2200000001")
-    assert taobao_call(simulator, session).json() == {"rp_refunds_agree_response": {"succ": True}}
+    assert taobao_call(simulator, session).json() == {
+        "rp_refunds_agree_response": {"succ": True, "msg": "退款成功"}
+    }
     assert taobao_call(simulator, session, secret="guess").json()["error_response"]["code"] == 25
     assert taobao_call(simulator, "stolen").json()["error_response"]["code"] == 27
     missing = taobao_call(simulator, session, method="taobao.rp.returngoods.agree")
-    assert missing.json()["error_response"]["msg"] == "Missing address"
+    assert missing.json()["error_response"] == {
+        "code": 40,
+        "msg": "Missing required arguments",
+        "sub_code": "isv.missing-parameter",
+        "sub_msg": "Missing required arguments: refund_id",
+    }
     received = requests.get(f"{simulator}/_sim/calls", timeout=5).json()
     assert [call["params"]["method"] for call in received] == ["taobao.rp.refunds.agree"] * 3 + [
         "taobao.rp.returngoods.agree"
     ]
 
 
-def test_the_jd_api_checks_its_md5_signature_and_answers_responce(simulator):
-    session = session_for(simulator, "10000001")
+@pytest.mark.parametrize(
+    ("change", "code", "sub_code"),
+    [
+        # The v1 call: no refund_infos.
+        (
+            {"refund_infos": "", "refund_id": "R1", "amount": "5000", "refund_version": "1"},
+            40,
+            "isv.missing-parameter",
+        ),
+        ({"method": "taobao.rp.refunds.refuse", "refund_id": "R1", "refuse_message": "no"}, 22, ""),
+        ({"method": "taobao.rp.returngoods.confirm", "refund_id": "R1"}, 22, ""),
+        ({"refund_infos": "R1|5000|1763863205000"}, 41, "isv.invalid-parameter"),
+        ({"refund_infos": "R1|50.00|1763863205000|onsale"}, 41, "isv.invalid-parameter"),
+        (
+            {
+                "method": "taobao.refund.refuse",
+                "refund_id": "R1",
+                "refuse_message": "no",
+                "refund_phase": "later",
+                "refund_version": "1763863205000",
+            },
+            41,
+            "isv.invalid-parameter",
+        ),
+    ],
+)
+def test_the_taobao_gateway_refuses_old_methods_and_fields(simulator, change, code, sub_code):
+    session = session_for(simulator, "2200000001")
+    error = taobao_call(simulator, session, **change).json()["error_response"]
+    assert (error["code"], error["sub_code"]) == (code, sub_code)
+
+
+def jd_call(simulator: str, method: str, business: dict, sign: str = "") -> dict:
     form = {
-        "method": "jingdong.pop.refund.audit",
+        "method": method,
         "app_key": "demo-jd-key",
-        "access_token": session,
+        "access_token": session_for(simulator, "10000001"),
         "timestamp": "2026-11-23 10:00:05",
         "v": "2.0",
-        "360buy_param_json": json.dumps({"id": "880001", "status": 1, "remark": "ok"}),
+        "360buy_param_json": json.dumps(business),
     }
-    form["sign"] = oracle_top_sign("demo-jd-secret", form, b"", "md5")
-    answer = requests.post(f"{simulator}/jd/routerjson", data=form, timeout=5).json()
-    assert answer == {"jingdong_pop_refund_audit_responce": {"code": "0"}}
-    form["sign"] = "0" * 32
+    form["sign"] = sign or oracle_sdk_sign("demo-jd-secret", form, "md5")
+    return requests.post(f"{simulator}/jd/routerjson", data=form, timeout=5).json()
+
+
+RECEIPT = {
+    "buId": "10000001",
+    "operatePin": "shophook",
+    "operateNick": "shophook",
+    "serviceId": "94000017",
+    "orderId": "9400001",
+}
+
+
+def test_the_jd_api_checks_its_md5_signature_and_answers_responce(simulator):
+    method = "jingdong.pop.afs.soa.refundapply.replyRefund"
+    assert jd_call(simulator, method, JD_REFUND_APPROVAL) == {
+        "jingdong_pop_afs_soa_refundapply_replyRefund_responce": {"replyResult": {"success": True}}
+    }
     assert (
-        requests.post(f"{simulator}/jd/routerjson", data=form, timeout=5).json()["error_response"][
-            "code"
-        ]
+        jd_call(simulator, method, JD_REFUND_APPROVAL, sign="0" * 32)["error_response"]["code"]
         == "4"
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "business", "code"),
+    [
+        ("jingdong.pop.refund.audit", {"id": "77001", "status": 1, "remark": "ok"}, "3"),
+        ("jingdong.pop.afs.receive", {"afsServiceId": "94000017"}, "3"),
+        (
+            "jingdong.pop.order.shipment",
+            {"orderId": "1", "waybill": "JDV1", "logisticsId": "JD"},
+            "6",
+        ),
+        ("jingdong.pop.afs.soa.refundapply.replyRefund", {**JD_REFUND_APPROVAL, "status": 2}, "7"),
+        (
+            "jingdong.pop.afs.soa.refundapply.replyRefund",
+            {**JD_REFUND_APPROVAL, "rejectType": 5},
+            "7",
+        ),
+        ("jingdong.asc.receive.register", {**RECEIPT, "operatePin": ""}, "6"),
+        ("jingdong.asc.receive.register", {**RECEIPT, "buId": "10000002"}, "7"),
+    ],
+)
+def test_the_jd_gateway_refuses_old_methods_and_fields(simulator, method, business, code):
+    assert jd_call(simulator, method, business)["error_response"]["code"] == code
 
 
 def test_queued_faults_hit_the_next_calls_in_order(simulator):
@@ -136,12 +208,22 @@ def test_queued_faults_hit_the_next_calls_in_order(simulator):
     # Carried out, then the connection dropped.
     requests.post(f"{simulator}/_sim/faults", json={"taobao": ["reset"]}, timeout=5)
     with pytest.raises(requests.ConnectionError):
-        taobao_call(simulator, session, refund_id="R2")
-    assert "error_response" in taobao_call(simulator, session, refund_id="R2").text
-    assert "succ" in taobao_call(simulator, session, refund_id="R3").text
+        taobao_call(simulator, session, refund_infos="R2|5000|1763863205000|onsale")
+    assert "error_response" in taobao_call(simulator, session, refund_infos="R2|1|1|onsale").text
+    assert "succ" in taobao_call(simulator, session, refund_infos="R3|1|1|onsale").text
     # A reset forgets the steps taken and the calls seen.
     assert requests.post(f"{simulator}/_sim/reset", timeout=5).status_code == 200
     assert requests.get(f"{simulator}/_sim/calls", timeout=5).json() == []
     assert "succ" in taobao_call(simulator, session).text
     refused = requests.post(f"{simulator}/_sim/faults", json={"taobao": ["meteor"]}, timeout=5)
     assert refused.status_code == 400
+
+
+def test_jd_faults_answer_busy_and_invalid_token_with_distinct_codes(simulator):
+    requests.post(
+        f"{simulator}/_sim/faults", json={"jd": ["rate_limit", "invalid_session"]}, timeout=5
+    )
+    method = "jingdong.pop.afs.soa.refundapply.replyRefund"
+    busy, invalid_token = (jd_call(simulator, method, JD_REFUND_APPROVAL) for _ in range(2))
+    assert busy["error_response"]["code"] == "5001"
+    assert invalid_token["error_response"]["code"] == "19"

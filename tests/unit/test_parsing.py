@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.domain.model import CaseSnapshot, LogisticsTrace, OrderSnapshot
+from chalicelib.domain.model import CaseSnapshot, CaseState, LogisticsTrace, OrderSnapshot
 from chalicelib.platforms import jd, taobao
 from chalicelib.platforms.base import MalformedMessageError, VerifiedDelivery
 from chalicelib.platforms.wire import yuan_to_fen
+from chalicelib.store import codec
 from simulator.scenarios import Message
-from tests.catalogue import EVERY_TOPIC, _trade
+from tests.catalogue import EVERY_TOPIC, _afs, _refund, _trade
 from tests.support import parsed
 
 
@@ -43,6 +45,24 @@ def test_every_topic_parses_to_its_canonical_event(message, kind, entity_id, fie
         assert (event.order_id, event.status) == (entity_id, expected)
     if inbound.shop_id is not None:
         assert inbound.shop_id in ("taobao:2200000001", "jd:10000001")
+
+
+@pytest.mark.parametrize("phase", ["onsale", "aftersale"])
+def test_a_taobao_refund_keeps_its_phase_for_the_calls_that_need_it(phase):
+    refund = Message(
+        "taobao", "p", _refund.topic, {**_refund.payload, "refund_phase": phase}, _refund.shop_ref
+    )
+    assert parsed(refund).event.platform_phase == phase
+    assert parsed(_afs).event.platform_phase is None
+
+
+def test_a_case_stored_before_the_phase_was_kept_still_decodes():
+    snapshot = parsed(_refund).event
+    held = CaseState("taobao", snapshot.case_id, "taobao:2200000001", snapshot)
+    document = json.loads(codec.CASE.encode(held))
+    del document["snapshot"]["platform_phase"]
+    decoded = codec.CASE.decode(json.dumps(document))
+    assert decoded == replace(held, snapshot=replace(snapshot, platform_phase=None))
 
 
 def test_taobao_trade_fields_become_fen_and_shanghai_times():

@@ -1,0 +1,158 @@
+"""What every simulated platform module provides, and the pieces they share.
+
+The server (simulator/server.py) knows no platform by name: it mounts each
+module's OAuth and API routes under `/{name}` and asks the module to read a
+request and to word each answer in the platform's own shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from flask import Request
+
+from chalicelib.platforms.base import AppCredentials
+from chalicelib.platforms.signing import (
+    SIGNERS,
+    has_no_value,
+    joined_params,
+    signatures_match,
+    without_blank,
+)
+from chalicelib.platforms.wire import format_wire_time
+from simulator.webhooks import Message, SignedWebhook
+
+
+class Refusal(StrEnum):
+    """Why the platform's gateway or API refuses a call; each module words it
+    with its own codes (the fault codes among them)."""
+
+    UNKNOWN_METHOD = "unknown_method"
+    BAD_SIGNATURE = "bad_signature"
+    INVALID_SESSION = "invalid_session"
+    RATE_LIMITED = "rate_limited"
+    MISSING_ARGUMENT = "missing_argument"
+    INVALID_ARGUMENT = "invalid_argument"
+    ALREADY_DONE = "already_done"
+
+
+def wire_time_after(start: datetime, hours: float) -> str:
+    """A wire time `hours` after `start`: the stories time their messages this way."""
+    return format_wire_time(start + timedelta(hours=hours))
+
+
+# Why a method's business fields are refused beyond presence, given the seller
+# whose session calls: a detail naming the field, or None.
+Check = Callable[[Mapping[str, Any], str], str | None]
+
+
+@dataclass(frozen=True)
+class ApiMethod:
+    """One API method as the platform checks it: the business fields it needs,
+    what else their values must be, and the body it answers under the method's
+    success key."""
+
+    required: tuple[str, ...]
+    answer: Mapping[str, Any]
+    invalid: Check | None = None
+    # What the call acts on, when that is not the value of its first required field.
+    subject_of: Callable[[Mapping[str, Any]], str] | None = None
+
+    def missing(self, business: Mapping[str, Any]) -> str | None:
+        """The first required field that is absent or empty."""
+        return next((name for name in self.required if has_no_value(business.get(name))), None)
+
+    def subject(self, business: Mapping[str, Any]) -> str:
+        """What the call acts on (a refund, a trade): a step is taken once per subject."""
+        if self.subject_of is not None:
+            return self.subject_of(business)
+        return str(business[self.required[0]])
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One API request as the platform read it."""
+
+    method: str
+    params: dict[str, str]  # the form as sent, kept for inspection
+    session: str
+    business: Mapping[str, Any]
+    signature_ok: bool
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """A token endpoint's request: who asks, and the grant (a code or a refresh token)."""
+
+    client_id: str
+    client_secret: str
+    grant_type: str
+    grant: str
+
+    @classmethod
+    def read(cls, request: Request, client_fields: tuple[str, str]) -> TokenRequest:
+        """A POST's form or a GET's query, naming the client in `client_fields`
+        (its id and secret)."""
+        fields = request.form if request.method == "POST" else request.args
+        grant_type = fields.get("grant_type", "")
+        grant_name = "code" if grant_type == "authorization_code" else "refresh_token"
+        client_id, client_secret = (fields.get(name, "") for name in client_fields)
+        return cls(client_id, client_secret, grant_type, fields.get(grant_name, ""))
+
+
+def read_api_call(
+    platform: SimulatedPlatform, request: Request, credentials: AppCredentials
+) -> ApiCall:
+    """An API request as the platform reads it: its method, session and business
+    fields, and its check of the app's key and of the sign over every other field
+    with a value (signTopRequest and JOS leave blank ones out)."""
+    form = dict(request.form)
+    signed = without_blank({name: value for name, value in form.items() if name != "sign"})
+    expected = SIGNERS[platform.api_sign_method](credentials.app_secret, joined_params(signed))
+    return ApiCall(
+        method=form.get("method", ""),
+        params=form,
+        session=form.get(platform.session_field, ""),
+        business=platform.business(form),
+        signature_ok=form.get("app_key") == credentials.app_key
+        and signatures_match(expected, form.get("sign", "")),
+    )
+
+
+class SimulatedPlatform(Protocol):
+    name: str
+    demo_credentials: AppCredentials
+    demo_seller: str  # the seller of the demo shop the local stack connects
+    demo_shop_name: str
+    approve_seller: str  # the seller id the approve page suggests
+    authorize_path: str  # below /{name}
+    token_routes: tuple[tuple[str, str], ...]  # (HTTP method, path below /{name})
+    token_client_fields: tuple[str, str]  # the token request's app key and secret fields
+    api_path: str  # below /{name}
+    api_sign_method: str  # how the platform wants its API calls signed
+    session_field: str  # the API form field holding the shop's access token
+    methods: Mapping[str, ApiMethod]
+
+    def identity(self, seller: str, nick: str) -> dict[str, str]:
+        """The fields that name the shop in a token answer."""
+
+    def business(self, form: Mapping[str, str]) -> Mapping[str, Any]:
+        """An API call's business fields, from its form."""
+
+    def success(self, method: str) -> dict[str, Any]:
+        """The answer to a call carried out."""
+
+    def refusal(self, refusal: Refusal, detail: str) -> dict[str, Any]:
+        """The answer to a refused call, in the platform's error shape."""
+
+    def signed_push(
+        self, message: Message, credentials: AppCredentials, sent_at: datetime
+    ) -> SignedWebhook:
+        """The message as the platform pushes it to ShopHook, signed."""
+
+    def order_story(self, order_id: str, start: datetime) -> list[Message]:
+        """One order's pushes from payment through delivery to an after-sale
+        request and its end, timed from `start`, as the demo shop gets them."""

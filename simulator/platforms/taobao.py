@@ -1,0 +1,317 @@
+"""The simulated Taobao-style platform: TOP OAuth, the TOP API (form fields,
+signed hmac-sha256, `error_response` with numeric codes), its SPI pushes and
+a trade's story as it pushes it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from chalicelib.platforms.base import AppCredentials
+from chalicelib.platforms.signing import SIGNERS, joined_params
+from chalicelib.platforms.taobao import ALREADY_DONE_SUB_CODE
+from chalicelib.platforms.wire import format_wire_time
+from simulator.platforms.base import (
+    ApiMethod,
+    Refusal,
+    wire_time_after,
+)
+from simulator.webhooks import Message, SignedWebhook
+
+DEMO_USER_ID = "2200000001"
+PHASES = ("onsale", "aftersale")
+# Refusal -> TOP's code, msg, sub_code, sub_msg ({} is the detail).
+REFUSALS = {
+    Refusal.UNKNOWN_METHOD: ("22", "Invalid method {}", "", ""),
+    Refusal.BAD_SIGNATURE: ("25", "Invalid signature", "", ""),
+    Refusal.INVALID_SESSION: ("27", "Invalid session", "", ""),
+    Refusal.RATE_LIMITED: ("7", "App Call Limited", "", ""),
+    Refusal.MISSING_ARGUMENT: (
+        "40",
+        "Missing required arguments",
+        "isv.missing-parameter",
+        "Missing required arguments: {}",
+    ),
+    Refusal.INVALID_ARGUMENT: ("41", "Invalid arguments", "isv.invalid-parameter", "{}"),
+    Refusal.ALREADY_DONE: ("15", "Remote service error", ALREADY_DONE_SUB_CODE, "状态不允许此操作"),
+}
+
+
+def _invalid_refund_info(info: str) -> str | None:
+    """`refund_id|amount_in_fen|refund_version|refund_phase`, or why it is not."""
+    parts = info.split("|")
+    if len(parts) != 4 or not parts[0]:
+        return f"refund_infos: {info!r} is not refund_id|amount|version|phase"
+    _, amount, version, phase = parts
+    if not amount.isdigit() or not version.isdigit():
+        return f"refund_infos: {info!r} needs the amount in fen and the version in ms"
+    if phase not in PHASES:
+        return f"refund_infos: {info!r} names no refund phase ({', '.join(PHASES)})"
+    return None
+
+
+def _invalid_refund_infos(business: Mapping[str, Any], seller: str) -> str | None:
+    return next(
+        filter(None, map(_invalid_refund_info, str(business["refund_infos"]).split(","))), None
+    )
+
+
+def _refunds_agreed(business: Mapping[str, Any]) -> str:
+    """The refunds a refunds.agree call acts on."""
+    return ",".join(sorted(info.split("|")[0] for info in str(business["refund_infos"]).split(",")))
+
+
+def _invalid_refund_step(business: Mapping[str, Any], seller: str) -> str | None:
+    if business["refund_phase"] not in PHASES:
+        return f"refund_phase must be one of {', '.join(PHASES)}"
+    if not str(business["refund_version"]).isdigit():
+        return "refund_version must be the refund's modified time in ms"
+    return None
+
+
+# Method -> its required business fields, their checks and its answer (platforms.md 2.1).
+REFUND_STEP = ("refund_id", "refund_phase", "refund_version")
+METHODS = {
+    "taobao.rp.refunds.agree": ApiMethod(
+        ("refund_infos",),
+        {"succ": True, "msg": "退款成功"},
+        _invalid_refund_infos,
+        _refunds_agreed,
+    ),
+    "taobao.refund.refuse": ApiMethod(
+        (*REFUND_STEP, "refuse_message"), {"is_success": True}, _invalid_refund_step
+    ),
+    "taobao.rp.returngoods.agree": ApiMethod(
+        (*REFUND_STEP, "name", "address", "post", "mobile"),
+        {"is_success": True},
+        _invalid_refund_step,
+    ),
+    "taobao.rp.returngoods.refuse": ApiMethod(
+        (*REFUND_STEP, "refuse_reason_id"), {"is_success": True}, _invalid_refund_step
+    ),
+    "taobao.logistics.offline.send": ApiMethod(
+        ("tid", "out_sid", "company_code"), {"shipping": {"is_success": True}}
+    ),
+}
+
+
+class SimulatedTaobao:
+    name = "taobao"
+    demo_credentials = AppCredentials("demo-app-key", "demo-secret")
+    demo_seller = DEMO_USER_ID
+    demo_shop_name = "Demo Taobao-style shop"
+    approve_seller = "2200000002"
+    authorize_path = "/authorize"
+    token_routes = (("POST", "/token"),)
+    token_client_fields = ("client_id", "client_secret")
+    api_path = "/router/rest"
+    api_sign_method = "hmac-sha256"
+    session_field = "session"
+    methods = METHODS
+
+    def identity(self, seller: str, nick: str) -> dict[str, str]:
+        return {"taobao_user_id": seller, "taobao_user_nick": nick}
+
+    def business(self, form: Mapping[str, str]) -> Mapping[str, Any]:
+        return form
+
+    def success(self, method: str) -> dict[str, Any]:
+        key = method.removeprefix("taobao.").replace(".", "_") + "_response"
+        return {key: self.methods[method].answer}
+
+    def refusal(self, refusal: Refusal, detail: str) -> dict[str, Any]:
+        code, text, sub_code, sub_text = REFUSALS[refusal]
+        return {
+            "error_response": {
+                "code": int(code),
+                "msg": text.format(detail),
+                "sub_code": sub_code,
+                "sub_msg": sub_text.format(detail),
+            }
+        }
+
+    def order_story(self, order_id: str, start: datetime) -> list[Message]:
+        return taobao_order(order_id, start)
+
+    def signed_push(
+        self,
+        message: Message,
+        credentials: AppCredentials,
+        sent_at: datetime,
+        sign_method: str = "hmac-sha256",
+    ) -> SignedWebhook:
+        """A TOP push: the message as a JSON body, the signature in the query string."""
+        body = json.dumps(
+            {
+                "id": message.message_id,
+                "topic": message.topic,
+                "user_id": message.shop_ref,
+                "user_nick": f"shop-{message.shop_ref}",
+                "pub_time": format_wire_time(sent_at),
+                "content": json.dumps(message.payload, ensure_ascii=False),
+            },
+            ensure_ascii=False,
+        ).encode()
+        query = {
+            "app_key": credentials.app_key,
+            "timestamp": format_wire_time(sent_at),
+            "sign_method": sign_method,
+            "v": "2.0",
+        }
+        query["sign"] = SIGNERS[sign_method](credentials.app_secret, joined_params(query) + body)
+        return SignedWebhook(
+            platform=self.name,
+            message_id=message.message_id,
+            path=f"/webhooks/{self.name}?{urlencode(query)}",
+            headers={"Content-Type": "application/json; charset=utf-8"},
+            body=body,
+        )
+
+
+def taobao_order(
+    tid: str,
+    start: datetime,
+    user_id: str = DEMO_USER_ID,
+    category: str = "apparel",
+    quality_issue: bool = False,
+    return_requested_after: float = 72,
+) -> list[Message]:
+    """Paid, shipped, picked up, signed (48h after payment), confirmed, then a
+    return requested `return_requested_after` hours after payment, and refunded."""
+    requested = return_requested_after
+    item = {
+        "oid": f"{tid}01",
+        "title": "Cotton T-shirt",
+        "num": 2,
+        "price": "99.50",
+        "category": category,
+        "no_reason_return": True,
+    }
+    trade = {
+        "tid": tid,
+        "payment": "199.00",
+        "post_fee": "0.00",
+        "free_shipping": True,
+        "receiver_state": "浙江省",
+        "items": [item],
+    }
+    shipped = {"out_sid": f"SF{tid}", "company_code": "SF"}
+    refund_id = f"R{tid}"
+    refund = {
+        "refund_id": refund_id,
+        "tid": tid,
+        "oid": item["oid"],
+        "refund_fee": "199.00",
+        "refund_phase": "aftersale",
+        "has_good_return": True,
+        "reason": "quality problem" if quality_issue else "no longer wanted",
+        "quality_issue": quality_issue,
+    }
+    trade_steps: list[tuple[str, float, str, dict[str, Any]]] = [
+        ("taobao_trade_TradeCreate", 0, "WAIT_BUYER_PAY", {}),
+        (
+            "taobao_trade_TradeBuyerPay",
+            0.1,
+            "WAIT_SELLER_SEND_GOODS",
+            {"pay_time": wire_time_after(start, 0.1)},
+        ),
+        (
+            "taobao_trade_TradeSellerShip",
+            20,
+            "WAIT_BUYER_CONFIRM_GOODS",
+            {
+                "pay_time": wire_time_after(start, 0.1),
+                "consign_time": wire_time_after(start, 20),
+                **shipped,
+            },
+        ),
+        (
+            "taobao_trade_TradeSuccess",
+            60,
+            "TRADE_FINISHED",
+            {
+                "pay_time": wire_time_after(start, 0.1),
+                "consign_time": wire_time_after(start, 20),
+                **shipped,
+            },
+        ),
+    ]
+    scans = [
+        ("CONSIGN", 20, "揽件中"),
+        ("GOT", 22, "已揽收"),
+        ("TRANSPORT", 30, "运输中"),
+        ("SIGNED", 48, "已签收"),
+    ]
+    refund_steps = [
+        ("taobao_refund_RefundCreated", requested, "WAIT_SELLER_AGREE", "BUYER_RECEIVED", {}),
+        (
+            "taobao_refund_RefundSellerAgreeAgreement",
+            requested + 2,
+            "WAIT_BUYER_RETURN_GOODS",
+            "BUYER_RECEIVED",
+            {},
+        ),
+        (
+            "taobao_refund_RefundBuyerReturnGoods",
+            requested + 24,
+            "WAIT_SELLER_CONFIRM_GOODS",
+            "BUYER_RETURNED_GOODS",
+            {"return_out_sid": f"YT{tid}"},
+        ),
+        (
+            "taobao_refund_RefundSuccess",
+            requested + 48,
+            "SUCCESS",
+            "BUYER_RETURNED_GOODS",
+            {"return_out_sid": f"YT{tid}"},
+        ),
+    ]
+    messages = [
+        Message(
+            "taobao",
+            f"tb-{tid}-trade-{step}",
+            topic,
+            {**trade, "status": status, "modified": wire_time_after(start, hours), **extra},
+            user_id,
+        )
+        for step, (topic, hours, status, extra) in enumerate(trade_steps)
+    ]
+    messages += [
+        Message(
+            "taobao",
+            f"tb-{tid}-scan-{step}",
+            "taobao_logistics_LogisticsTrace",
+            {
+                "tid": tid,
+                **shipped,
+                "action": action,
+                "action_time": wire_time_after(start, hours),
+                "desc": desc,
+            },
+            user_id,
+        )
+        for step, (action, hours, desc) in enumerate(scans)
+    ]
+    messages += [
+        Message(
+            "taobao",
+            f"tb-{tid}-refund-{step}",
+            topic,
+            {
+                **refund,
+                "status": status,
+                "good_status": goods,
+                "modified": wire_time_after(start, hours),
+                **extra,
+            },
+            user_id,
+        )
+        for step, (topic, hours, status, goods, extra) in enumerate(refund_steps)
+    ]
+    return messages
+
+
+PLATFORM = SimulatedTaobao()

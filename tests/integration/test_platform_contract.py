@@ -1,0 +1,181 @@
+"""Every platform of chalicelib.platforms.registry(), through the generic
+interface only, against its simulator module (simulator/platforms/<name>.py):
+what a new marketplace gets checked without a test of its own (docs/new-platform.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import requests
+
+from chalicelib.domain.actions import Action, ReturnAddress, refusal
+from chalicelib.domain.model import CaseSnapshot, OrderSnapshot, OrderStatus
+from chalicelib.platforms import registry
+from chalicelib.platforms.api import CallOutcome
+from chalicelib.platforms.base import AppCredentials, Platform, UnsupportedActionError
+from chalicelib.platforms.oauth import OAuthExchangeError
+from chalicelib.settings import platform_variable
+from chalicelib.store.records import InboxRecord
+from simulator.platforms import registry as simulated_registry
+from simulator.platforms.base import SimulatedPlatform
+from simulator.server import api_urls, issue_session, oauth_urls
+from simulator.webhooks import Message, SignedWebhook
+from tests.support import NOW, approve, inbound_request, parsed, set_env
+
+START = NOW - timedelta(days=6)
+ORDER_ID = "8100001"
+ADDRESS = ReturnAddress("杭州市西湖区文三路 1 号", "退货仓", "13800000000", "310012")
+# A reason every platform takes: as text, or as a number from the platform's
+# own list where it wants one (Taobao-style refusing returned goods).
+REASON = "12"
+
+
+@pytest.fixture(params=sorted(registry()))
+def platform(request, monkeypatch) -> Platform:
+    """Each platform, with its simulator's demo app as ShopHook's app."""
+    name = request.param
+    app = simulated_registry()[name].demo_credentials
+    set_env(
+        monkeypatch,
+        {
+            platform_variable(name, "app_key"): app.app_key,
+            platform_variable(name, "app_secret"): app.app_secret,
+        },
+    )
+    return registry()[name]
+
+
+def simulated(platform: Platform) -> SimulatedPlatform:
+    return simulated_registry()[platform.name]
+
+
+def story(platform: Platform) -> list[Message]:
+    return simulated(platform).order_story(ORDER_ID, START)
+
+
+def demo_session(simulator: str, platform: Platform) -> str:
+    return str(issue_session(simulator, simulated(platform).demo_seller)["access_token"])
+
+
+def test_every_platform_has_a_simulator_module():
+    assert set(simulated_registry()) == set(registry())
+
+
+def test_a_signed_push_verifies_parses_and_is_acked(stack, platform):
+    app = simulated(platform).demo_credentials
+    demo_shop = f"{platform.name}:{simulated(platform).demo_seller}"
+    for message in story(platform):
+        webhook = message.signed(app, NOW)
+        inbound = platform.parse(platform.verify(inbound_request(webhook), app, NOW))
+        assert (inbound.platform, inbound.message_id) == (platform.name, message.message_id)
+        assert inbound.shop_id in (None, demo_shop)
+        answer = stack.send(webhook)
+        assert (answer.status, answer.body) == (200, platform.ack()), message.topic
+    assert InboxRecord.count() == len(story(platform))
+
+
+def test_a_tampered_or_forged_push_is_refused_401_and_stores_nothing(stack, platform):
+    app = simulated(platform).demo_credentials
+    first = story(platform)[0]
+    webhook = first.signed(app, NOW)
+    other_order = ORDER_ID[:-1] + "9"
+    tampered = SignedWebhook(
+        webhook.platform,
+        webhook.message_id,
+        webhook.path.replace(ORDER_ID, other_order),
+        webhook.headers,
+        webhook.body.replace(ORDER_ID.encode(), other_order.encode()),
+    )
+    assert tampered.body != webhook.body
+    forged = first.signed(AppCredentials(app.app_key, "not-the-app-secret"), NOW)
+    for refused in (tampered, forged):
+        answer = stack.send(refused)
+        assert answer.status == 401, answer.body
+        assert set(answer.body) == set(platform.failure("code", "text"))
+    assert InboxRecord.count() == 0
+
+
+def test_oauth_connects_a_shop_and_refreshes_its_tokens(simulator, platform):
+    app = simulated(platform).demo_credentials
+    base_url = oauth_urls(simulator)[platform.name]
+    redirect_uri = f"https://shophook.test/oauth/{platform.name}/callback"
+    authorize_url = platform.authorize_url(base_url, app, redirect_uri, "state-81")
+    granted = approve(authorize_url, "81000001")
+    assert granted["state"] == "state-81"
+    shop = platform.exchange_code(base_url, app, redirect_uri, granted["code"], NOW)
+    assert shop.shop_id == f"{platform.name}:81000001"
+    assert shop.tokens.expires_at > NOW
+    refreshed = platform.refresh(base_url, app, shop.tokens.refresh_token, NOW)
+    assert refreshed.access_token != shop.tokens.access_token
+    # A refresh token is good once.
+    with pytest.raises(OAuthExchangeError):
+        platform.refresh(base_url, app, shop.tokens.refresh_token, NOW)
+    # The refreshed session is the one the platform's API honours.
+    method, business = platform.ship_request(ORDER_ID, "SF81000001", "SF")
+    url = api_urls(simulator)[platform.name]
+    result = platform.call(url, app, refreshed.access_token, method, business, NOW)
+    assert result.outcome is CallOutcome.SUCCESS, result
+
+
+def test_shipping_a_paid_order_is_accepted_by_the_platform(simulator, platform):
+    (paid,) = {
+        event.order_id
+        for event in (parsed(message).event for message in story(platform))
+        if isinstance(event, OrderSnapshot) and event.status is OrderStatus.PAID
+    }
+    method, business = platform.ship_request(paid, "SF81000001", "SF")
+    url = api_urls(simulator)[platform.name]
+    app = simulated(platform).demo_credentials
+    result = platform.call(url, app, demo_session(simulator, platform), method, business, NOW)
+    assert result.outcome is CallOutcome.SUCCESS, result
+
+
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [
+        ("rate_limit", CallOutcome.RETRYABLE),
+        ("server_error", CallOutcome.RETRYABLE),
+        ("invalid_session", CallOutcome.REFRESH_TOKEN),
+    ],
+)
+def test_the_platforms_refusals_map_to_what_shophook_should_do(simulator, platform, fault, outcome):
+    requests.post(f"{simulator}/_sim/faults", json={platform.name: [fault]}, timeout=5)
+    method, business = platform.ship_request(ORDER_ID, "SF81000001", "SF")
+    url = api_urls(simulator)[platform.name]
+    app = simulated(platform).demo_credentials
+    session = demo_session(simulator, platform)
+    assert platform.call(url, app, session, method, business, NOW).outcome is outcome
+    assert platform.call(url, app, session, method, business, NOW).outcome is CallOutcome.SUCCESS
+    # The platform refuses to take a step twice: ShopHook reads that as done.
+    again = platform.call(url, app, session, method, business, NOW)
+    assert again.outcome is CallOutcome.ALREADY_DONE
+
+
+def test_every_action_a_case_allows_is_accepted_by_the_platform(simulator, platform):
+    """Each after-sale state of the story, each action the domain allows there and
+    the platform supports: the call is one the platform's API carries out."""
+    cases = [
+        event
+        for event in (parsed(message).event for message in story(platform))
+        if isinstance(event, CaseSnapshot)
+    ]
+    url = api_urls(simulator)[platform.name]
+    app = simulated(platform).demo_credentials
+    session = demo_session(simulator, platform)
+    shop_id = f"{platform.name}:{simulated(platform).demo_seller}"
+    accepted = []
+    for case in cases:
+        for action in Action:
+            if refusal(action, case) is not None:
+                continue
+            try:
+                method, business = platform.action_request(shop_id, action, case, REASON, ADDRESS)
+            except UnsupportedActionError:
+                continue
+            # Each call on its own: the platform refuses to repeat a step.
+            requests.post(f"{simulator}/_sim/reset", timeout=5).raise_for_status()
+            result = platform.call(url, app, session, method, business, NOW)
+            assert result.outcome is CallOutcome.SUCCESS, (action, case.status, result)
+            accepted.append(action)
+    assert accepted, "the story should give the seller something to do"
