@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from bench.report import Report, summary
+from shophook.stage import deployed_environment
 
 PROJECT = Path(__file__).resolve().parents[1]
 FLOOR = "import chalice, boto3, pynamodb.models"
@@ -20,7 +21,13 @@ PACKAGE_TARGET_MB = 15
 
 
 def _import_seconds(imports: str) -> float:
-    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SHOPHOOK_TABLE_PREFIX": "bench-"}
+    # The functions' own environment (.chalice/config.json), as Lambda starts them.
+    env = {
+        **os.environ,
+        **deployed_environment(),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "SHOPHOOK_TABLE_PREFIX": "bench-",
+    }
     done = subprocess.run(
         [sys.executable, "-c", TIMER.format(imports=imports)],
         cwd=PROJECT,

@@ -9,17 +9,49 @@ POWERTOOLS_METRICS_NAMESPACE (defaults below).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools.shared import constants
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "shophook")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ShopHook")
 
 logger = Logger(service=SERVICE)
-# Patches botocore, so every DynamoDB call is a subsegment; off outside Lambda.
-tracer = Tracer(service=SERVICE)
+
+
+def tracing_on() -> bool:
+    """Powertools' own rule: in Lambda, not emulated, not turned off."""
+    in_lambda = bool(os.environ.get(constants.LAMBDA_TASK_ROOT_ENV))
+    emulated = os.environ.get(constants.SAM_LOCAL_ENV) or os.environ.get(
+        constants.CHALICE_LOCAL_ENV
+    )
+    turned_off = os.environ.get(constants.TRACER_DISABLED_ENV, "false").lower() in ("1", "true")
+    return in_lambda and not emulated and not turned_off
+
+
+class _Untraced:
+    """What the code asks of the Tracer, where tracing is off."""
+
+    def capture_method(self, method: Callable | None = None, **_: Any) -> Any:
+        return method if method is not None else (lambda undecorated: undecorated)
+
+
+def _tracer() -> Any:
+    if not tracing_on():
+        # Even a disabled Powertools Tracer loads the X-Ray SDK, some 300 ms of
+        # every cold start; only a traced function pays for it.
+        return _Untraced()
+    from aws_lambda_powertools import Tracer
+
+    # Patches botocore, so every DynamoDB call is a subsegment.
+    return Tracer(service=SERVICE)
+
+
+tracer = _tracer()
 
 
 def emit(name: str, value: float = 1, unit: str = MetricUnit.Count, **dimensions: str) -> None:

@@ -70,7 +70,9 @@ def one_of(codes: Iterable[str]) -> Any:
 
 
 class WireModel(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    # Validators are built on a model's first use, not at import: a cold start
+    # pays only for the models its invocation reads.
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, defer_build=True)
 
 
 _Model = TypeVar("_Model", bound=WireModel)

@@ -43,7 +43,8 @@ Limit = Annotated[int, Field(ge=1, le=MAX_PAGE)]
 class Command(BaseModel):
     """A request body: JSON types as they are (no coercion)."""
 
-    model_config = ConfigDict(strict=True, frozen=True)
+    # Built on first use, not at import (cold start).
+    model_config = ConfigDict(strict=True, frozen=True, defer_build=True)
     # The machine code of a refusal, by the top-level field at fault.
     codes: ClassVar[dict[str, str]] = {}
     default_code: ClassVar[str] = "invalid_body"
@@ -52,7 +53,7 @@ class Command(BaseModel):
 class Query(Command):
     """Query parameters: text, read as the types declared."""
 
-    model_config = ConfigDict(strict=False, frozen=True)
+    model_config = ConfigDict(strict=False, frozen=True, defer_build=True)
     default_code: ClassVar[str] = ""  # invalid_<parameter>
 
 

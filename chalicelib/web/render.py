@@ -9,11 +9,12 @@ import tomllib
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.model import LANGUAGES, SHANGHAI
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -58,6 +59,9 @@ def _span(seconds: float, translate: Any) -> str:
 def environment(language: str) -> Environment:
     if language not in LANGUAGES:
         raise ValueError(f"no console language {language!r}")
+    # Imported on first use: only the console's pages need it, not a webhook's cold start.
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(["html"]),
