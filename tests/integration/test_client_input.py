@@ -1,0 +1,76 @@
+"""Client input a hostile review answered with 500s (issue 18): each is now a
+4xx naming the field, because the typed commands refuse it at the edge."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from tests.support import TAOBAO_SHOP
+
+
+def _cursor(key: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def _send(stack, method: str, path: str, body: object = None):
+    headers = {"Authorization": f"Bearer {stack.api_key}", "Content-Type": "application/json"}
+    raw = json.dumps(body).encode() if body is not None else b""
+    return stack.request(method, path, raw, headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        (f"/shops/{TAOBAO_SHOP}/after-sales?limit=%C2%B2", "limit"),
+        (f"/shops/{TAOBAO_SHOP}/after-sales?limit=%D9%A3", "limit"),
+        (f"/shops/{TAOBAO_SHOP}/deadlines?before=0001-01-01T00:00:00%2B14:00", "before"),
+        (f"/shops/{TAOBAO_SHOP}/deadlines?before=9999-12-31T23:59:59-14:00", "before"),
+        (f"/shops/{TAOBAO_SHOP}/after-sales?cursor={_cursor({'entity_key': 1})}", "cursor"),
+        (f"/shops/{TAOBAO_SHOP}/after-sales?cursor={_cursor({'entity_key': {'S': 1}})}", "cursor"),
+        (f"/shops/{TAOBAO_SHOP}/after-sales?cursor={_cursor([1])}", "cursor"),
+    ],
+)
+def test_queries_that_were_500s_are_a_400_naming_the_parameter(stack, path, field):
+    answer = _send(stack, "GET", path)
+    assert (answer.status, answer.body["field"]) == (400, field), answer.body
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_a_replay_from_an_unrepresentable_time_is_a_400_naming_since(stack, since):
+    created = _send(
+        stack,
+        "POST",
+        "/subscriptions",
+        {
+            "url": "https://93.184.216.34/hook",
+            "event_types": ["order.paid"],
+            "shops": [TAOBAO_SHOP],
+        },
+    )
+    assert created.status == 201, created.body
+    answer = _send(stack, "POST", f"/subscriptions/{created.body['id']}/replay", {"since": since})
+    assert (answer.status, answer.body["code"], answer.body["field"]) == (
+        400,
+        "invalid_since",
+        "since",
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"x": {}}, "overrides.x"),
+        ({"law.no_reason_return": {}}, "overrides.law.no_reason_return"),
+        ({"seller.refund_within": {"hours": "12"}}, "overrides.seller.refund_within.hours"),
+    ],
+)
+def test_a_policy_naming_no_adjustable_rule_is_a_422_naming_it(stack, overrides, field):
+    answer = _send(stack, "PUT", f"/shops/{TAOBAO_SHOP}/policy", {"overrides": overrides})
+    assert (answer.status, answer.body["code"], answer.body["field"]) == (
+        422,
+        "policy_not_allowed",
+        field,
+    )
