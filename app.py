@@ -113,6 +113,26 @@ def fresh_log_context(event: Any, get_response: Callable[[Any], Any]) -> Any:
     return get_response(event)
 
 
+# Every answer, pages above all (connect now, the console later): never framed
+# (clickjacking), never sniffed into another type, and no Referer leaving with
+# a callback's code in it.
+BROWSER_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@app.middleware("http")
+def browser_protections(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    response = get_response(event)
+    response.headers = {**BROWSER_HEADERS, **response.headers}
+    if response.headers.get("Content-Type", "").startswith("text/html"):
+        policy = response.headers.get("Content-Security-Policy", "default-src 'none'")
+        response.headers["Content-Security-Policy"] = f"{policy}; frame-ancestors 'none'"
+    return response
+
+
 def _body(command: type[CommandT]) -> CommandT:
     sent_as = app.current_request.headers.get("content-type", "application/json")
     if sent_as.partition(";")[0].strip().lower() != "application/json":

@@ -150,3 +150,23 @@ def test_disconnect_forgets_tokens_and_later_webhooks_are_acked_and_ignored(stac
     paid = taobao_order("3200001", NOW - timedelta(hours=1))[1]
     assert stack.deliver(paid).status == 200
     assert stack.get("/shops/taobao:2200000001/orders/3200001").status == 404
+
+
+def test_every_page_and_answer_forbids_framing_sniffing_and_referrers(stack, platforms):
+    """Issue 18: the connect pages could be framed; every answer now carries the
+    protections, set in one place (app.browser_protections) for pages to come."""
+    _, cookie, state = connect(stack)
+    answers = {
+        "redirect": stack.request("GET", "/oauth/taobao/connect"),
+        "connected page": callback(stack, "taobao", cookie, code="c-1", state=state),
+        "expired page": callback(stack, "taobao", cookie, code="c-1", state=state),
+        "unknown marketplace page": stack.request("GET", "/oauth/nope/connect"),
+        "json": stack.get("/health"),
+    }
+    for what, answer in answers.items():
+        headers = {name.lower(): value for name, value in answer.headers.items()}
+        assert headers["x-frame-options"] == "DENY", what
+        assert headers["x-content-type-options"] == "nosniff", what
+        assert headers["referrer-policy"] == "no-referrer", what
+        if headers.get("content-type", "").startswith("text/html"):
+            assert "frame-ancestors 'none'" in headers["content-security-policy"], what
