@@ -297,7 +297,10 @@ def _page(status: int, html: str, cookie: str) -> Response:
 
 def _cookie(value: str, max_age: int) -> str:
     secure = "; Secure" if (settings().public_url or "").startswith("https://") else ""
-    return f"{oauth.COOKIE}={value}; Max-Age={max_age}; Path=/oauth; HttpOnly; SameSite=Lax{secure}"
+    return (
+        f"{oauth.COOKIE}={value}; Max-Age={max_age}; Path={oauth.cookie_path()}; "
+        f"HttpOnly; SameSite=Lax{secure}"
+    )
 
 
 def _connect_failed(error: Exception, cookie: str) -> Response:

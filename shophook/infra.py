@@ -12,7 +12,13 @@ from pynamodb.attributes import TTLAttribute
 from pynamodb.models import Model
 
 from chalicelib.platforms import registry
-from chalicelib.settings import KMS_KEY_VARIABLE, TABLE_PREFIX_VARIABLE, platform_variable, settings
+from chalicelib.settings import (
+    KMS_KEY_VARIABLE,
+    PUBLIC_URL_VARIABLE,
+    TABLE_PREFIX_VARIABLE,
+    platform_variable,
+    settings,
+)
 from chalicelib.store.queues import (
     ALL_QUEUES,
     RETENTION_SECONDS,
@@ -499,6 +505,9 @@ def _functions() -> dict[str, Any]:
             KMS_KEY_VARIABLE: {"Fn::GetAtt": ["TokenKey", "Arn"]},
             **{queue.url_variable: {"Ref": _queue_id(queue)} for queue in ALL_QUEUES},
         }
+        if function == "APIHandler":
+            # OAuth redirect URIs and the connect cookie's path are built on it.
+            variables[PUBLIC_URL_VARIABLE] = {"Ref": "PublicUrl"}
         if function in PLATFORM_CALLERS:
             variables |= credentials | {
                 platform_variable(platform, part): {"Ref": f"{platform.capitalize()}{suffix}"}
@@ -546,6 +555,14 @@ def _parameters() -> dict[str, Any]:
             }
             for platform in sorted(registry())
             for suffix, what in (("OAuthUrl", "OAuth base URL"), ("ApiUrl", "API endpoint"))
+        },
+        "PublicUrl": {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "(https://[^/?#]+(/[^?#]*)?)?",
+            "Description": "where browsers and platforms reach the API, as "
+            f"{PUBLIC_URL_VARIABLE}: the EndpointURL output (https://<api id>.execute-api."
+            "<region>.amazonaws.com/api) or a custom domain; empty: shop connect is refused",
         },
         "AlarmEmail": {
             "Type": "String",

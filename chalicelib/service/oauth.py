@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from chalicelib.domain.model import ConnectedShop, ShopStatus
 from chalicelib.observability import emit, logger
@@ -29,6 +30,12 @@ class ConnectError(Exception):
     def __init__(self, code: str, title: str, message: str) -> None:
         super().__init__(title)
         self.code, self.title, self.message = code, title, message
+
+
+def cookie_path() -> str:
+    """Where the browser sends the connect cookie back: the callback's path, under
+    the public URL's own (`/api/oauth` behind API Gateway's `api` stage)."""
+    return urlsplit(settings().public_url or "").path + "/oauth"
 
 
 @dataclass(frozen=True)

@@ -170,3 +170,17 @@ def test_every_page_and_answer_forbids_framing_sniffing_and_referrers(stack, pla
         assert headers["referrer-policy"] == "no-referrer", what
         if headers.get("content-type", "").startswith("text/html"):
             assert "frame-ancestors 'none'" in headers["content-security-policy"], what
+
+
+def test_the_connect_cookie_follows_the_public_urls_path(stack, monkeypatch):
+    """Deployed, the API answers under API Gateway's stage (`/api/oauth/...`): a
+    cookie for `/oauth` never came back to the callback (issue 18)."""
+    from tests.support import set_env
+
+    set_env(monkeypatch, {"SHOPHOOK_PUBLIC_URL": "https://abc123.execute-api.test/api/"})
+    location, cookie, _ = connect(stack)
+    redirect_uri = parse_qs(urlparse(location).query)["redirect_uri"][0]
+    assert redirect_uri == "https://abc123.execute-api.test/api/oauth/taobao/callback"
+    assert "; Path=/api/oauth;" in cookie
+    set_env(monkeypatch, {"SHOPHOOK_PUBLIC_URL": "https://hooks.example.test"})
+    assert "; Path=/oauth;" in connect(stack)[1]

@@ -123,3 +123,11 @@ def test_each_queue_is_fifo_with_a_dlq_after_its_retry_budget():
     (statement,) = resources["QueueUse"]["Properties"]["PolicyDocument"]["Statement"]
     assert all(action.startswith("sqs:") and "*" not in action for action in statement["Action"])
     assert len(statement["Resource"]) == 2 * len(ALL_QUEUES)
+
+
+def test_the_api_gets_its_public_url_from_a_parameter():
+    """Shop connect needs SHOPHOOK_PUBLIC_URL; the stack never set it (issue 18)."""
+    rendered = template()
+    variables = rendered["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert variables["SHOPHOOK_PUBLIC_URL"] == {"Ref": "PublicUrl"}
+    assert rendered["Parameters"]["PublicUrl"]["Type"] == "String"
