@@ -40,9 +40,11 @@ from chalicelib.platforms.oauth import session as oauth_session
 from chalicelib.platforms.signing import joined_params, md5_sign, signatures_match
 from chalicelib.platforms.wire import (
     Identifier,
+    Quantity,
     WireModel,
     WireTime,
     Yuan,
+    bounded_identifier,
     check_timestamp,
     format_wire_time,
     one_of,
@@ -91,7 +93,7 @@ SCAN_STATUS = {
 class OrderItem(WireModel):
     skuId: Identifier
     skuName: str
-    itemTotal: int
+    itemTotal: Quantity
     jdPrice: Yuan
     category: str
     noReasonReturn: bool
@@ -266,6 +268,7 @@ class Jd:
         message_id = self.message_id(delivery)
         if message_id is None:
             raise MalformedMessageError("msg_id", "Field required")
+        bounded_identifier(message_id, "msg_id")
         topic = delivery.params.get("method", "")
         if topic not in _TOPICS:
             raise MalformedMessageError(

@@ -26,6 +26,7 @@ from chalicelib.platforms.base import (
     VerifiedDelivery,
     WebhookRejectedError,
 )
+from chalicelib.platforms.wire import MAX_BODY_BYTES
 from chalicelib.policies import default_policy
 from chalicelib.service import outbox
 from chalicelib.service.errors import NotFoundError
@@ -33,7 +34,6 @@ from chalicelib.settings import settings
 from chalicelib.store.entities import ENTITIES, AlreadyStoredError, EntityStore, Quarantined
 from chalicelib.store.errors import ConditionFailedError, StorageUnavailableError
 
-MAX_BODY_BYTES = 256 * 1024
 # Optimistic concurrency: another webhook for the same entity won the race.
 MAX_ATTEMPTS = 3
 
