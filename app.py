@@ -13,6 +13,7 @@ from chalice import Chalice, Rate, Response
 from chalice.app import SQSEvent
 
 from chalicelib import policies
+from chalicelib.domain.ids import MAX_ID_LENGTH
 from chalicelib.domain.views import preferred_language
 from chalicelib.observability import logger
 from chalicelib.platforms.base import InboundRequest
@@ -50,6 +51,7 @@ from chalicelib.service.errors import (
     NotAllowedError,
     NotFoundError,
     ServiceError,
+    TooLargeError,
     UnauthenticatedError,
 )
 from chalicelib.settings import settings
@@ -72,8 +74,12 @@ STATUS: dict[type[ServiceError], int] = {
     UnauthenticatedError: 401,
     NotFoundError: 404,
     ConflictError: 409,
+    TooLargeError: 413,
     NotAllowedError: 422,
 }
+# A path's id names something stored only if it fits a key: a platform's id,
+# with a platform or kind prefix. A longer one names nothing (and is never read).
+MAX_PATH_ID = 2 * MAX_ID_LENGTH
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
@@ -92,8 +98,11 @@ def route(path: str, method: str) -> Callable[[Callable[..., Any]], Any]:
 
     def register(view: Callable[..., Any]) -> Any:
         @functools.wraps(view)
-        def answering(*args: Any, **kwargs: Any) -> Any:
+        def answering(*args: Any, **kwargs: str) -> Any:
             try:
+                for name, value in kwargs.items():
+                    if len(value) > MAX_PATH_ID:
+                        raise NotFoundError("not_found", f"no {name} is that long", name)
                 return view(*args, **kwargs)
             except ServiceError as refused:
                 return _json(_status(refused), refused.body())

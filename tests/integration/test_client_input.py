@@ -74,3 +74,101 @@ def test_a_policy_naming_no_adjustable_rule_is_a_422_naming_it(stack, overrides,
         "policy_not_allowed",
         field,
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("actions", {"action": "refuse", "reason": "r" * 201}, "reason"),
+        (
+            "actions",
+            {
+                "action": "agree_return",
+                "return_address": {"address": "a" * 201, "name": "n", "mobile": "1"},
+            },
+            "return_address.address",
+        ),
+        (
+            "actions",
+            {
+                "action": "agree_return",
+                "return_address": {"address": "a", "name": "n" * 51, "mobile": "1"},
+            },
+            "return_address.name",
+        ),
+        ("ship", {"tracking_no": "9" * 65, "carrier": "SF"}, "tracking_no"),
+        ("ship", {"tracking_no": "9", "carrier": "c" * 65}, "carrier"),
+        (
+            "subscriptions",
+            {
+                "url": "https://e.test/" + "a" * 2048,
+                "event_types": ["order.paid"],
+                "shops": [TAOBAO_SHOP],
+            },
+            "url",
+        ),
+        (
+            "subscriptions",
+            {"url": "https://e.test/", "event_types": ["order.paid"] * 50, "shops": [TAOBAO_SHOP]},
+            "event_types",
+        ),
+        (
+            "subscriptions",
+            {"url": "https://e.test/", "event_types": ["e" * 65], "shops": [TAOBAO_SHOP]},
+            "event_types[0]",
+        ),
+        (
+            "subscriptions",
+            {"url": "https://e.test/", "event_types": ["order.paid"], "shops": ["s" * 200]},
+            "shops[0]",
+        ),
+        (
+            "policy",
+            {"overrides": {"r" * 65: {}}},
+            "overrides." + "r" * 65 + ".[key]",
+        ),
+    ],
+)
+def test_text_over_its_limit_is_a_422_naming_the_field(stack, path, body, field):
+    """Issue 18: a 500 KB refusal reason was a 503, a 300 KB one was sent to the
+    platform verbatim. Every text field has a limit, the platform's where it has one."""
+    method, route = {
+        "actions": ("POST", f"/shops/{TAOBAO_SHOP}/after-sales/R1/actions"),
+        "ship": ("POST", f"/shops/{TAOBAO_SHOP}/orders/3010001/ship"),
+        "subscriptions": ("POST", "/subscriptions"),
+        "policy": ("PUT", f"/shops/{TAOBAO_SHOP}/policy"),
+    }[path]
+    answer = _send(stack, method, route, body)
+    assert (answer.status, answer.body["code"], answer.body["field"]) == (422, "too_long", field)
+
+
+@pytest.mark.parametrize(
+    ("method", "route"),
+    [
+        ("POST", f"/shops/{TAOBAO_SHOP}/after-sales/R1/actions"),
+        ("PUT", f"/shops/{TAOBAO_SHOP}/policy"),
+        ("POST", "/subscriptions"),
+    ],
+)
+def test_a_body_over_the_cap_is_a_413(stack, method, route):
+    answer = _send(stack, method, route, {"reason": "r" * 20_000})
+    assert (answer.status, answer.body["code"], answer.body["field"]) == (
+        413,
+        "body_too_large",
+        "body",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        (f"/shops/{TAOBAO_SHOP}/orders/{'9' * 2100}", "order_id"),
+        (f"/shops/{TAOBAO_SHOP}/after-sales/{'订' * 1000}", "case_id"),
+        (f"/shops/{TAOBAO_SHOP}/after-sales/R1/actions/{'a' * 3000}", "action_id"),
+        (f"/subscriptions/{'s' * 3000}", "subscription_id"),
+        (f"/subscriptions/{'s' * 3000}/deliveries", "subscription_id"),
+    ],
+)
+def test_an_id_too_long_to_be_stored_is_a_404_not_a_storage_error(stack, path, field):
+    answer = _send(stack, "GET", path)
+    assert (answer.status, answer.body["field"]) == (404, field), answer.body
