@@ -393,7 +393,7 @@ def template() -> dict[str, Any]:
         resources |= queue_resources(queue)
     resources |= alarms()
     resources["FlowDashboard"] = dashboard()
-    resources |= _token_key() | _queue_use() | _functions()
+    resources |= _token_key() | _queue_use() | _app_secrets() | _functions()
     return {
         "Parameters": _parameters(),
         "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}},
@@ -419,7 +419,8 @@ def _token_key() -> dict[str, Any]:
         "DeletionPolicy": "Retain",
         "UpdateReplacePolicy": "Retain",
         "Properties": {
-            "Description": "ShopHook: seals shops' OAuth tokens",
+            "Description": "ShopHook: seals shops' OAuth tokens, subscription secrets, "
+            "the apps' secrets and the functions' environment",
             "EnableKeyRotation": True,
             "KeyPolicy": {
                 "Version": "2012-10-17",
@@ -492,12 +493,17 @@ def _queue_use() -> dict[str, Any]:
 def _functions() -> dict[str, Any]:
     resources: dict[str, Any] = {}
     # Deep-merged into the functions chalice generates: the table prefix comes
-    # from the same parameter as the tables, tracing is on, and the API gets the
-    # marketplace apps' credentials from NoEcho parameters (never from the repo).
+    # from the same parameter as the tables, tracing is on, and the functions
+    # that call the platforms get the apps' keys and the names of the secrets in
+    # Secrets Manager (never a secret itself: the environment is readable with
+    # lambda:GetFunctionConfiguration).
     credentials = {
-        platform_variable(platform, f"app_{part}"): {"Ref": _credential(platform, part)}
+        platform_variable(platform, part): {"Ref": logical_id}
         for platform in sorted(registry())
-        for part in ("key", "secret")
+        for part, logical_id in (
+            ("app_key", _credential(platform, "key")),
+            ("app_secret_name", _app_secret_id(platform)),
+        )
     }
     for function in FUNCTIONS:
         variables: dict[str, Any] = {
@@ -517,6 +523,8 @@ def _functions() -> dict[str, Any]:
         properties: dict[str, Any] = {
             "Tracing": "Active",
             "Environment": {"Variables": variables},
+            # Names and URLs only, but sealed under the stack's key all the same.
+            "KmsKeyArn": {"Fn::GetAtt": ["TokenKey", "Arn"]},
         }
         if function in CONSUMERS:
             # Chalice names the queue by ARN (the Ref to its URL above orders the
@@ -536,8 +544,8 @@ def _parameters() -> dict[str, Any]:
             _credential(platform, part): {
                 "Type": "String",
                 "NoEcho": part == "secret",
-                "Description": f"the {platform} app's {part}, "
-                f"as {platform_variable(platform, 'app_' + part)}",
+                "Description": f"the {platform} app's {part}"
+                + (" (kept in Secrets Manager)" if part == "secret" else ""),
             }
             for platform in sorted(registry())
             for part in ("key", "secret")
@@ -574,6 +582,51 @@ def _parameters() -> dict[str, Any]:
 
 def _credential(platform: str, part: str) -> str:
     return f"{platform.capitalize()}App{part.capitalize()}"
+
+
+def _app_secret_id(platform: str) -> str:
+    return f"{platform.capitalize()}AppSecretStored"
+
+
+def _app_secrets() -> dict[str, Any]:
+    """Each app's secret in Secrets Manager, made from its NoEcho parameter and
+    sealed under the stack's key; only the platform callers may read them."""
+    resources: dict[str, Any] = {
+        _app_secret_id(platform): {
+            "Type": "AWS::SecretsManager::Secret",
+            "Properties": {
+                "Name": {"Fn::Sub": "${TablePrefix}" + f"{platform}-app-secret"},
+                "Description": f"ShopHook: the {platform} app's secret",
+                "SecretString": {"Ref": _credential(platform, "secret")},
+                "KmsKeyId": {"Fn::GetAtt": ["TokenKey", "Arn"]},
+            },
+        }
+        for platform in sorted(registry())
+    }
+    resources["AppSecretsUse"] = {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyName": "shophook-app-secrets",
+            "Roles": [
+                {"Ref": f"{role}Role"}
+                for function, role in zip(FUNCTIONS, ROLES, strict=True)
+                if function in PLATFORM_CALLERS
+            ],
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["secretsmanager:GetSecretValue"],
+                        "Resource": [
+                            {"Ref": _app_secret_id(platform)} for platform in sorted(registry())
+                        ],
+                    }
+                ],
+            },
+        },
+    }
+    return resources
 
 
 def render() -> str:

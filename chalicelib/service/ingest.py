@@ -67,6 +67,10 @@ def receive(
     emit("WebhookReceived", platform=platform.name)
     try:
         delivery = _verify(platform, request, now)
+    except StorageUnavailableError as failure:
+        # The app's secret could not be read: the platform delivers again later.
+        logger.exception("webhook not verified")
+        return Reply(503, platform.failure("secret_unavailable", str(failure)))
     except WebhookRejectedError as rejection:
         # The total per platform is what alarms watch; the reasons are for diagnosis.
         emit("WebhookRejected", platform=platform.name)

@@ -131,3 +131,35 @@ def test_the_api_gets_its_public_url_from_a_parameter():
     variables = rendered["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
     assert variables["SHOPHOOK_PUBLIC_URL"] == {"Ref": "PublicUrl"}
     assert rendered["Parameters"]["PublicUrl"]["Type"] == "String"
+
+
+def test_no_function_environment_holds_a_secret():
+    """Issue 18: the apps' secrets were plain environment variables (readable with
+    lambda:GetFunctionConfiguration). The template keeps them in Secrets Manager,
+    made from the NoEcho parameters; the environment names them."""
+    rendered = template()
+    resources = rendered["Resources"]
+    no_echo = {name for name, p in rendered["Parameters"].items() if p.get("NoEcho")}
+    assert no_echo == {"TaobaoAppSecret", "JdAppSecret"}
+    for function in (
+        "APIHandler",
+        "SweepDeadlines",
+        "RefreshTokens",
+        "RequeueOutbox",
+        "DeliverOutbox",
+        "DeliverWebhooks",
+    ):
+        properties = resources[function]["Properties"]
+        variables = properties["Environment"]["Variables"]
+        assert not any(value == {"Ref": name} for value in variables.values() for name in no_echo)
+        assert properties["KmsKeyArn"] == {"Fn::GetAtt": ["TokenKey", "Arn"]}
+    api = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    for platform in ("taobao", "jd"):
+        stored = resources[f"{platform.capitalize()}AppSecretStored"]
+        assert stored["Type"] == "AWS::SecretsManager::Secret"
+        assert stored["Properties"]["SecretString"] == {"Ref": f"{platform.capitalize()}AppSecret"}
+        assert api[f"SHOPHOOK_{platform.upper()}_APP_SECRET_NAME"] == {
+            "Ref": f"{platform.capitalize()}AppSecretStored"
+        }
+    (statement,) = resources["AppSecretsUse"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["secretsmanager:GetSecretValue"]
