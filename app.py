@@ -285,6 +285,7 @@ def disconnect_shop(shop_id: str) -> dict[str, str]:
 
 CONNECT_STATUS = {
     "unknown_marketplace": 404,
+    "too_many_connects": 429,
     "link_expired": 400,
     "declined": 400,
     "marketplace_failed": 502,
@@ -314,16 +315,19 @@ def _cookie(value: str, max_age: int) -> str:
 
 def _connect_failed(error: Exception, cookie: str) -> Response:
     if isinstance(error, oauth.ConnectError):
-        return _page(
-            CONNECT_STATUS[error.code], pages.page(error.title, error.message, ok=False), cookie
-        )
+        status = CONNECT_STATUS[error.code]
+        page = _page(status, pages.page(error.title, error.message, ok=False), cookie)
+        if status == 429:
+            page.headers["Retry-After"] = "60"
+        return page
     return _page(503, pages.page("Please try again", "ShopHook is busy.", ok=False), cookie)
 
 
 @app.route("/oauth/{platform}/connect", methods=["GET"], content_types=["*/*"])
 def connect_shop(platform: str) -> Response:
+    identity = app.current_request.context.get("identity") or {}
     try:
-        started = oauth.start(platform, datetime.now(UTC))
+        started = oauth.start(platform, datetime.now(UTC), identity.get("sourceIp") or "unknown")
     except (oauth.ConnectError, StorageUnavailableError) as error:
         return _connect_failed(error, _cookie("", 0))
     lifetime = int(oauth.STATE_LIFETIME.total_seconds())

@@ -341,6 +341,19 @@ class OAuthStateRecord(Model):
     expires_at = TTLAttribute()
 
 
+class ConnectAttemptsRecord(Model):
+    """Shop connects started from one client (its address, hashed) in one minute:
+    the unauthenticated connect route writes a state row per request, so it is
+    capped per client. Gone soon after its minute."""
+
+    class Meta(_Meta):
+        table_name = f"{settings().table_prefix}connect-attempts"
+
+    client_minute = UnicodeAttribute(hash_key=True)
+    attempts = NumberAttribute(default=0)
+    expires_at = TTLAttribute()
+
+
 class ApiKeyRecord(Model):
     """An integrator key, stored only as its SHA-256 (keys are 256-bit random)."""
 
@@ -365,6 +378,7 @@ ALL_RECORDS: tuple[type[Model], ...] = (
     DeadlineRecord,
     OutboxRecord,
     OAuthStateRecord,
+    ConnectAttemptsRecord,
     ApiKeyRecord,
     SubscriptionRecord,
     SubscriptionRouteRecord,

@@ -184,3 +184,24 @@ def test_the_connect_cookie_follows_the_public_urls_path(stack, monkeypatch):
     assert "; Path=/api/oauth;" in cookie
     set_env(monkeypatch, {"SHOPHOOK_PUBLIC_URL": "https://hooks.example.test"})
     assert "; Path=/oauth;" in connect(stack)[1]
+
+
+def test_connects_are_capped_per_client_and_minute(stack):
+    """Issue 18: the unauthenticated connect route wrote a row per request (300 in
+    2.8 s). A client may start CONNECTS_PER_MINUTE a minute; then a 429 page, and
+    nothing is written, until the next minute."""
+    from chalicelib.service.oauth import CONNECTS_PER_MINUTE
+    from chalicelib.store.records import ConnectAttemptsRecord, OAuthStateRecord
+
+    for _ in range(CONNECTS_PER_MINUTE):
+        connect(stack)
+    refused = stack.request("GET", "/oauth/taobao/connect")
+    assert refused.status == 429 and refused.headers["Retry-After"] == "60"
+    assert "Too many connect attempts" in refused.body
+    assert OAuthStateRecord.count() == CONNECTS_PER_MINUTE
+    (counted,) = list(ConnectAttemptsRecord.scan())
+    assert "127.0.0.1" not in counted.client_minute  # the address is kept hashed
+    assert counted.expires_at <= NOW + timedelta(minutes=2)
+    with time_machine.travel(NOW + timedelta(minutes=1), tick=False):
+        answer = stack.client.http.request("GET", "/oauth/taobao/connect")
+    assert answer.status_code == 302
