@@ -52,6 +52,20 @@ ROLES = tuple(name.replace("APIHandler", "ApiHandler") for name in FUNCTIONS)
 CONSUMERS = ("DeliverOutbox", "DeliverWebhooks")
 # Functions that call the platforms' APIs (OAuth included).
 PLATFORM_CALLERS = ("APIHandler", "RefreshTokens", "DeliverOutbox")
+# A schedule needs one run at a time; two, so a late run never throttles the next.
+SCHEDULE_CONCURRENCY = 2
+# What API Gateway's access log records per request: who, which route, how it
+# went. Never a query string (a connect callback carries its code there) or a header.
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "method": "$context.httpMethod",
+    "resource": "$context.resourcePath",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "latencyMs": "$context.responseLatency",
+}
 API_NAME = "shophook"
 FIVE_MINUTES = 300
 # Tables on the webhook path: their throttling is what makes platforms redeliver.
@@ -393,7 +407,7 @@ def template() -> dict[str, Any]:
         resources |= queue_resources(queue)
     resources |= alarms()
     resources["FlowDashboard"] = dashboard()
-    resources |= _token_key() | _queue_use() | _app_secrets() | _functions()
+    resources |= _token_key() | _queue_use() | _app_secrets() | _functions() | _api()
     return {
         "Parameters": _parameters(),
         "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}},
@@ -529,13 +543,92 @@ def _functions() -> dict[str, Any]:
         if function in CONSUMERS:
             # Chalice names the queue by ARN (the Ref to its URL above orders the
             # creation); the function reports failed records, not a failed invocation.
+            # The poller never invokes more copies than the function may run: a
+            # throttled message would count a receive towards the DLQ.
             properties["Events"] = {
                 f"{function}SqsEventSource": {
-                    "Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
+                    "Properties": {
+                        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                        "ScalingConfig": {"MaximumConcurrency": {"Ref": "ConsumerConcurrency"}},
+                    }
                 }
             }
+        # Each function has its share of the account's concurrency, so none can
+        # starve the others (or the account's other functions).
+        properties["ReservedConcurrentExecutions"] = (
+            {"Ref": "ApiConcurrency"}
+            if function == "APIHandler"
+            else {"Ref": "ConsumerConcurrency"}
+            if function in CONSUMERS
+            else SCHEDULE_CONCURRENCY
+        )
         resources[function] = {"Properties": properties}
     return resources
+
+
+def _api() -> dict[str, Any]:
+    """Deep-merged into the API chalice generates: stage-wide throttling (every
+    route, webhooks and the unauthenticated connect pages included), X-Ray
+    tracing, and an access log."""
+    return {
+        "RestAPI": {
+            # The account's logging role must be in place before the stage logs.
+            "DependsOn": "ApiGatewayAccount",
+            "Properties": {
+                "TracingEnabled": True,
+                "MethodSettings": [
+                    {
+                        "ResourcePath": "/*",
+                        "HttpMethod": "*",
+                        "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                        "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"},
+                    }
+                ],
+                "AccessLogSetting": {
+                    "DestinationArn": {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]},
+                    "Format": json.dumps(ACCESS_LOG_FORMAT),
+                },
+            },
+        },
+        "ApiAccessLogs": {
+            "Type": "AWS::Logs::LogGroup",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "LogGroupName": {"Fn::Sub": "/shophook/${TablePrefix}api-access"},
+                "RetentionInDays": 90,
+            },
+        },
+        # API Gateway writes logs through one role per account and region. Kept
+        # when the stack goes, since other APIs of the account may log through it.
+        "ApiGatewayLogsRole": {
+            "Type": "AWS::IAM::Role",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "apigateway.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "ManagedPolicyArns": [
+                    {
+                        "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
+                        "AmazonAPIGatewayPushToCloudWatchLogs"
+                    }
+                ],
+            },
+        },
+        "ApiGatewayAccount": {
+            "Type": "AWS::ApiGateway::Account",
+            "Properties": {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayLogsRole", "Arn"]}},
+        },
+    }
 
 
 def _parameters() -> dict[str, Any]:
@@ -576,6 +669,32 @@ def _parameters() -> dict[str, Any]:
             "Type": "String",
             "Default": "",
             "Description": "where alarms are mailed (empty: subscribe to AlarmTopic yourself)",
+        },
+        "ApiRateLimit": {
+            "Type": "Number",
+            "Default": 100,
+            "MinValue": 1,
+            "Description": "requests a second the API stage takes, every route together; "
+            "past it (and the burst) API Gateway answers 429",
+        },
+        "ApiBurstLimit": {
+            "Type": "Number",
+            "Default": 200,
+            "MinValue": 1,
+            "Description": "requests the API stage takes at once above the rate",
+        },
+        "ApiConcurrency": {
+            "Type": "Number",
+            "Default": 50,
+            "MinValue": 1,
+            "Description": "the API function's reserved concurrency: copies at once, at most",
+        },
+        "ConsumerConcurrency": {
+            "Type": "Number",
+            "Default": 10,
+            "MinValue": 2,
+            "Description": "reserved concurrency of each queue consumer, and its event "
+            "source's maximum concurrency",
         },
     }
 

@@ -163,3 +163,34 @@ def test_no_function_environment_holds_a_secret():
         }
     (statement,) = resources["AppSecretsUse"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == ["secretsmanager:GetSecretValue"]
+
+
+def test_the_api_is_throttled_traced_and_logged_and_every_function_has_its_concurrency():
+    """Issue 18: nothing was rate limited (checkov CKV_AWS_115, CKV_AWS_76)."""
+    resources = template()["Resources"]
+    api = resources["RestAPI"]["Properties"]
+    (throttle,) = api["MethodSettings"]
+    assert (throttle["ResourcePath"], throttle["HttpMethod"]) == ("/*", "*")
+    assert throttle["ThrottlingRateLimit"] == {"Ref": "ApiRateLimit"}
+    assert throttle["ThrottlingBurstLimit"] == {"Ref": "ApiBurstLimit"}
+    assert api["TracingEnabled"] is True
+    assert api["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}
+    assert "querystring" not in api["AccessLogSetting"]["Format"].lower()
+    assert resources["ApiAccessLogs"]["Properties"]["RetentionInDays"] > 0
+    reserved = {
+        function: resources[function]["Properties"]["ReservedConcurrentExecutions"]
+        for function in (
+            "APIHandler",
+            "SweepDeadlines",
+            "RefreshTokens",
+            "RequeueOutbox",
+            "DeliverOutbox",
+            "DeliverWebhooks",
+        )
+    }
+    assert reserved["APIHandler"] == {"Ref": "ApiConcurrency"}
+    for consumer in ("DeliverOutbox", "DeliverWebhooks"):
+        (source,) = resources[consumer]["Properties"]["Events"].values()
+        # The poller never runs more copies than the function may: no throttled receive.
+        assert source["Properties"]["ScalingConfig"]["MaximumConcurrency"] == reserved[consumer]
+
