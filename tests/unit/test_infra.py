@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.store.records import ALL_RECORDS
-from shophook.infra import render, template
+from shophook.infra import FUNCTIONS, render, template
 
 ROOT = Path(__file__).parents[2]
 
@@ -141,14 +141,7 @@ def test_no_function_environment_holds_a_secret():
     resources = rendered["Resources"]
     no_echo = {name for name, p in rendered["Parameters"].items() if p.get("NoEcho")}
     assert no_echo == {"TaobaoAppSecret", "JdAppSecret"}
-    for function in (
-        "APIHandler",
-        "SweepDeadlines",
-        "RefreshTokens",
-        "RequeueOutbox",
-        "DeliverOutbox",
-        "DeliverWebhooks",
-    ):
+    for function in FUNCTIONS:
         properties = resources[function]["Properties"]
         variables = properties["Environment"]["Variables"]
         assert not any(value == {"Ref": name} for value in variables.values() for name in no_echo)
@@ -179,14 +172,7 @@ def test_the_api_is_throttled_traced_and_logged_and_every_function_has_its_concu
     assert resources["ApiAccessLogs"]["Properties"]["RetentionInDays"] > 0
     reserved = {
         function: resources[function]["Properties"]["ReservedConcurrentExecutions"]
-        for function in (
-            "APIHandler",
-            "SweepDeadlines",
-            "RefreshTokens",
-            "RequeueOutbox",
-            "DeliverOutbox",
-            "DeliverWebhooks",
-        )
+        for function in FUNCTIONS
     }
     assert reserved["APIHandler"] == {"Ref": "ApiConcurrency"}
     for consumer in ("DeliverOutbox", "DeliverWebhooks"):
