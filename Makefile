@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins boto3 older than the app does: it gets an environment of its own.
+CHECKOV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV)/.installed
 
 STAGE ?= dev
 
@@ -15,6 +18,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
+$(CHECKOV_STAMP): requirements-checkov.txt $(STAMP)
+	test -x $(CHECKOV)/bin/python || $(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
 run: $(STAMP)
 	$(BIN)/shophook local
 
@@ -24,12 +32,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/xenon --max-absolute C app.py chalicelib shophook simulator
 
-# The deployable template: chalice's functions with infra/template.json merged in.
-package: $(STAMP)
+# The deployable template: chalice's functions with infra/template.json merged in,
+# checked by cfn-lint and by checkov (what it skips, and why: infra/checkov.yaml).
+package: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/shophook infra --check
 	rm -rf out/$(STAGE)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package --stage $(STAGE) --merge-template infra/template.json out/$(STAGE)
 	$(BIN)/cfn-lint out/$(STAGE)/sam.json
+	$(CHECKOV)/bin/checkov --config-file infra/checkov.yaml --file out/$(STAGE)/sam.json
 
 # The connect page and the console are tested in a real browser: Debian's chromium,
 # its driver, and a CJK font so that screenshots of the Chinese pages are readable.

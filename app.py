@@ -15,6 +15,7 @@ from chalice import Chalice, Rate, Response
 from chalice.app import SQSEvent
 
 from chalicelib import policies
+from chalicelib.domain.ids import MAX_ID_LENGTH
 from chalicelib.domain.model import LANGUAGES
 from chalicelib.domain.views import preferred_language
 from chalicelib.observability import logger
@@ -56,6 +57,7 @@ from chalicelib.service.errors import (
     NotAllowedError,
     NotFoundError,
     ServiceError,
+    TooLargeError,
     UnauthenticatedError,
 )
 from chalicelib.settings import settings
@@ -79,8 +81,12 @@ STATUS: dict[type[ServiceError], int] = {
     UnauthenticatedError: 401,
     NotFoundError: 404,
     ConflictError: 409,
+    TooLargeError: 413,
     NotAllowedError: 422,
 }
+# A path's id names something stored only if it fits a key: a platform's id,
+# with a platform or kind prefix. A longer one names nothing (and is never read).
+MAX_PATH_ID = 2 * MAX_ID_LENGTH
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
@@ -91,6 +97,14 @@ def _status_of(error: ServiceError, statuses: dict[type[ServiceError], int]) -> 
     return next(statuses[kind] for kind in type(error).__mro__ if kind in statuses)
 
 
+def _path_ids_bounded(params: dict[str, str]) -> None:
+    """An id longer than any ShopHook holds names nothing (and would be over
+    DynamoDB's key size, a 5xx): not found."""
+    for name, value in params.items():
+        if len(value) > MAX_PATH_ID:
+            raise NotFoundError("not_found", f"no {name} is that long", name)
+
+
 def route(path: str, method: str) -> Callable[[Callable[..., Any]], Any]:
     """A route whose refusals are answered as their specific 4xx, and storage
     trouble as a 503 the caller may retry. (Chalice turns exceptions into 500s
@@ -99,8 +113,9 @@ def route(path: str, method: str) -> Callable[[Callable[..., Any]], Any]:
 
     def register(view: Callable[..., Any]) -> Any:
         @functools.wraps(view)
-        def answering(*args: Any, **kwargs: Any) -> Any:
+        def answering(*args: Any, **kwargs: str) -> Any:
             try:
+                _path_ids_bounded(kwargs)
                 return view(*args, **kwargs)
             except ServiceError as refused:
                 return _json(_status_of(refused, STATUS), refused.body())
@@ -118,6 +133,28 @@ def fresh_log_context(event: Any, get_response: Callable[[Any], Any]) -> Any:
     """Each invocation starts its log lines without the previous one's keys."""
     logger.clear_state()
     return get_response(event)
+
+
+# Every answer, pages above all (connect now, the console later): never framed
+# (clickjacking), never sniffed into another type, and no Referer leaving with
+# a callback's code in it.
+BROWSER_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@app.middleware("http")
+def browser_protections(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    response = get_response(event)
+    response.headers = {**BROWSER_HEADERS, **response.headers}
+    policy = response.headers.get("Content-Security-Policy", "default-src 'none'")
+    if response.headers.get("Content-Type", "").startswith("text/html") and (
+        "frame-ancestors" not in policy
+    ):
+        response.headers["Content-Security-Policy"] = f"{policy}; frame-ancestors 'none'"
+    return response
 
 
 def _body(command: type[CommandT]) -> CommandT:
@@ -263,23 +300,21 @@ def disconnect_shop(shop_id: str) -> dict[str, str]:
 
 CONNECT_STATUS = {
     "unknown_marketplace": 404,
+    "too_many_connects": 429,
     "link_expired": 400,
     "declined": 400,
     "marketplace_failed": 502,
 }
 
 
-# Every HTML page: no framing, no sniffing, no referrer beyond this origin, and
-# only this origin's own styles and scripts (no inline script, no inline handlers).
+# Every HTML page takes only this origin's own styles and scripts (no inline
+# script, no inline handlers); browser_protections adds the rest.
 HTML_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
 }
 
 
@@ -324,16 +359,20 @@ def _cookie_value(name: str) -> str | None:
 
 def _connect_failed(error: Exception, cookie: str) -> Response:
     if isinstance(error, oauth.ConnectError):
-        return _page(
-            CONNECT_STATUS[error.code], pages.page(error.title, error.message, ok=False), cookie
-        )
+        status = CONNECT_STATUS[error.code]
+        page = _page(status, pages.page(error.title, error.message, ok=False), cookie)
+        if status == 429:
+            page.headers["Retry-After"] = "60"
+        return page
     return _page(503, pages.page("Please try again", "ShopHook is busy.", ok=False), cookie)
 
 
-@app.route("/oauth/{platform}/connect", methods=["GET"], content_types=["*/*"])
-def connect_shop(platform: str) -> Response:
+def _start_connect(platform: str, purpose: str) -> Response:
+    """To the platform's approval page, with the connect cookie bound to the state."""
+    identity = app.current_request.context.get("identity") or {}
+    client = identity.get("sourceIp") or "unknown"
     try:
-        started = oauth.start(platform, datetime.now(UTC))
+        started = oauth.start(platform, datetime.now(UTC), client, purpose)
     except (oauth.ConnectError, StorageUnavailableError) as error:
         return _connect_failed(error, _cookie("", 0))
     lifetime = int(oauth.STATE_LIFETIME.total_seconds())
@@ -346,6 +385,11 @@ def connect_shop(platform: str) -> Response:
             "Cache-Control": "no-store",
         },
     )
+
+
+@app.route("/oauth/{platform}/connect", methods=["GET"], content_types=["*/*"])
+def connect_shop(platform: str) -> Response:
+    return _start_connect(platform, "connect")
 
 
 @app.route("/oauth/{platform}/callback", methods=["GET"], content_types=["*/*"])
@@ -452,6 +496,7 @@ def console_page(path: str, method: str = "GET") -> Callable[[Callable[..., Any]
                 else preferred_language(request.headers.get("accept-language"))
             )
             try:
+                _path_ids_bounded(params)
                 session = console.resume(_cookie_value(CONSOLE_COOKIE), now)
                 if session is None:
                     return _signed_out(language, 200 if path == "/console" else 401)
@@ -496,20 +541,7 @@ def console_static(name: str) -> Response:
 def console_sign_in(platform: str) -> Response:
     """The platform's OAuth, for the console: the callback connects (or
     reconnects) the shop and starts a session for it."""
-    try:
-        started = oauth.start(platform, datetime.now(UTC), purpose="console")
-    except (oauth.ConnectError, StorageUnavailableError) as error:
-        return _connect_failed(error, _cookie("", 0))
-    lifetime = int(oauth.STATE_LIFETIME.total_seconds())
-    return Response(
-        body="",
-        status_code=302,
-        headers={
-            "Location": started.authorize_url,
-            "Set-Cookie": _cookie(started.browser_nonce, lifetime),
-            "Cache-Control": "no-store",
-        },
-    )
+    return _start_connect(platform, "console")
 
 
 @console_page("/console/sign-out", "POST")

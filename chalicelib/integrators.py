@@ -17,9 +17,35 @@ from urllib.parse import urlsplit
 import requests
 from requests_hardened import Config, Manager
 from requests_hardened.ip_filter import InvalidIPAddress, filter_host
+from requests_hardened.ip_filter_adapter import IPFilterAdapter
 from standardwebhooks import Webhook
 
 MAX_URL_LENGTH = 2048
+# Deprecated IPv6 forms Python still calls global: IPv4-compatible addresses
+# (RFC 4291 2.5.5.1: `::7f00:1` is 127.0.0.1, `::a9fe:a9fe` the metadata
+# address) and site-local ones (`fec0::/10`, RFC 3879), which some stacks route
+# inside the network.
+DEPRECATED_IPV6 = (ipaddress.ip_network("::/96"), ipaddress.ip_network("fec0::/10"))
+
+
+def address_allowed(address: str, allow_loopback: bool) -> bool:
+    """Whether ShopHook may connect to this resolved address: globally routable
+    (`is_global`), not multicast, not a deprecated IPv6 form, and not one
+    requests_hardened refuses (loopback only with `allow_loopback`)."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    try:
+        filter_host(str(ip), 443, allow_loopback=allow_loopback)
+    except (InvalidIPAddress, requests.RequestException):
+        return False
+    if allow_loopback and ip.is_loopback:
+        return True
+    deprecated = ip.version == 6 and any(ip in network for network in DEPRECATED_IPV6)
+    return ip.is_global and not ip.is_multicast and not deprecated
 
 
 def _is_loopback_literal(host: str) -> bool:
@@ -55,9 +81,7 @@ def url_problem(url: str, resolve: bool, allow_loopback: bool) -> str | None:
     except (socket.gaierror, UnicodeError):
         return f"the host '{host}' does not resolve"
     for address in resolved:
-        try:
-            filter_host(address.partition("%")[0], port, allow_loopback=loopback_http)
-        except (InvalidIPAddress, requests.RequestException):
+        if not address_allowed(address, loopback_http):
             return (
                 f"the host '{host}' resolves to {address}, a loopback, private, "
                 "link-local, multicast or metadata address"
@@ -65,11 +89,27 @@ def url_problem(url: str, resolve: bool, allow_loopback: bool) -> str | None:
     return None
 
 
+class _PublicAddressAdapter(IPFilterAdapter):
+    """requests_hardened's pinning adapter, refusing also what `address_allowed`
+    refuses in the address it pinned (the one the connection goes to)."""
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: object = None
+    ) -> tuple[dict, dict]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        pinned = host_params["host"].strip("[]")
+        if not address_allowed(pinned, self._allow_loopback):
+            raise InvalidIPAddress(pinned)
+        return host_params, pool_kwargs
+
+
 @cache
 def _session(allow_loopback: bool, timeout: tuple[float, float]) -> requests.Session:
     """Resolves each host once, refuses non-public addresses, connects to the
     address it checked, never follows redirects."""
-    return Manager(
+    session = Manager(
         Config(
             ip_filter_enable=True,
             ip_filter_allow_loopback_ips=allow_loopback,
@@ -78,6 +118,14 @@ def _session(allow_loopback: bool, timeout: tuple[float, float]) -> requests.Ses
             user_agent_override="ShopHook-Webhooks/1.0",
         )
     ).get_session()
+    for scheme in ("http://", "https://"):
+        session.mount(
+            scheme,
+            _PublicAddressAdapter(
+                is_https_proto=scheme == "https://", allow_loopback=allow_loopback
+            ),
+        )
+    return session
 
 
 class DeliveryOutcome(StrEnum):

@@ -1,6 +1,11 @@
 """ShopHook's settings: environment variables only (set per stage in
 .chalice/config.json and the packaged template), read once per process.
 
+An app secret is given either as its value (`SHOPHOOK_<PLATFORM>_APP_SECRET`,
+local and development use) or, as the packaged stack does, as the name or ARN
+of the AWS Secrets Manager secret holding it (`SHOPHOOK_<PLATFORM>_APP_SECRET_NAME`),
+read when needed through store.secrets (cached there).
+
 AWS endpoints and credentials come from the standard AWS variables
 (`AWS_REGION`, `AWS_ENDPOINT_URL`, ...), which botocore reads itself: the local
 stack points them at moto, AWS leaves them unset. A value ShopHook cannot use
@@ -13,6 +18,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+
+from chalicelib.store.secrets import app_secret as stored_secret
 
 TABLE_PREFIX_VARIABLE = "SHOPHOOK_TABLE_PREFIX"
 PUBLIC_URL_VARIABLE = "SHOPHOOK_PUBLIC_URL"
@@ -50,7 +57,7 @@ class PlatformSettings:
 
 
 def platform_variable(platform: str, part: str) -> str:
-    """SHOPHOOK_<PLATFORM>_<PART>: APP_KEY, APP_SECRET, API_URL, OAUTH_URL."""
+    """SHOPHOOK_<PLATFORM>_<PART>: APP_KEY, APP_SECRET, APP_SECRET_NAME, API_URL, OAUTH_URL."""
     return f"SHOPHOOK_{platform.upper()}_{part.upper()}"
 
 
@@ -73,7 +80,11 @@ class Settings:
         def value(part: str) -> str | None:
             return self.environ.get(platform_variable(name, part)) or None
 
-        app_key, app_secret = value("app_key"), value("app_secret")
+        app_key = value("app_key")
+        app_secret = value("app_secret")
+        secret_name = value("app_secret_name")
+        if app_key and secret_name:
+            app_secret = stored_secret(secret_name)
         return PlatformSettings(
             credentials=AppCredentials(app_key, app_secret) if app_key and app_secret else None,
             api_url=value("api_url"),
@@ -85,6 +96,9 @@ class Settings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        for name, value in environ.items():
+            if name.endswith("_APP_SECRET") and value and environ.get(f"{name}_NAME"):
+                raise SettingsError(f"set {name} or {name}_NAME, not both")
         public_url = environ.get(PUBLIC_URL_VARIABLE, "").rstrip("/") or None
         if public_url is not None and not public_url.startswith(("https://", "http://")):
             raise SettingsError(f"{PUBLIC_URL_VARIABLE} must be an http(s) URL, not {public_url!r}")

@@ -8,7 +8,9 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,11 +18,32 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from chalicelib.service.errors import ServiceError
 from shophook.stage import PROJECT_DIR, apply_stage
 
 console = Console()
+
+# Terminal escape sequences: CSI (`ESC [ ... final`), OSC (`ESC ] ... BEL or ST`,
+# which sets titles and makes links) and the two-character ones.
+_ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
+# Bidirectional overrides and isolates reorder what the operator reads.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def plain(value: object) -> Text:
+    """Text from sellers, platforms or integrators as the terminal should show it:
+    never read as Rich markup, with escape sequences and control characters
+    (C0, C1, bidi controls) removed; line breaks and tabs become spaces."""
+    text = _ESCAPE_SEQUENCE.sub("", str(value)).replace("\n", " ").replace("\t", " ")
+    return Text(
+        "".join(
+            char
+            for char in text
+            if unicodedata.category(char) != "Cc" and char not in _BIDI_CONTROLS
+        )
+    )
 
 
 def _print_rows(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
@@ -31,7 +54,7 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
     for column in rows[0] if rows else ["(none)"]:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(value) for value in row.values()))
+        table.add_row(*(plain(value) for value in row.values()))
     console.print(table)
 
 
@@ -103,7 +126,7 @@ def _shops_add(args: argparse.Namespace) -> int:
     from chalicelib.service import shops
 
     shop = shops.connect(args.shop_id, args.name, datetime.now(UTC))
-    console.print(f"connected {shop.shop_id}", highlight=False)
+    console.print(plain(f"connected {shop.shop_id}"), highlight=False)
     return 0
 
 
@@ -144,7 +167,7 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     from chalicelib.service import keys
 
     record = keys.revoke(args.key_id, datetime.now(UTC))
-    console.print(f"revoked {record.key_id} ({record.name})", highlight=False)
+    console.print(plain(f"revoked {record.key_id} ({record.name})"), highlight=False)
     return 0
 
 
@@ -179,7 +202,7 @@ def _quarantine_show(args: argparse.Namespace) -> int:
         print(json.dumps(detail, ensure_ascii=False, indent=2))
     else:
         for name, value in detail.items():
-            console.print(f"[bold]{name}[/bold]: {value}", highlight=False)
+            console.print(Text(f"{name}: ", style="bold"), plain(value), sep="", highlight=False)
     return 0
 
 
@@ -288,9 +311,12 @@ def _explain(args: argparse.Namespace) -> int:
         )
         return 0
     console.print(
-        f"[bold]{case['case_id']}[/bold]  order {case['order_id']}  {case['kind']}  "
-        f"[bold]{case['status']}[/bold]  amount {case['amount_fen']} fen  "
-        f"quality issue: {'yes' if case['quality_issue'] else 'no'}"
+        plain(
+            f"{case['case_id']}  order {case['order_id']}  {case['kind']}  "
+            f"{case['status']}  amount {case['amount_fen']} fen  "
+            f"quality issue: {'yes' if case['quality_issue'] else 'no'}"
+        ),
+        style="bold",
     )
     _print_rows(timeline, False, "timeline")
     _print_rows(

@@ -12,7 +12,13 @@ from pynamodb.attributes import TTLAttribute
 from pynamodb.models import Model
 
 from chalicelib.platforms import registry
-from chalicelib.settings import KMS_KEY_VARIABLE, TABLE_PREFIX_VARIABLE, platform_variable, settings
+from chalicelib.settings import (
+    KMS_KEY_VARIABLE,
+    PUBLIC_URL_VARIABLE,
+    TABLE_PREFIX_VARIABLE,
+    platform_variable,
+    settings,
+)
 from chalicelib.store.queues import (
     ALL_QUEUES,
     RETENTION_SECONDS,
@@ -46,6 +52,20 @@ ROLES = tuple(name.replace("APIHandler", "ApiHandler") for name in FUNCTIONS)
 CONSUMERS = ("DeliverOutbox", "DeliverWebhooks")
 # Functions that call the platforms' APIs (OAuth included).
 PLATFORM_CALLERS = ("APIHandler", "RefreshTokens", "DeliverOutbox")
+# A schedule needs one run at a time; two, so a late run never throttles the next.
+SCHEDULE_CONCURRENCY = 2
+# What API Gateway's access log records per request: who, which route, how it
+# went. Never a query string (a connect callback carries its code there) or a header.
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "method": "$context.httpMethod",
+    "resource": "$context.resourcePath",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "latencyMs": "$context.responseLatency",
+}
 API_NAME = "shophook"
 FIVE_MINUTES = 300
 # Tables on the webhook path: their throttling is what makes platforms redeliver.
@@ -387,7 +407,7 @@ def template() -> dict[str, Any]:
         resources |= queue_resources(queue)
     resources |= alarms()
     resources["FlowDashboard"] = dashboard()
-    resources |= _token_key() | _queue_use() | _functions()
+    resources |= _token_key() | _queue_use() | _app_secrets() | _functions() | _api()
     return {
         "Parameters": _parameters(),
         "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}},
@@ -413,7 +433,8 @@ def _token_key() -> dict[str, Any]:
         "DeletionPolicy": "Retain",
         "UpdateReplacePolicy": "Retain",
         "Properties": {
-            "Description": "ShopHook: seals shops' OAuth tokens",
+            "Description": "ShopHook: seals shops' OAuth tokens, subscription secrets, "
+            "the apps' secrets and the functions' environment",
             "EnableKeyRotation": True,
             "KeyPolicy": {
                 "Version": "2012-10-17",
@@ -486,12 +507,17 @@ def _queue_use() -> dict[str, Any]:
 def _functions() -> dict[str, Any]:
     resources: dict[str, Any] = {}
     # Deep-merged into the functions chalice generates: the table prefix comes
-    # from the same parameter as the tables, tracing is on, and the API gets the
-    # marketplace apps' credentials from NoEcho parameters (never from the repo).
+    # from the same parameter as the tables, tracing is on, and the functions
+    # that call the platforms get the apps' keys and the names of the secrets in
+    # Secrets Manager (never a secret itself: the environment is readable with
+    # lambda:GetFunctionConfiguration).
     credentials = {
-        platform_variable(platform, f"app_{part}"): {"Ref": _credential(platform, part)}
+        platform_variable(platform, part): {"Ref": logical_id}
         for platform in sorted(registry())
-        for part in ("key", "secret")
+        for part, logical_id in (
+            ("app_key", _credential(platform, "key")),
+            ("app_secret_name", _app_secret_id(platform)),
+        )
     }
     for function in FUNCTIONS:
         variables: dict[str, Any] = {
@@ -499,6 +525,9 @@ def _functions() -> dict[str, Any]:
             KMS_KEY_VARIABLE: {"Fn::GetAtt": ["TokenKey", "Arn"]},
             **{queue.url_variable: {"Ref": _queue_id(queue)} for queue in ALL_QUEUES},
         }
+        if function == "APIHandler":
+            # OAuth redirect URIs and the connect cookie's path are built on it.
+            variables[PUBLIC_URL_VARIABLE] = {"Ref": "PublicUrl"}
         if function in PLATFORM_CALLERS:
             variables |= credentials | {
                 platform_variable(platform, part): {"Ref": f"{platform.capitalize()}{suffix}"}
@@ -508,17 +537,98 @@ def _functions() -> dict[str, Any]:
         properties: dict[str, Any] = {
             "Tracing": "Active",
             "Environment": {"Variables": variables},
+            # Names and URLs only, but sealed under the stack's key all the same.
+            "KmsKeyArn": {"Fn::GetAtt": ["TokenKey", "Arn"]},
         }
         if function in CONSUMERS:
             # Chalice names the queue by ARN (the Ref to its URL above orders the
             # creation); the function reports failed records, not a failed invocation.
+            # The poller never invokes more copies than the function may run: a
+            # throttled message would count a receive towards the DLQ.
             properties["Events"] = {
                 f"{function}SqsEventSource": {
-                    "Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
+                    "Properties": {
+                        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                        "ScalingConfig": {"MaximumConcurrency": {"Ref": "ConsumerConcurrency"}},
+                    }
                 }
             }
+        # Each function has its share of the account's concurrency, so none can
+        # starve the others (or the account's other functions).
+        properties["ReservedConcurrentExecutions"] = (
+            {"Ref": "ApiConcurrency"}
+            if function == "APIHandler"
+            else {"Ref": "ConsumerConcurrency"}
+            if function in CONSUMERS
+            else SCHEDULE_CONCURRENCY
+        )
         resources[function] = {"Properties": properties}
     return resources
+
+
+def _api() -> dict[str, Any]:
+    """Deep-merged into the API chalice generates: stage-wide throttling (every
+    route, webhooks and the unauthenticated connect pages included), X-Ray
+    tracing, and an access log."""
+    return {
+        "RestAPI": {
+            # The account's logging role must be in place before the stage logs.
+            "DependsOn": "ApiGatewayAccount",
+            "Properties": {
+                "TracingEnabled": True,
+                "MethodSettings": [
+                    {
+                        "ResourcePath": "/*",
+                        "HttpMethod": "*",
+                        "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                        "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"},
+                    }
+                ],
+                "AccessLogSetting": {
+                    "DestinationArn": {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]},
+                    "Format": json.dumps(ACCESS_LOG_FORMAT),
+                },
+            },
+        },
+        "ApiAccessLogs": {
+            "Type": "AWS::Logs::LogGroup",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "LogGroupName": {"Fn::Sub": "/shophook/${TablePrefix}api-access"},
+                "RetentionInDays": 90,
+            },
+        },
+        # API Gateway writes logs through one role per account and region. Kept
+        # when the stack goes, since other APIs of the account may log through it.
+        "ApiGatewayLogsRole": {
+            "Type": "AWS::IAM::Role",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "apigateway.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "ManagedPolicyArns": [
+                    {
+                        "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
+                        "AmazonAPIGatewayPushToCloudWatchLogs"
+                    }
+                ],
+            },
+        },
+        "ApiGatewayAccount": {
+            "Type": "AWS::ApiGateway::Account",
+            "Properties": {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayLogsRole", "Arn"]}},
+        },
+    }
 
 
 def _parameters() -> dict[str, Any]:
@@ -527,8 +637,8 @@ def _parameters() -> dict[str, Any]:
             _credential(platform, part): {
                 "Type": "String",
                 "NoEcho": part == "secret",
-                "Description": f"the {platform} app's {part}, "
-                f"as {platform_variable(platform, 'app_' + part)}",
+                "Description": f"the {platform} app's {part}"
+                + (" (kept in Secrets Manager)" if part == "secret" else ""),
             }
             for platform in sorted(registry())
             for part in ("key", "secret")
@@ -547,16 +657,95 @@ def _parameters() -> dict[str, Any]:
             for platform in sorted(registry())
             for suffix, what in (("OAuthUrl", "OAuth base URL"), ("ApiUrl", "API endpoint"))
         },
+        "PublicUrl": {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "(https://[^/?#]+(/[^?#]*)?)?",
+            "Description": "where browsers and platforms reach the API, as "
+            f"{PUBLIC_URL_VARIABLE}: the EndpointURL output (https://<api id>.execute-api."
+            "<region>.amazonaws.com/api) or a custom domain; empty: shop connect is refused",
+        },
         "AlarmEmail": {
             "Type": "String",
             "Default": "",
             "Description": "where alarms are mailed (empty: subscribe to AlarmTopic yourself)",
+        },
+        "ApiRateLimit": {
+            "Type": "Number",
+            "Default": 100,
+            "MinValue": 1,
+            "Description": "requests a second the API stage takes, every route together; "
+            "past it (and the burst) API Gateway answers 429",
+        },
+        "ApiBurstLimit": {
+            "Type": "Number",
+            "Default": 200,
+            "MinValue": 1,
+            "Description": "requests the API stage takes at once above the rate",
+        },
+        "ApiConcurrency": {
+            "Type": "Number",
+            "Default": 50,
+            "MinValue": 1,
+            "Description": "the API function's reserved concurrency: copies at once, at most",
+        },
+        "ConsumerConcurrency": {
+            "Type": "Number",
+            "Default": 10,
+            "MinValue": 2,
+            "Description": "reserved concurrency of each queue consumer, and its event "
+            "source's maximum concurrency",
         },
     }
 
 
 def _credential(platform: str, part: str) -> str:
     return f"{platform.capitalize()}App{part.capitalize()}"
+
+
+def _app_secret_id(platform: str) -> str:
+    return f"{platform.capitalize()}AppSecretStored"
+
+
+def _app_secrets() -> dict[str, Any]:
+    """Each app's secret in Secrets Manager, made from its NoEcho parameter and
+    sealed under the stack's key; only the platform callers may read them."""
+    resources: dict[str, Any] = {
+        _app_secret_id(platform): {
+            "Type": "AWS::SecretsManager::Secret",
+            "Properties": {
+                "Name": {"Fn::Sub": "${TablePrefix}" + f"{platform}-app-secret"},
+                "Description": f"ShopHook: the {platform} app's secret",
+                "SecretString": {"Ref": _credential(platform, "secret")},
+                "KmsKeyId": {"Fn::GetAtt": ["TokenKey", "Arn"]},
+            },
+        }
+        for platform in sorted(registry())
+    }
+    resources["AppSecretsUse"] = {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyName": "shophook-app-secrets",
+            "Roles": [
+                {"Ref": f"{role}Role"}
+                for function, role in zip(FUNCTIONS, ROLES, strict=True)
+                if function in PLATFORM_CALLERS
+            ],
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["secretsmanager:GetSecretValue"],
+                        "Resource": [
+                            {"Ref": _app_secret_id(platform)} for platform in sorted(registry())
+                        ],
+                    }
+                ],
+            },
+        },
+    }
+    return resources
 
 
 def render() -> str:

@@ -416,9 +416,13 @@ def oracle_signed_taobao(
     return SignedWebhook("taobao", "", path, {"Content-Type": content_type}, body)
 
 
-def oracle_signed_jd(method: str, msg_id: str, payload: str) -> SignedWebhook:
-    """Any JD-style push, signed at NOW by the oracle."""
+def oracle_signed_jd(
+    method: str, msg_id: str, payload: str, extra: Mapping[str, str] | None = None
+) -> SignedWebhook:
+    """Any JD-style push, signed at NOW by the oracle; `extra`: form fields beyond
+    the documented ones, signed with them."""
     form = {
+        **(extra or {}),
         "app_key": "demo-jd-key",
         "timestamp": format_wire_time(NOW),
         "v": "2.0",

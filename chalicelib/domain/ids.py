@@ -13,6 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+# The longest platform id (message, order, case, shop) ShopHook takes, in
+# characters. Real ones are under 40; at 4 bytes a character, keys built on it
+# stay far under DynamoDB's limits (2,048 bytes a partition key, 1,024 a sort key).
+MAX_ID_LENGTH = 128
+
 
 @dataclass(frozen=True)
 class ShopId:

@@ -46,9 +46,11 @@ from chalicelib.platforms.signing import (
 )
 from chalicelib.platforms.wire import (
     Identifier,
+    Quantity,
     WireModel,
     WireTime,
     Yuan,
+    bounded_identifier,
     check_timestamp,
     format_wire_time,
     one_of,
@@ -117,7 +119,7 @@ SCAN_STATUS = {
 class OrderItem(WireModel):
     skuId: Identifier
     skuName: str
-    itemTotal: int
+    itemTotal: Quantity
     jdPrice: Yuan
     category: str
     noReasonReturn: bool
@@ -302,6 +304,7 @@ class Jd:
         message_id = self.message_id(delivery)
         if message_id is None:
             raise MalformedMessageError("msg_id", "Field required")
+        bounded_identifier(message_id, "msg_id")
         topic = delivery.params.get("method", "")
         if topic not in _TOPICS:
             raise MalformedMessageError(

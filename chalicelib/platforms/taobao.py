@@ -43,7 +43,9 @@ from chalicelib.platforms.signing import (
     signatures_match,
 )
 from chalicelib.platforms.wire import (
+    Document,
     Identifier,
+    Quantity,
     WireModel,
     WireTime,
     Yuan,
@@ -102,13 +104,13 @@ class Push(MessageId):
     user_id: Identifier
     user_nick: str = ""
     pub_time: WireTime
-    content: str
+    content: Document
 
 
 class TradeItem(WireModel):
     oid: Identifier
     title: str
-    num: int
+    num: Quantity
     price: Yuan
     category: str
     no_reason_return: bool

@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from chalicelib.domain.ids import MAX_ID_LENGTH
 from chalicelib.domain.model import SHANGHAI
 from chalicelib.platforms.base import MalformedMessageError, WebhookRejectedError
 
@@ -22,6 +23,14 @@ TIMESTAMP_WINDOW = timedelta(minutes=10)
 _WIRE_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 # Up to 12 integer digits: a trillion yuan is more than any order, and keeps fen in int64.
 _YUAN = re.compile(r"(0|[1-9]\d{0,11})(\.\d{1,2})?")
+# What any inbound path takes (platforms.md 1.5: a bigger body is a 413).
+MAX_BODY_BYTES = 256 * 1024
+# Every text field of a message: generous next to the platforms' own (a title
+# is at most 60 characters, a reason or a scan's description a few hundred),
+# finite so that no one field can fill a stored row.
+MAX_TEXT_LENGTH = 1000
+# An order line's count: a six-digit number is more than any real line holds.
+MAX_QUANTITY = 999_999
 
 
 def parse_wire_time(value: str) -> datetime:
@@ -45,15 +54,29 @@ def _integer_as_text(value: object) -> object:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-def _not_blank(text: str) -> str:
+def _identifier(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
+    if len(text) > MAX_ID_LENGTH:
+        raise ValueError(f"an id is at most {MAX_ID_LENGTH} characters")
     return text
+
+
+def bounded_identifier(text: str, field: str) -> str:
+    """An id read outside a model (a form field): MalformedMessageError naming
+    `field` unless it is one ShopHook can key on."""
+    try:
+        return _identifier(text)
+    except ValueError as error:
+        raise MalformedMessageError(field, str(error)) from None
 
 
 WireTime = Annotated[str, AfterValidator(parse_wire_time)]
 Yuan = Annotated[str, AfterValidator(yuan_to_fen)]
-Identifier = Annotated[str, BeforeValidator(_integer_as_text), AfterValidator(_not_blank)]
+Identifier = Annotated[str, BeforeValidator(_integer_as_text), AfterValidator(_identifier)]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+# A JSON document carried as a string (Taobao-style `content`): bounded by the body.
+Document = Annotated[str, Field(max_length=MAX_BODY_BYTES)]
 
 
 def one_of(codes: Iterable[str]) -> Any:
@@ -72,7 +95,13 @@ def one_of(codes: Iterable[str]) -> Any:
 class WireModel(BaseModel):
     # Validators are built on a model's first use, not at import: a cold start
     # pays only for the models its invocation reads.
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, defer_build=True)
+    model_config = ConfigDict(
+        strict=True,
+        extra="ignore",
+        frozen=True,
+        str_max_length=MAX_TEXT_LENGTH,
+        defer_build=True,
+    )
 
 
 _Model = TypeVar("_Model", bound=WireModel)

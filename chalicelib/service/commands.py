@@ -11,12 +11,37 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic import StringConstraints as Text
 
 from chalicelib.domain.actions import Action
+from chalicelib.domain.events import EVENT_TYPES
+from chalicelib.domain.ids import MAX_ID_LENGTH
 from chalicelib.domain.model import CaseStatus
-from chalicelib.service.errors import InvalidInputError
+from chalicelib.integrators import MAX_URL_LENGTH
+from chalicelib.service.errors import InvalidInputError, NotAllowedError, TooLargeError
 from chalicelib.store.pages import CursorRefusedError, Key, decode_cursor
 
 MAX_PAGE = 100
-NonBlank = Annotated[str, Text(strip_whitespace=True, min_length=1)]
+# Any request body: the largest real one (a subscription to every shop of a
+# key) is a few KiB.
+MAX_BODY_BYTES = 16 * 1024
+# Text the platforms take from a seller: Taobao-style refuse_message is 2 to 200
+# characters, and the other fields hold an address, a name, a phone number, a
+# courier and its waybill number.
+MAX_REASON = 200
+MAX_ADDRESS = 200
+MAX_NAME = 50
+MAX_PHONE = 30
+MAX_POSTCODE = 16
+MAX_TRACKING = 64
+# What ShopHook itself hands out or reads back: ids, event types, cursors.
+MAX_SHOP_ID = MAX_ID_LENGTH + 16  # <platform>:<the platform's id>
+MAX_WORD = 64
+MAX_CURSOR = 4096
+MAX_SHOPS = 100
+TOO_LONG = frozenset({"string_too_long", "too_long"})
+
+
+def bounded(max_length: int) -> Any:
+    """Text, stripped, neither blank nor longer than `max_length` characters."""
+    return Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=max_length)]
 
 
 def _utc_representable(moment: datetime) -> datetime:
@@ -36,7 +61,7 @@ def _cursor(text: str) -> str:
 
 
 Moment = Annotated[AwareDatetime, AfterValidator(_utc_representable)]
-Cursor = Annotated[str, AfterValidator(_cursor)]
+Cursor = Annotated[str, Text(max_length=MAX_CURSOR), AfterValidator(_cursor)]
 Limit = Annotated[int, Field(ge=1, le=MAX_PAGE)]
 
 
@@ -58,39 +83,41 @@ class Query(Command):
 
 
 class ReturnAddress(Command):
-    address: NonBlank
-    name: NonBlank
-    mobile: NonBlank
+    address: bounded(MAX_ADDRESS)
+    name: bounded(MAX_NAME)
+    mobile: bounded(MAX_PHONE)
     # Optional here; Taobao-style returns need it (taobao.rp.returngoods.agree `post`).
-    postcode: NonBlank | None = None
+    postcode: bounded(MAX_POSTCODE) | None = None
 
 
 class ActionRequest(Command):
     codes: ClassVar[dict[str, str]] = {"action": "invalid_action"}
     action: Action
-    reason: NonBlank | None = None
+    reason: bounded(MAX_REASON) | None = None
     return_address: ReturnAddress | None = None
 
 
 class ShipRequest(Command):
-    tracking_no: NonBlank
-    carrier: NonBlank
+    tracking_no: bounded(MAX_TRACKING)
+    carrier: bounded(MAX_TRACKING)
 
 
 class PolicyRequest(Command):
     # Each rule's parameters; their values are checked against the policy's bounds.
-    overrides: dict[str, dict[str, Any]]
+    overrides: dict[bounded(MAX_WORD), dict[bounded(MAX_WORD), Any]]
 
 
 class SubscriptionRequest(Command):
-    url: NonBlank
-    event_types: Annotated[list[NonBlank], Field(min_length=1)]
-    shops: Annotated[list[NonBlank], Field(min_length=1)]
+    url: bounded(MAX_URL_LENGTH)
+    event_types: Annotated[
+        list[bounded(MAX_WORD)], Field(min_length=1, max_length=len(EVENT_TYPES))
+    ]
+    shops: Annotated[list[bounded(MAX_SHOP_ID)], Field(min_length=1, max_length=MAX_SHOPS)]
 
 
 class ReplayRequest(Command):
     codes: ClassVar[dict[str, str]] = {"since": "invalid_since", "until": "invalid_until"}
-    delivery_id: NonBlank | None = None
+    delivery_id: bounded(MAX_WORD) | None = None
     since: Moment | None = None
     until: Moment | None = None
 
@@ -133,19 +160,25 @@ def field_path(location: tuple[int | str, ...]) -> str:
     return path
 
 
-def refusal(model: type[Command], error: ValidationError) -> InvalidInputError:
+def refusal(model: type[Command], error: ValidationError) -> InvalidInputError | NotAllowedError:
     first = error.errors(include_url=False)[0]
     location = first["loc"]
     if first["type"] == "json_invalid":
         return InvalidInputError("invalid_json", "the body is not JSON", "body")
     if not location:
         return InvalidInputError(model.default_code or "invalid_body", first["msg"], "body")
+    if first["type"] in TOO_LONG:
+        return NotAllowedError("too_long", first["msg"], field_path(location))
     top = str(location[0])
     code = model.codes.get(top) or model.default_code or f"invalid_{top}"
     return InvalidInputError(code, first["msg"], field_path(location))
 
 
 def from_json(model: type[CommandT], raw: bytes) -> CommandT:
+    if len(raw) > MAX_BODY_BYTES:
+        raise TooLargeError(
+            "body_too_large", f"the body is over {MAX_BODY_BYTES // 1024} KiB", "body"
+        )
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:

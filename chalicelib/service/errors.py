@@ -27,6 +27,10 @@ class NotAllowedError(ServiceError):
     """Well-formed, but not something ShopHook accepts (a bound, a URL)."""
 
 
+class TooLargeError(ServiceError):
+    """The request is bigger than ShopHook takes at all."""
+
+
 class NotFoundError(ServiceError):
     """No such thing for this caller (also what another shop's things look like)."""
 

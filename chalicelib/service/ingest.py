@@ -26,6 +26,7 @@ from chalicelib.platforms.base import (
     VerifiedDelivery,
     WebhookRejectedError,
 )
+from chalicelib.platforms.wire import MAX_BODY_BYTES
 from chalicelib.policies import default_policy
 from chalicelib.service import outbox
 from chalicelib.service.errors import NotFoundError
@@ -33,7 +34,6 @@ from chalicelib.settings import settings
 from chalicelib.store.entities import ENTITIES, AlreadyStoredError, EntityStore, Quarantined
 from chalicelib.store.errors import ConditionFailedError, StorageUnavailableError
 
-MAX_BODY_BYTES = 256 * 1024
 # Optimistic concurrency: another webhook for the same entity won the race.
 MAX_ATTEMPTS = 3
 
@@ -67,6 +67,10 @@ def receive(
     emit("WebhookReceived", platform=platform.name)
     try:
         delivery = _verify(platform, request, now)
+    except StorageUnavailableError as failure:
+        # The app's secret could not be read: the platform delivers again later.
+        logger.exception("webhook not verified")
+        return Reply(503, platform.failure("secret_unavailable", str(failure)))
     except WebhookRejectedError as rejection:
         # The total per platform is what alarms watch; the reasons are for diagnosis.
         emit("WebhookRejected", platform=platform.name)

@@ -23,11 +23,15 @@ COOKIE = "shophook_connect"
 # What the seller came for: connect a shop, or sign in to the console (which
 # connects, or reconnects, it too). It travels in the state the platform echoes.
 PURPOSES = ("connect", "console")
+# Connects one client (address) may start in a minute: each writes a state row,
+# and a seller needs one or two.
+CONNECTS_PER_MINUTE = 10
 
 
 class ConnectError(Exception):
     """Something a seller must be told on the connect page; nothing was changed.
-    `code`: unknown_marketplace, link_expired, declined or marketplace_failed."""
+    `code`: unknown_marketplace, too_many_connects, link_expired, declined or
+    marketplace_failed."""
 
     def __init__(self, code: str, title: str, message: str) -> None:
         super().__init__(title)
@@ -55,9 +59,16 @@ def _setup(platform_name: str) -> tuple[Platform, AppCredentials, str, str]:
     return platform, credentials, base_url, redirect_uri
 
 
-def start(platform_name: str, now: datetime, purpose: str = "connect") -> Started:
+def start(platform_name: str, now: datetime, client: str, purpose: str = "connect") -> Started:
+    """Begin a connect for the browser at `client` (its address)."""
     platform, credentials, base_url, redirect_uri = _setup(platform_name)
     assert purpose in PURPOSES
+    if not shops.count_connect(client, now, CONNECTS_PER_MINUTE):
+        raise ConnectError(
+            "too_many_connects",
+            "Too many connect attempts",
+            "Please wait a minute, then start again from ShopHook.",
+        )
     state, nonce = f"{purpose}.{secrets.token_urlsafe(32)}", secrets.token_urlsafe(32)
     shops.save_connect(state, platform.name, nonce, now + STATE_LIFETIME)
     return Started(platform.authorize_url(base_url, credentials, redirect_uri, state), nonce)

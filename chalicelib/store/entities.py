@@ -32,7 +32,7 @@ from chalicelib.domain.change import (
     order_ref_of,
     outbound,
 )
-from chalicelib.domain.ids import EntityKind, EntityRef, platform_key
+from chalicelib.domain.ids import MAX_ID_LENGTH, EntityKind, EntityRef, platform_key
 from chalicelib.domain.model import (
     OPEN_CASE_STATUSES,
     CanonicalEvent,
@@ -101,9 +101,15 @@ class Quarantined:
 
     @property
     def key(self) -> str:
-        """The message's id with its platform; without a readable id, the body
-        itself identifies the delivery."""
-        identity = self.message_id or "sha256:" + hashlib.sha256(self.raw_body).hexdigest()
+        """The message's id with its platform. Without a readable id the body
+        identifies the delivery, and an id too long to key on is known by its
+        hash: the key stays bounded, the message is kept whole."""
+        if self.message_id is None:
+            identity = "sha256:" + hashlib.sha256(self.raw_body).hexdigest()
+        elif len(self.message_id) > MAX_ID_LENGTH:
+            identity = "sha256:" + hashlib.sha256(self.message_id.encode()).hexdigest()
+        else:
+            identity = self.message_id
         return platform_key(self.platform, identity)
 
 

@@ -414,6 +414,19 @@ class OwnerShopKeysIndex(GlobalSecondaryIndex):
     key_id = UnicodeAttribute(range_key=True)
 
 
+class ConnectAttemptsRecord(Model):
+    """Shop connects started from one client (its address, hashed) in one minute:
+    the unauthenticated connect route writes a state row per request, so it is
+    capped per client. Gone soon after its minute."""
+
+    class Meta(_Meta):
+        table_name = f"{settings().table_prefix}connect-attempts"
+
+    client_minute = UnicodeAttribute(hash_key=True)
+    attempts = NumberAttribute(default=0)
+    expires_at = TTLAttribute()
+
+
 class ApiKeyRecord(Model):
     """An integrator key, stored only as its SHA-256 (keys are 256-bit random)."""
 
@@ -457,6 +470,7 @@ ALL_RECORDS: tuple[type[Model], ...] = (
     DeadlineRecord,
     OutboxRecord,
     OAuthStateRecord,
+    ConnectAttemptsRecord,
     ApiKeyRecord,
     SubscriptionRecord,
     SubscriptionRouteRecord,

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from chalicelib.domain.model import ShopStatus
 from chalicelib.store.errors import ConditionFailedError, read_or_none, storage_errors
-from chalicelib.store.records import REFRESH_SHARDS, OAuthStateRecord, ShopRecord, due_from
+from chalicelib.store.records import (
+    REFRESH_SHARDS,
+    ConnectAttemptsRecord,
+    OAuthStateRecord,
+    ShopRecord,
+    due_from,
+)
 from chalicelib.store.work import shard_of, sortable
 
 
@@ -79,6 +85,27 @@ def take_connect(state: str, platform: str, nonce: str, now: datetime) -> bool:
                 condition=(OAuthStateRecord.platform == platform)
                 & (OAuthStateRecord.browser == browser_hash(nonce))
                 & (OAuthStateRecord.valid_until > now)
+            )
+    except ConditionFailedError:
+        return False
+    return True
+
+
+def count_connect(client: str, now: datetime, limit: int) -> bool:
+    """Count a connect started by `client` (its address) in this minute; False,
+    counting nothing, once `limit` were started in it. The row is keyed by the
+    address's hash, not the address, and expires with its minute."""
+    minute = now.replace(second=0, microsecond=0)
+    key = f"{hashlib.sha256(client.encode()).hexdigest()[:32]}#{minute.isoformat()}"
+    try:
+        with storage_errors("count the connect"):
+            ConnectAttemptsRecord(key).update(
+                actions=[
+                    ConnectAttemptsRecord.attempts.add(1),
+                    ConnectAttemptsRecord.expires_at.set(minute + timedelta(minutes=2)),
+                ],
+                condition=ConnectAttemptsRecord.attempts.does_not_exist()
+                | (ConnectAttemptsRecord.attempts < limit),
             )
     except ConditionFailedError:
         return False

@@ -111,3 +111,29 @@ def test_explain_prints_the_case_timeline_decisions_and_deadlines(stack, capsys)
 
 def test_the_committed_infra_template_is_current(capsys):
     assert main(["infra", "--check"]) == 0
+
+
+# A seller's shop name as the platform sent it, and as the operator must see it.
+HOSTILE_NAMES = [
+    ("[/oops]", "[/oops]"),
+    ("[link=https://evil.test]Tea[/link]", "[link=https://evil.test]Tea[/link]"),
+    ("Tea\x1b]8;;https://evil.test\x1b\\here\x1b]8;;\x1b\\", "Teahere"),
+    ("Tea\x1b[2J\x1b[31mred\x9b1m\x07\u202eeno", "Teared1meno"),
+]
+
+
+@pytest.mark.parametrize(("name", "shown"), HOSTILE_NAMES)
+def test_platform_text_is_printed_as_plain_text(stack, capsys, monkeypatch, name, shown):
+    """A seller's shop name (the platform's nick) is neither Rich markup nor
+    terminal control: `[/oops]` crashed `shops list`, `[link=...]` became a link
+    and escape sequences reached the terminal (issue 18)."""
+    from chalicelib.service import shops
+    from shophook import cli
+
+    monkeypatch.setattr(cli.console, "width", 200)  # a wide terminal: no cell wraps
+    shops.connect("taobao:31337", name, NOW)
+    capsys.readouterr()
+    assert main(["shops", "list"]) == 0
+    printed = capsys.readouterr().out
+    assert shown in printed
+    assert not any(char in printed for char in "\x1b\x07\x9b\u202e")

@@ -275,3 +275,74 @@ def test_losing_the_inbox_race_is_a_duplicate_not_an_error(stack, faults):
         cancellation_reasons=["ConditionalCheckFailed", "None", "None"],
     )
     assert stack.deliver(TAOBAO[1]).body == {"success": True}
+
+
+def _with_item(message: Message, **changes: object) -> Message:
+    """The message with its first order line changed."""
+    (item, *rest) = message.payload["items"]
+    payload = {**message.payload, "items": [{**item, **changes}, *rest]}
+    return Message(message.platform, message.message_id, message.topic, payload, message.shop_ref)
+
+
+def _with(message: Message, message_id: str | None = None, **changes: object) -> Message:
+    return Message(
+        message.platform,
+        message_id or message.message_id,
+        message.topic,
+        {**message.payload, **changes},
+        message.shop_ref,
+    )
+
+
+LONG_ID = "9" * 1001
+WIDE_ID = "订" * 600  # 1,800 bytes: over the limit in bytes long before 2,048 characters
+OVER_LONG = [
+    (_with(TAOBAO[1], message_id=LONG_ID), "body.id"),
+    (_with(TAOBAO[1], message_id=WIDE_ID), "body.id"),
+    (_with(TAOBAO[1], tid="3" * 2100), "content.tid"),
+    (_with(TAOBAO[1], message_id="long-tid", tid="3" * 2100), "content.tid"),
+    (_with(JD[0], message_id=LONG_ID), "msg_id"),
+    (_with(JD[0], message_id=WIDE_ID), "msg_id"),
+    (_with(JD[0], orderId="9" * 2100), "360buy_param_json.orderId"),
+    (_with(TAOBAO[1], receiver_state="浙" * 1001), "content.receiver_state"),
+    (_with_item(TAOBAO[1], title="t" * 1001), "content.items.0.title"),
+    (_with_item(JD[0], skuName="s" * 1001), "360buy_param_json.items.0.skuName"),
+]
+
+
+@pytest.mark.parametrize(("message", "field"), OVER_LONG, ids=[f for _, f in OVER_LONG])
+def test_over_long_ids_and_texts_are_a_named_422_kept_whole_under_a_bounded_key(
+    stack, message, field
+):
+    """Issue 18: a well-signed message with a 1,000-character id or a 2,100-character
+    tid got a 503 forever (DynamoDB's key limits): now a 422 at parse, naming the
+    field, and in the quarantine whole, under a key of bounded size, every time."""
+    sent = message.signed(DEMO_CREDENTIALS[message.platform], NOW)
+    for delivery in (1, 2):
+        answer = stack.send(sent)
+        assert (answer.status, answer.body["field"]) == (422, field), answer.body
+        (held,) = list(QuarantineRecord.scan())
+        assert held.deliveries == delivery
+    assert held.raw_body == sent.body
+    assert len(held.message_key.encode()) <= 160
+    if message.platform == "jd" and field == "msg_id":
+        assert held.message_id == message.message_id
+    assert OrderRecord.count() == 0 and InboxRecord.count() == 0
+
+
+QUANTITIES = [
+    (_with_item(TAOBAO[1], num=-5), "content.items.0.num"),
+    (_with_item(TAOBAO[1], num=0), "content.items.0.num"),
+    (_with_item(TAOBAO[1], num=10**30), "content.items.0.num"),
+    (_with_item(JD[0], itemTotal=-5), "360buy_param_json.items.0.itemTotal"),
+    (_with_item(JD[0], itemTotal=10**30), "360buy_param_json.items.0.itemTotal"),
+    (_with(TAOBAO[1], payment="-5.00"), "content.payment"),
+    (_with(TAOBAO[1], payment="1" + "0" * 30), "content.payment"),
+]
+
+
+@pytest.mark.parametrize(("message", "field"), QUANTITIES, ids=[f for _, f in QUANTITIES])
+def test_quantities_and_amounts_out_of_bounds_are_a_named_422(stack, message, field):
+    answer = stack.deliver(message)
+    assert (answer.status, answer.body["field"]) == (422, field), answer.body
+    assert QuarantineRecord.count() == 1 and OrderRecord.count() == 0

@@ -150,3 +150,58 @@ def test_disconnect_forgets_tokens_and_later_webhooks_are_acked_and_ignored(stac
     paid = taobao_order("3200001", NOW - timedelta(hours=1))[1]
     assert stack.deliver(paid).status == 200
     assert stack.get("/shops/taobao:2200000001/orders/3200001").status == 404
+
+
+def test_every_page_and_answer_forbids_framing_sniffing_and_referrers(stack, platforms):
+    """Issue 18: the connect pages could be framed; every answer now carries the
+    protections, set in one place (app.browser_protections) for pages to come."""
+    _, cookie, state = connect(stack)
+    answers = {
+        "redirect": stack.request("GET", "/oauth/taobao/connect"),
+        "connected page": callback(stack, "taobao", cookie, code="c-1", state=state),
+        "expired page": callback(stack, "taobao", cookie, code="c-1", state=state),
+        "unknown marketplace page": stack.request("GET", "/oauth/nope/connect"),
+        "json": stack.get("/health"),
+    }
+    for what, answer in answers.items():
+        headers = {name.lower(): value for name, value in answer.headers.items()}
+        assert headers["x-frame-options"] == "DENY", what
+        assert headers["x-content-type-options"] == "nosniff", what
+        assert headers["referrer-policy"] == "no-referrer", what
+        if headers.get("content-type", "").startswith("text/html"):
+            assert "frame-ancestors 'none'" in headers["content-security-policy"], what
+
+
+def test_the_connect_cookie_follows_the_public_urls_path(stack, monkeypatch):
+    """Deployed, the API answers under API Gateway's stage (`/api/oauth/...`): a
+    cookie for `/oauth` never came back to the callback (issue 18)."""
+    from tests.support import set_env
+
+    set_env(monkeypatch, {"SHOPHOOK_PUBLIC_URL": "https://abc123.execute-api.test/api/"})
+    location, cookie, _ = connect(stack)
+    redirect_uri = parse_qs(urlparse(location).query)["redirect_uri"][0]
+    assert redirect_uri == "https://abc123.execute-api.test/api/oauth/taobao/callback"
+    assert "; Path=/api/oauth;" in cookie
+    set_env(monkeypatch, {"SHOPHOOK_PUBLIC_URL": "https://hooks.example.test"})
+    assert "; Path=/oauth;" in connect(stack)[1]
+
+
+def test_connects_are_capped_per_client_and_minute(stack):
+    """Issue 18: the unauthenticated connect route wrote a row per request (300 in
+    2.8 s). A client may start CONNECTS_PER_MINUTE a minute; then a 429 page, and
+    nothing is written, until the next minute."""
+    from chalicelib.service.oauth import CONNECTS_PER_MINUTE
+    from chalicelib.store.records import ConnectAttemptsRecord, OAuthStateRecord
+
+    for _ in range(CONNECTS_PER_MINUTE):
+        connect(stack)
+    refused = stack.request("GET", "/oauth/taobao/connect")
+    assert refused.status == 429 and refused.headers["Retry-After"] == "60"
+    assert "Too many connect attempts" in refused.body
+    assert OAuthStateRecord.count() == CONNECTS_PER_MINUTE
+    (counted,) = list(ConnectAttemptsRecord.scan())
+    assert "127.0.0.1" not in counted.client_minute  # the address is kept hashed
+    assert counted.expires_at <= NOW + timedelta(minutes=2)
+    with time_machine.travel(NOW + timedelta(minutes=1), tick=False):
+        answer = stack.client.http.request("GET", "/oauth/taobao/connect")
+    assert answer.status_code == 302

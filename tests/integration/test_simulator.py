@@ -15,7 +15,7 @@ from tests.support import JD_REFUND_APPROVAL, NOW, approve, oracle_sdk_sign
 
 @pytest.mark.parametrize(("platform", "seller"), [("taobao", "2200000077"), ("jd", "10000077")])
 def test_connect_through_the_simulated_platform(stack, simulator, platform, seller):
-    started = oauth.start(platform, NOW)
+    started = oauth.start(platform, NOW, "127.0.0.1")
     granted = approve(started.authorize_url, seller)
     shop = oauth.finish(platform, granted, started.browser_nonce, NOW).shop
     assert (shop.shop_id, shop.name) == (f"{platform}:{seller}", "Tea House")
@@ -26,14 +26,14 @@ def test_connect_through_the_simulated_platform(stack, simulator, platform, sell
 
 
 def test_a_denied_approval_and_a_reused_code_connect_nothing(stack, simulator):
-    started = oauth.start("taobao", NOW)
+    started = oauth.start("taobao", NOW, "127.0.0.1")
     denied = approve(started.authorize_url, "2200000078", decision="deny")
     with pytest.raises(oauth.ConnectError, match="not connected"):
         oauth.finish("taobao", denied, started.browser_nonce, NOW)
-    started = oauth.start("taobao", NOW)
+    started = oauth.start("taobao", NOW, "127.0.0.1")
     granted = approve(started.authorize_url, "2200000078")
     oauth.finish("taobao", granted, started.browser_nonce, NOW)
-    again = oauth.start("taobao", NOW)
+    again = oauth.start("taobao", NOW, "127.0.0.1")
     with pytest.raises(oauth.ConnectError, match="did not confirm"):
         oauth.finish(
             "taobao",

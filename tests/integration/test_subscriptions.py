@@ -275,6 +275,12 @@ REFUSED = [
     "https://[::ffff:127.0.0.1]/hook",
     "https://[::ffff:10.0.0.1]/hook",
     "https://[fd00:ec2::254]/hook",
+    # Deprecated IPv6 forms Python calls global: IPv4-compatible (127.0.0.1 and
+    # the metadata address) and site-local.
+    "https://[::7f00:1]/hook",
+    "https://[::a9fe:a9fe]/hook",
+    "https://[fec0::1]/hook",
+    "https://compat.example.test/hook",
     "https://224.0.0.1/hook",
     "https://0.0.0.0/hook",
     "https://internal.example.test/hook",
@@ -289,6 +295,7 @@ REFUSED = [
 def test_unsafe_subscription_urls_are_refused(stack, dns, url):
     dns["internal.example.test"] = "10.20.30.40"
     dns["hooks.example.test"] = "93.184.216.34"
+    dns["compat.example.test"] = "::a9fe:a9fe"
     answer = call(
         stack,
         "POST",
@@ -330,3 +337,14 @@ def test_a_delivery_connects_to_the_address_it_checked(dns, httpserver, monkeypa
     answer = _session(True, (1, 5)).post(f"http://hooks.example.test:{port}/pinned", data=b"{}")
     assert answer.status_code == 200
     assert subscriber.received[0].headers["Host"] == f"hooks.example.test:{port}"
+
+
+@pytest.mark.parametrize("address", ["::7f00:1", "::a9fe:a9fe", "fec0::1", "100.64.0.1"])
+def test_a_delivery_refuses_to_connect_to_a_deprecated_or_internal_address(dns, address):
+    from requests_hardened.ip_filter import InvalidIPAddress
+
+    from chalicelib.integrators import _session
+
+    dns["hooks.example.test"] = address
+    with pytest.raises(InvalidIPAddress):
+        _session(False, (1, 5)).post("https://hooks.example.test/hook", data=b"{}")

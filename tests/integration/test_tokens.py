@@ -19,7 +19,7 @@ REFRESH_AT = NOW + timedelta(days=1) - tokens.REFRESH_AHEAD
 
 
 def connected(stack, platform: str) -> str:
-    started = oauth.start(platform, NOW)
+    started = oauth.start(platform, NOW, "127.0.0.1")
     state = parse_qs(urlparse(started.authorize_url).query)["state"][0]
     shop = oauth.finish(platform, {"code": "c", "state": state}, started.browser_nonce, NOW).shop
     return shop.shop_id
