@@ -38,6 +38,7 @@ package: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/shophook infra --check
 	rm -rf out/$(STAGE)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package --stage $(STAGE) --merge-template infra/template.json out/$(STAGE)
+	$(BIN)/python -m shophook.package out/$(STAGE)/deployment.zip
 	$(BIN)/cfn-lint out/$(STAGE)/sam.json
 	$(CHECKOV)/bin/checkov --config-file infra/checkov.yaml --file out/$(STAGE)/sam.json
 

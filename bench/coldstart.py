@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from bench.report import Report, summary
+from shophook.package import trim
 from shophook.stage import deployed_environment
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -82,4 +83,5 @@ def _package_mb() -> float:
             capture_output=True,
             check=True,
         )
-        return (Path(out) / "deployment.zip").stat().st_size / 1_000_000
+        _, after = trim(Path(out) / "deployment.zip")
+        return after / 1_000_000
