@@ -70,7 +70,7 @@ def attempt(delivery: OutboxRecord, now: datetime) -> Tried:
         delivery.payload,
         now,
         configured.allow_loopback_webhooks,
-        configured.outbound_timeout,
+        configured.integrator_timeout,
     )
     return Tried(
         RESULTS[answered.outcome],
