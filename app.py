@@ -41,6 +41,7 @@ from chalicelib.service.commands import (
     ReplayRequest,
     ShipRequest,
     SubscriptionRequest,
+    SubscriptionUpdate,
     from_json,
     from_query,
 )
@@ -224,6 +225,19 @@ def list_subscriptions() -> dict[str, Any]:
 @route("/subscriptions/{subscription_id}", "GET")
 def get_subscription(subscription_id: str) -> dict[str, Any]:
     return subscriptions.show(_principal(), subscription_id)
+
+
+@route("/subscriptions/{subscription_id}", "PATCH")
+def update_subscription(subscription_id: str) -> dict[str, Any]:
+    principal = _principal()
+    return subscriptions.update(
+        principal, subscription_id, _body(SubscriptionUpdate), datetime.now(UTC)
+    )
+
+
+@route("/subscriptions/{subscription_id}/rotate-secret", "POST")
+def rotate_secret(subscription_id: str) -> dict[str, str]:
+    return subscriptions.rotate_secret(_principal(), subscription_id, datetime.now(UTC))
 
 
 @route("/subscriptions/{subscription_id}", "DELETE")

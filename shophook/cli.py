@@ -143,8 +143,12 @@ def _keys_list(args: argparse.Namespace) -> int:
 def _keys_revoke(args: argparse.Namespace) -> int:
     from chalicelib.service import keys
 
-    record = keys.revoke(args.key_id, datetime.now(UTC))
-    console.print(f"revoked {record.key_id} ({record.name})", highlight=False)
+    revoked = keys.revoke(args.key_id, datetime.now(UTC))
+    console.print(
+        f"revoked {revoked.key.key_id} ({revoked.key.name}); "
+        f"subscriptions disabled: {revoked.subscriptions_disabled}",
+        highlight=False,
+    )
     return 0
 
 

@@ -7,7 +7,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic import StringConstraints as Text
 
 from chalicelib.domain.actions import Action
@@ -83,6 +91,20 @@ class SubscriptionRequest(Command):
     url: NonBlank
     event_types: Annotated[list[NonBlank], Field(min_length=1)]
     shops: Annotated[list[NonBlank], Field(min_length=1)]
+
+
+class SubscriptionUpdate(Command):
+    """What PATCH changes; what it leaves out stays as it is."""
+
+    url: NonBlank | None = None
+    event_types: Annotated[list[NonBlank], Field(min_length=1)] | None = None
+    enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> SubscriptionUpdate:
+        if self.url is None and self.event_types is None and self.enabled is None:
+            raise ValueError('send at least one of "url", "event_types", "enabled"')
+        return self
 
 
 class ReplayRequest(Command):
