@@ -44,6 +44,10 @@ FUNCTIONS = {
 ROLES = tuple(name.replace("APIHandler", "ApiHandler") for name in FUNCTIONS)
 # The SQS consumers: they report failures per record.
 CONSUMERS = ("DeliverOutbox", "DeliverWebhooks")
+# At most this many integrator deliveries run at once (the event source mapping's
+# ScalingConfig): endpoints that hang before their circuits open cannot take
+# the account's Lambda concurrency from the API and the platform actions.
+DELIVERIES_MAX_CONCURRENCY = 20
 # Functions that call the platforms' APIs (OAuth included).
 PLATFORM_CALLERS = ("APIHandler", "RefreshTokens", "DeliverOutbox")
 API_NAME = "shophook"
@@ -512,11 +516,10 @@ def _functions() -> dict[str, Any]:
         if function in CONSUMERS:
             # Chalice names the queue by ARN (the Ref to its URL above orders the
             # creation); the function reports failed records, not a failed invocation.
-            properties["Events"] = {
-                f"{function}SqsEventSource": {
-                    "Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
-                }
-            }
+            source: dict[str, Any] = {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
+            if function == "DeliverWebhooks":
+                source["ScalingConfig"] = {"MaximumConcurrency": DELIVERIES_MAX_CONCURRENCY}
+            properties["Events"] = {f"{function}SqsEventSource": {"Properties": source}}
         resources[function] = {"Properties": properties}
     return resources
 

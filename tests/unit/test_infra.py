@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.store.records import ALL_RECORDS
-from shophook.infra import render, template
+from shophook.infra import DELIVERIES_MAX_CONCURRENCY, render, template
 
 ROOT = Path(__file__).parents[2]
 
@@ -120,6 +120,10 @@ def test_each_queue_is_fifo_with_a_dlq_after_its_retry_budget():
         events = resources[consumer]["Properties"]["Events"]
         (source,) = events.values()
         assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    (deliveries,) = resources["DeliverWebhooks"]["Properties"]["Events"].values()
+    assert deliveries["Properties"]["ScalingConfig"] == {
+        "MaximumConcurrency": DELIVERIES_MAX_CONCURRENCY
+    }
     (statement,) = resources["QueueUse"]["Properties"]["PolicyDocument"]["Statement"]
     assert all(action.startswith("sqs:") and "*" not in action for action in statement["Action"])
     assert len(statement["Resource"]) == 2 * len(ALL_QUEUES)
