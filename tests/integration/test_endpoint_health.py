@@ -14,6 +14,7 @@ from chalicelib.domain.endpoints import FAILING_FOR, TIMEOUTS_TO_OPEN_CIRCUIT
 from chalicelib.domain.retry import INTEGRATOR_DELIVERIES
 from chalicelib.service.fanout import WAITING_FOR_PROBE
 from chalicelib.settings import INTEGRATOR_TIMEOUT_VARIABLE
+from shophook.cli import main
 from tests.integration.subscribers import (
     LATER,
     HangingEndpoint,
@@ -30,8 +31,9 @@ def _order_created(stack, order_id: str) -> None:
     stack.deliver(trade_messages(order_id)[0])
 
 
+@pytest.mark.usefixtures("cli_isolation")
 def test_a_subscription_failing_for_five_days_is_disabled_announced_and_recovered(
-    stack, loopback_webhooks, httpserver
+    stack, loopback_webhooks, httpserver, capsys
 ):
     failing = Subscriber(httpserver, "/failing", statuses=(503,))
     watcher = Subscriber(httpserver, "/watcher")
@@ -50,6 +52,10 @@ def test_a_subscription_failing_for_five_days_is_disabled_announced_and_recovere
     assert (shown["enabled"], shown["disabled_reason"]) == (False, "failing")
     assert shown["health"]["failing_since"] is not None
     assert {entry["state"] for entry in deliveries(stack, broken["id"])} == {"cancelled"}
+    capsys.readouterr()
+    assert main(["subscriptions", "list", "--json"]) == 0
+    listed = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
+    assert listed[broken["id"]]["disabled_reason"] == "failing"
     (announced,) = watcher.received
     body = json.loads(announced.data)
     assert body["type"] == "subscription.disabled"
