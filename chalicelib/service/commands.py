@@ -88,6 +88,17 @@ class PolicyRequest(Command):
 
 
 class SubscriptionRequest(Command):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://hooks.example.com/shophook",
+                    "event_types": ["order.paid", "after_sale.opened"],
+                    "shops": ["taobao:2200000001"],
+                }
+            ]
+        }
+    )
     url: NonBlank
     event_types: Annotated[list[NonBlank], Field(min_length=1)]
     shops: Annotated[list[NonBlank], Field(min_length=1)]
@@ -95,6 +106,8 @@ class SubscriptionRequest(Command):
 
 class SubscriptionUpdate(Command):
     """What PATCH changes; what it leaves out stays as it is."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
     url: NonBlank | None = None
     event_types: Annotated[list[NonBlank], Field(min_length=1)] | None = None
