@@ -12,7 +12,7 @@ import time_machine
 from standardwebhooks import Webhook, WebhookVerificationError
 
 import app as app_module
-from chalicelib.service import keys
+from chalicelib.service import keys, subscriptions
 from chalicelib.store.records import OutboxRecord, SubscriptionRouteRecord
 from shophook.cli import main
 from shophook.driver import consumers, poll
@@ -171,3 +171,25 @@ def test_revoking_a_key_disables_its_subscriptions_and_cancels_their_queued_deli
         cancelled.outbox_id
     ]
     assert list(SubscriptionRouteRecord.query(TAOBAO_SHOP)) == []
+
+
+def test_a_shops_subscriptions_are_listed_with_their_delivery_health(
+    stack, loopback_webhooks, httpserver
+):
+    """What the seller console shows on its integrations page."""
+    failing = Subscriber(httpserver, "/unwell", statuses=(503,))
+    unwell = subscribe(stack, failing.url, event_types=["order.created"])
+    subscribe(stack, httpserver.url_for("/elsewhere"), shops=[JD_SHOP])
+    stack.deliver(trade_messages()[0])
+    drain(LATER)
+    (listed,) = subscriptions.on_shop(TAOBAO_SHOP)
+    assert listed["id"] == unwell["id"] and "secret" not in listed
+    assert listed["health"] | {"last_attempt_at": None, "failing_since": None} == {
+        "last_attempt_at": None,
+        "last_outcome": "failed",
+        "last_status_code": 503,
+        "failures_in_a_row": 1,
+        "failing_since": None,
+        "circuit_open": False,
+        "dead_lettered": 0,
+    }
