@@ -16,6 +16,7 @@ from chalicelib.domain.model import (
     CaseKind,
     CaseStatus,
     DeadlineState,
+    Item,
     OrderStatus,
     Outcome,
     ShipmentStatus,
@@ -51,15 +52,6 @@ class OpenApiAnswer(Answer):
     openapi: str
 
 
-class ItemAnswer(Answer):
-    item_id: str
-    title: str
-    quantity: int
-    price_fen: int
-    category: str
-    no_reason_return: bool
-
-
 class ShipmentAnswer(Answer):
     tracking_no: str
     carrier: str | None
@@ -81,7 +73,7 @@ class OrderAnswer(Answer):
     total_fen: int
     shipping_fee_fen: int
     free_shipping: bool
-    items: list[ItemAnswer]
+    items: list[Item]  # the canonical model's line items, as they are
     paid_at: Time | None
     shipped_at: Time | None
     shipment: ShipmentAnswer | None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -92,63 +92,67 @@ _FRESH_HEALTH = (
 )
 
 
+def _switch(
+    subscription: SubscriptionRecord,
+    what: str,
+    actions: list[Any],
+    condition: Any,
+    route_change: Callable[[TransactWrite, SubscriptionRouteRecord], None],
+) -> bool:
+    """Change the subscription (if `condition` holds) and each of its routes, in
+    one transaction; False if the condition did not hold."""
+    try:
+        with storage_errors(what), TransactWrite(connection=connection()) as write:
+            write.update(subscription, actions=actions, condition=condition)
+            for shop_id in subscription.shops:
+                route_change(write, _route(subscription, shop_id))
+    except ConditionFailedError:
+        return False
+    return True
+
+
 def disable(
     subscription: SubscriptionRecord, reason: str, now: datetime, keep_routes: bool
 ) -> bool:
     """Disable it, and its routes with it (or drop them when it is never to be
     enabled again); False if it was disabled already."""
-    try:
-        with (
-            storage_errors("disable the subscription"),
-            TransactWrite(connection=connection()) as write,
-        ):
-            write.update(
-                subscription,
-                actions=[
-                    SubscriptionRecord.enabled.set(False),
-                    SubscriptionRecord.disabled_reason.set(reason),
-                    SubscriptionRecord.disabled_at.set(now),
-                ],
-                condition=SubscriptionRecord.enabled.does_not_exist()
-                | (SubscriptionRecord.enabled == True),  # noqa: E712 - a condition, not a test
-            )
-            for shop_id in subscription.shops:
-                route = _route(subscription, shop_id)
-                if keep_routes:
-                    write.update(route, actions=[SubscriptionRouteRecord.enabled.set(False)])
-                else:
-                    write.delete(route)
-    except ConditionFailedError:
-        return False
-    return True
+
+    def route_change(write: TransactWrite, route: SubscriptionRouteRecord) -> None:
+        if keep_routes:
+            write.update(route, actions=[SubscriptionRouteRecord.enabled.set(False)])
+        else:
+            write.delete(route)
+
+    return _switch(
+        subscription,
+        "disable the subscription",
+        [
+            SubscriptionRecord.enabled.set(False),
+            SubscriptionRecord.disabled_reason.set(reason),
+            SubscriptionRecord.disabled_at.set(now),
+        ],
+        SubscriptionRecord.enabled.does_not_exist() | (SubscriptionRecord.enabled == True),  # noqa: E712 - a condition, not a test
+        route_change,
+    )
 
 
 def enable(subscription: SubscriptionRecord) -> bool:
     """Enable it and its routes, with a clean delivery health; False if it was
     enabled already."""
-    try:
-        with (
-            storage_errors("enable the subscription"),
-            TransactWrite(connection=connection()) as write,
-        ):
-            write.update(
-                subscription,
-                actions=[
-                    SubscriptionRecord.enabled.set(True),
-                    SubscriptionRecord.disabled_reason.remove(),
-                    SubscriptionRecord.disabled_at.remove(),
-                    *_FRESH_HEALTH,
-                ],
-                condition=SubscriptionRecord.enabled == False,  # noqa: E712 - a condition
-            )
-            for shop_id in subscription.shops:
-                write.update(
-                    _route(subscription, shop_id),
-                    actions=[SubscriptionRouteRecord.enabled.set(True)],
-                )
-    except ConditionFailedError:
-        return False
-    return True
+    return _switch(
+        subscription,
+        "enable the subscription",
+        [
+            SubscriptionRecord.enabled.set(True),
+            SubscriptionRecord.disabled_reason.remove(),
+            SubscriptionRecord.disabled_at.remove(),
+            *_FRESH_HEALTH,
+        ],
+        SubscriptionRecord.enabled == False,  # noqa: E712 - a condition, not a test
+        lambda write, route: write.update(
+            route, actions=[SubscriptionRouteRecord.enabled.set(True)]
+        ),
+    )
 
 
 def rotate(subscription: SubscriptionRecord, sealed: bytes, previous_until: datetime) -> None:
