@@ -13,12 +13,14 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from chalice import Chalice, Rate, Response
 from chalice.app import SQSEvent
+from pydantic import BaseModel
 
-from chalicelib import policies
+from chalicelib import openapi, policies
 from chalicelib.domain.ids import MAX_ID_LENGTH
 from chalicelib.domain.model import LANGUAGES
 from chalicelib.domain.views import preferred_language
 from chalicelib.observability import logger
+from chalicelib.openapi import Operation
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import InboundRequest
 from chalicelib.service import (
@@ -37,16 +39,36 @@ from chalicelib.service import (
     sweep,
     tokens,
 )
+from chalicelib.service.answers import (
+    ActionAnswer,
+    ActionQueuedAnswer,
+    CaseAnswer,
+    CaseListAnswer,
+    DeadlineListAnswer,
+    DeliveryListAnswer,
+    DisconnectedAnswer,
+    HealthAnswer,
+    OpenApiAnswer,
+    OrderAnswer,
+    PolicyAnswer,
+    ReplayedAnswer,
+    SecretAnswer,
+    SubscriptionAnswer,
+    SubscriptionCreatedAnswer,
+    SubscriptionListAnswer,
+)
 from chalicelib.service.commands import (
     ActionRequest,
     CaseListQuery,
-    CommandT,
+    Command,
     DeadlineQuery,
     DeliveryListQuery,
     PolicyRequest,
+    Query,
     ReplayRequest,
     ShipRequest,
     SubscriptionRequest,
+    SubscriptionUpdate,
     from_json,
     from_query,
 )
@@ -87,14 +109,19 @@ STATUS: dict[type[ServiceError], int] = {
 # A path's id names something stored only if it fits a key: a platform's id,
 # with a platform or kind prefix. A longer one names nothing (and is never read).
 MAX_PATH_ID = 2 * MAX_ID_LENGTH
+STORAGE_UNAVAILABLE = 503
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
     return Response(body=body, status_code=status, headers=JSON)
 
 
-def _status_of(error: ServiceError, statuses: dict[type[ServiceError], int]) -> int:
-    return next(statuses[kind] for kind in type(error).__mro__ if kind in statuses)
+def _status_of(kind: type[ServiceError], statuses: dict[type[ServiceError], int] = STATUS) -> int:
+    return next(statuses[base] for base in kind.__mro__ if base in statuses)
+
+
+def _status(error: ServiceError, statuses: dict[type[ServiceError], int] = STATUS) -> int:
+    return _status_of(type(error), statuses)
 
 
 def _path_ids_bounded(params: dict[str, str]) -> None:
@@ -105,27 +132,98 @@ def _path_ids_bounded(params: dict[str, str]) -> None:
             raise NotFoundError("not_found", f"no {name} is that long", name)
 
 
-def route(path: str, method: str) -> Callable[[Callable[..., Any]], Any]:
-    """A route whose refusals are answered as their specific 4xx, and storage
+# The routes of the integrator API as served, by (path, method): /openapi.json
+# describes them, and each reads the request models it declares.
+OPERATIONS: dict[tuple[str, str], Operation] = {}
+
+
+def _refusals(
+    path: str, keyed: bool, body: Any, query: Any, kinds: tuple[type[ServiceError], ...]
+) -> tuple[int, ...]:
+    """The statuses a route may refuse with: those of the kinds it names, and
+    what every key, body, query or path parameter can bring."""
+    statuses = {_status_of(kind) for kind in kinds}
+    if keyed:
+        statuses |= {STATUS[UnauthenticatedError], STORAGE_UNAVAILABLE}
+    if body is not None:
+        statuses |= {
+            STATUS[InvalidInputError],
+            STATUS[UnsupportedMediaTypeError],
+            STATUS[TooLargeError],
+        }
+    if query is not None:
+        statuses.add(STATUS[InvalidInputError])
+    if "{" in path:
+        statuses.add(STATUS[NotFoundError])
+    return tuple(sorted(statuses))
+
+
+def route(
+    path: str,
+    method: str,
+    answer: type[BaseModel] | None,
+    *,
+    status: int = 200,
+    body: type[Command] | None = None,
+    query: type[Query] | None = None,
+    keyed: bool = True,
+    refusals: tuple[type[ServiceError], ...] = (),
+    documented: bool = True,
+) -> Callable[[Callable[..., Any]], Any]:
+    """A route whose answer is shaped by its `answer` model (and sent with
+    `status`), whose refusals are answered as their specific 4xx, and storage
     trouble as a 503 the caller may retry. (Chalice turns exceptions into 500s
     before any middleware sees them.) Every route takes any content type: the
     ones that read a body check it, so a wrong one gets ShopHook's error shape."""
 
     def register(view: Callable[..., Any]) -> Any:
+        operation = Operation(
+            name=view.__name__,
+            path=path,
+            method=method,
+            summary=(view.__doc__ or view.__name__).splitlines()[0],
+            status=status,
+            answer=answer,
+            body=body,
+            query=query,
+            keyed=keyed,
+            refusals=_refusals(path, keyed, body, query, refusals),
+        )
+        if documented:
+            OPERATIONS[(path, method)] = operation
+
         @functools.wraps(view)
         def answering(*args: Any, **kwargs: str) -> Any:
             try:
                 _path_ids_bounded(kwargs)
-                return view(*args, **kwargs)
+                return _answer(operation, view(*args, **kwargs))
             except ServiceError as refused:
-                return _json(_status_of(refused, STATUS), refused.body())
+                return _json(_status(refused), refused.body())
             except StorageUnavailableError:
                 logger.exception("storage unavailable")
-                return _json(503, {"code": "storage_unavailable", "message": "try again shortly"})
+                return _json(
+                    STORAGE_UNAVAILABLE,
+                    {"code": "storage_unavailable", "message": "try again shortly"},
+                )
 
         return app.route(path, methods=[method], content_types=["*/*"])(answering)
 
     return register
+
+
+def _answer(operation: Operation, answered: Any) -> Any:
+    """The view's answer, through its model: exactly the fields the model names."""
+    if isinstance(answered, Response):
+        return answered
+    if operation.answer is None:
+        return Response(body="", status_code=operation.status)
+    shaped = operation.answer.model_validate(answered).model_dump(mode="json", exclude_unset=True)
+    return _json(operation.status, shaped)
+
+
+def _operation() -> Operation:
+    request = app.current_request
+    return OPERATIONS[(request.context["resourcePath"], request.method)]
 
 
 @app.middleware("all")
@@ -157,17 +255,23 @@ def browser_protections(event: Any, get_response: Callable[[Any], Response]) -> 
     return response
 
 
-def _body(command: type[CommandT]) -> CommandT:
+def _body() -> Any:
+    """The request's body as the route's declared command."""
     sent_as = app.current_request.headers.get("content-type", "application/json")
     if sent_as.partition(";")[0].strip().lower() != "application/json":
         raise UnsupportedMediaTypeError(
             "unsupported_media_type", "send the body as application/json", "Content-Type"
         )
-    return from_json(command, app.current_request.raw_body or b"")
+    declared = _operation().body
+    assert declared is not None, "the route declares no body"
+    return from_json(declared, app.current_request.raw_body or b"")
 
 
-def _query(command: type[CommandT]) -> CommandT:
-    return from_query(command, dict(app.current_request.query_params or {}))
+def _query() -> Any:
+    """The request's query parameters as the route's declared query."""
+    declared = _operation().query
+    assert declared is not None, "the route declares no query"
+    return from_query(declared, dict(app.current_request.query_params or {}))
 
 
 def _principal() -> keys.Principal:
@@ -180,12 +284,21 @@ def _reader_of(shop_id: str) -> str:
     return preferred_language(app.current_request.headers.get("accept-language"))
 
 
-@route("/health", "GET")
+@route("/health", "GET", HealthAnswer, keyed=False)
 def health() -> dict[str, str]:
+    """Whether the stack can serve."""
     return {"status": "ok"}
 
 
-@route("/webhooks/{platform}", "POST")
+@route("/openapi.json", "GET", OpenApiAnswer, keyed=False)
+def describe_api() -> dict[str, Any]:
+    """This description: OpenAPI 3.1, built from the models the routes use."""
+    return openapi.document(OPERATIONS.values())
+
+
+# The platforms' side (platforms.md section 1): answered in each platform's own
+# shape, so not part of the integrator API's description.
+@route("/webhooks/{platform}", "POST", None, keyed=False, documented=False)
 def receive_webhook(platform: str) -> Response:
     request = app.current_request
     query = request.query_params
@@ -201,98 +314,170 @@ def receive_webhook(platform: str) -> Response:
     return _json(reply.status, reply.body)
 
 
-@route("/shops/{shop_id}/orders/{order_id}", "GET")
+@route("/shops/{shop_id}/orders/{order_id}", "GET", OrderAnswer)
 def get_order(shop_id: str, order_id: str) -> dict[str, Any]:
+    """The canonical order."""
     return queries.order(shop_id, order_id, _reader_of(shop_id))
 
 
-@route("/shops/{shop_id}/after-sales", "GET")
+@route("/shops/{shop_id}/after-sales", "GET", CaseListAnswer, query=CaseListQuery)
 def list_after_sales(shop_id: str) -> dict[str, Any]:
+    """The shop's after-sale cases, a page at a time."""
     language = _reader_of(shop_id)
-    return queries.cases(shop_id, _query(CaseListQuery), language, datetime.now(UTC))
+    return queries.cases(shop_id, _query(), language, datetime.now(UTC))
 
 
-@route("/shops/{shop_id}/after-sales/{case_id}", "GET")
+@route("/shops/{shop_id}/after-sales/{case_id}", "GET", CaseAnswer)
 def get_after_sale(shop_id: str, case_id: str) -> dict[str, Any]:
+    """The canonical after-sale case, decided as it is now."""
     return queries.case(shop_id, case_id, _reader_of(shop_id), datetime.now(UTC))
 
 
-@route("/shops/{shop_id}/deadlines", "GET")
+@route("/shops/{shop_id}/deadlines", "GET", DeadlineListAnswer, query=DeadlineQuery)
 def list_deadlines(shop_id: str) -> dict[str, Any]:
+    """The shop's pending deadlines, soonest first."""
     _reader_of(shop_id)
-    return queries.deadlines(shop_id, _query(DeadlineQuery))
+    return queries.deadlines(shop_id, _query())
 
 
-@route("/shops/{shop_id}/policy", "GET")
+@route("/shops/{shop_id}/policy", "GET", PolicyAnswer)
 def get_policy(shop_id: str) -> dict[str, Any]:
+    """Every rule that applies to the shop, and what it may adjust."""
     return policy.show(shop_id, _reader_of(shop_id))
 
 
-@route("/shops/{shop_id}/policy", "PUT")
+@route(
+    "/shops/{shop_id}/policy",
+    "PUT",
+    PolicyAnswer,
+    body=PolicyRequest,
+    refusals=(NotAllowedError,),
+)
 def put_policy(shop_id: str) -> dict[str, Any]:
+    """Change the shop's own targets, within the bounds the law and platform set."""
     language = _reader_of(shop_id)
-    return policy.update(shop_id, _body(PolicyRequest), language)
+    return policy.update(shop_id, _body(), language)
 
 
-@route("/shops/{shop_id}/after-sales/{case_id}/actions", "POST")
-def request_action(shop_id: str, case_id: str) -> Response:
+@route(
+    "/shops/{shop_id}/after-sales/{case_id}/actions",
+    "POST",
+    ActionQueuedAnswer,
+    status=202,
+    body=ActionRequest,
+    refusals=(ConflictError,),
+)
+def request_action(shop_id: str, case_id: str) -> dict[str, str]:
+    """Queue an action on the case for the platform."""
     _reader_of(shop_id)
-    return _json(202, actions.request(shop_id, case_id, _body(ActionRequest), datetime.now(UTC)))
+    return actions.request(shop_id, case_id, _body(), datetime.now(UTC))
 
 
-@route("/shops/{shop_id}/after-sales/{case_id}/actions/{action_id}", "GET")
+@route("/shops/{shop_id}/after-sales/{case_id}/actions/{action_id}", "GET", ActionAnswer)
 def get_action(shop_id: str, case_id: str, action_id: str) -> dict[str, Any]:
+    """Where an action stands."""
     _reader_of(shop_id)
     return actions.show(shop_id, case_id, action_id)
 
 
-@route("/shops/{shop_id}/orders/{order_id}/ship", "POST")
-def ship_order(shop_id: str, order_id: str) -> Response:
+@route(
+    "/shops/{shop_id}/orders/{order_id}/ship",
+    "POST",
+    ActionQueuedAnswer,
+    status=202,
+    body=ShipRequest,
+    refusals=(ConflictError,),
+)
+def ship_order(shop_id: str, order_id: str) -> dict[str, str]:
+    """Queue the platform's ship call for a paid order."""
     _reader_of(shop_id)
-    return _json(202, actions.ship(shop_id, order_id, _body(ShipRequest), datetime.now(UTC)))
+    return actions.ship(shop_id, order_id, _body(), datetime.now(UTC))
 
 
-@route("/subscriptions", "POST")
-def create_subscription() -> Response:
+@route(
+    "/subscriptions",
+    "POST",
+    SubscriptionCreatedAnswer,
+    status=201,
+    body=SubscriptionRequest,
+    refusals=(NotFoundError, ConflictError, NotAllowedError),
+)
+def create_subscription() -> dict[str, Any]:
+    """Subscribe an endpoint to events of the key's shops; the secret is shown once."""
     principal = _principal()
-    return _json(
-        201, subscriptions.create(principal, _body(SubscriptionRequest), datetime.now(UTC))
-    )
+    return subscriptions.create(principal, _body(), datetime.now(UTC))
 
 
-@route("/subscriptions", "GET")
+@route("/subscriptions", "GET", SubscriptionListAnswer)
 def list_subscriptions() -> dict[str, Any]:
+    """The key's subscriptions."""
     return subscriptions.listing(_principal())
 
 
-@route("/subscriptions/{subscription_id}", "GET")
+@route("/subscriptions/{subscription_id}", "GET", SubscriptionAnswer)
 def get_subscription(subscription_id: str) -> dict[str, Any]:
+    """One subscription and its delivery health (never its secret)."""
     return subscriptions.show(_principal(), subscription_id)
 
 
-@route("/subscriptions/{subscription_id}", "DELETE")
-def delete_subscription(subscription_id: str) -> Response:
+@route(
+    "/subscriptions/{subscription_id}",
+    "PATCH",
+    SubscriptionAnswer,
+    body=SubscriptionUpdate,
+    refusals=(NotAllowedError, ConflictError),
+)
+def update_subscription(subscription_id: str) -> dict[str, Any]:
+    """Change its URL (checked as a new one is), event types, or whether it is enabled."""
+    principal = _principal()
+    return subscriptions.update(principal, subscription_id, _body(), datetime.now(UTC))
+
+
+@route(
+    "/subscriptions/{subscription_id}/rotate-secret",
+    "POST",
+    SecretAnswer,
+    refusals=(ConflictError,),
+)
+def rotate_secret(subscription_id: str) -> dict[str, str]:
+    """A new signing secret, shown once; the old one signs too for 24 hours."""
+    return subscriptions.rotate_secret(_principal(), subscription_id, datetime.now(UTC))
+
+
+@route("/subscriptions/{subscription_id}", "DELETE", None, status=204)
+def delete_subscription(subscription_id: str) -> None:
+    """Delete it; what is still queued for it is cancelled."""
     subscriptions.delete(_principal(), subscription_id)
-    return Response(body="", status_code=204)
 
 
-@route("/subscriptions/{subscription_id}/deliveries", "GET")
+@route(
+    "/subscriptions/{subscription_id}/deliveries",
+    "GET",
+    DeliveryListAnswer,
+    query=DeliveryListQuery,
+)
 def list_deliveries(subscription_id: str) -> dict[str, Any]:
+    """Its delivery log, newest first, with every attempt."""
     principal = _principal()
-    return subscriptions.deliveries(principal, subscription_id, _query(DeliveryListQuery))
+    return subscriptions.deliveries(principal, subscription_id, _query())
 
 
-@route("/subscriptions/{subscription_id}/replay", "POST")
-def replay_deliveries(subscription_id: str) -> Response:
+@route(
+    "/subscriptions/{subscription_id}/replay",
+    "POST",
+    ReplayedAnswer,
+    status=202,
+    body=ReplayRequest,
+)
+def replay_deliveries(subscription_id: str) -> dict[str, Any]:
+    """Send deliveries again, delivered or not: one by id, or a time range."""
     principal = _principal()
-    replayed = subscriptions.replay(
-        principal, subscription_id, _body(ReplayRequest), datetime.now(UTC)
-    )
-    return _json(202, replayed)
+    return subscriptions.replay(principal, subscription_id, _body(), datetime.now(UTC))
 
 
-@route("/shops/{shop_id}/disconnect", "POST")
+@route("/shops/{shop_id}/disconnect", "POST", DisconnectedAnswer)
 def disconnect_shop(shop_id: str) -> dict[str, str]:
+    """Forget the shop's tokens; its webhooks are acknowledged and ignored from now on."""
     _reader_of(shop_id)
     shop = shops.disconnect(shop_id)
     return {"shop_id": shop.shop_id, "status": shop.status}
@@ -509,7 +694,7 @@ def console_page(path: str, method: str = "GET") -> Callable[[Callable[..., Any]
                 html = render(
                     "error.html", language, error=refused, base=_cookie_path(""), now=None
                 )
-                return _html(_status_of(refused, CONSOLE_STATUS), html)
+                return _html(_status(refused, CONSOLE_STATUS), html)
             except StorageUnavailableError:
                 logger.exception("storage unavailable")
                 html = render("error.html", language, error=None, base=_cookie_path(""), now=None)
@@ -595,7 +780,7 @@ def console_act(visit: Visit, case_id: str) -> Response:
     try:
         console.act(visit.session, case_id, visit.form, visit.now)
     except (InvalidInputError, ConflictError) as refused:
-        return _case(visit, case_id, _status_of(refused, CONSOLE_STATUS), refused)
+        return _case(visit, case_id, _status(refused, CONSOLE_STATUS), refused)
     return _see_other(f"/console/after-sales/{quote(case_id)}")
 
 
@@ -628,7 +813,7 @@ def console_ship(visit: Visit, order_id: str) -> Response:
     try:
         console.ship(visit.session, order_id, visit.form, visit.now)
     except (InvalidInputError, ConflictError) as refused:
-        return _order(visit, order_id, _status_of(refused, CONSOLE_STATUS), refused)
+        return _order(visit, order_id, _status(refused, CONSOLE_STATUS), refused)
     return _see_other(f"/console/orders/{quote(order_id)}")
 
 

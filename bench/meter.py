@@ -33,17 +33,27 @@ class Meter:
     write_units: float = 0.0
     read_units: float = 0.0
     items_read: int = 0
+    # Where the write units go: by table, the units and the items written.
+    write_units_by_table: Counter = field(default_factory=Counter)
+    items_written_by_table: Counter = field(default_factory=Counter)
+
+    def _wrote(self, table: str, item: dict | None, transactional: bool) -> None:
+        units = (2 if transactional else 1) * max(1, math.ceil(_size_kb(item)))
+        self.write_units += units
+        self.write_units_by_table[table] += units
+        self.items_written_by_table[table] += 1
 
     def record(self, service: str, operation: str, params: dict, answer: dict) -> None:
         self.requests[f"{service}:{operation}"] += 1
         if service != "dynamodb":
             return
         if operation in WRITES:
-            self.write_units += max(1, math.ceil(_size_kb(params.get("Item"))))
+            self._wrote(params.get("TableName", ""), params.get("Item"), transactional=False)
         elif operation == "TransactWriteItems":
             for entry in params.get("TransactItems", []):
                 body = entry.get("Put") or entry.get("Update") or entry.get("Delete") or {}
-                self.write_units += 2 * max(1, math.ceil(_size_kb(body.get("Item"))))
+                if body:
+                    self._wrote(body.get("TableName", ""), body.get("Item"), transactional=True)
         elif operation == "TransactGetItems":
             for response in answer.get("Responses", []) or [{}]:
                 self.read_units += 2 * max(1, math.ceil(_size_kb(response.get("Item")) / 4))
@@ -72,6 +82,8 @@ class Meter:
     def clear(self) -> None:
         self.requests.clear()
         self.write_units = self.read_units = 0.0
+        self.write_units_by_table.clear()
+        self.items_written_by_table.clear()
 
 
 @contextmanager

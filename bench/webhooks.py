@@ -116,6 +116,13 @@ def requests_and_cost(orders: int = 40) -> Report:
         report.notes.append(
             f"{name}: " + ", ".join(f"{k} {v}" for k, v in sorted(meter.requests.items()))
         )
+        report.notes.append(
+            f"{name}, write units per webhook by table (items per webhook): "
+            + ", ".join(
+                f"{table} {units / count:.2f} ({meter.items_written_by_table[table] / count:.2f})"
+                for table, units in meter.write_units_by_table.most_common()
+            )
+        )
     report.notes.append(
         "Prices: on-demand us-east-1, USD per million: "
         + ", ".join(f"{unit} {price}" for unit, price in PRICE_PER_MILLION.items())

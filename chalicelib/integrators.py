@@ -140,12 +140,15 @@ class Answered:
     error: str | None = None
     status_code: int | None = None
     latency_ms: float | None = None
+    # No answer within the timeout: what the circuit breaker counts.
+    timed_out: bool = False
 
 
 @dataclass(frozen=True)
 class Endpoint:
     url: str
-    secret: str  # whsec_...
+    # whsec_..., the current secret first; each signs (during a rotation, two).
+    secrets: tuple[str, ...]
 
 
 def deliver(
@@ -157,12 +160,15 @@ def deliver(
     timeout: tuple[float, float],
 ) -> Answered:
     """POST one event, signed per Standard Webhooks (`webhook-id` is the event's id,
-    so an integrator can deduplicate on it)."""
+    so an integrator can deduplicate on it) with each of the endpoint's secrets:
+    the signatures space-separated, as the standard allows, so a verifier holding
+    either secret accepts it."""
     sent_at = sent_at.astimezone(UTC)
+    signatures = [Webhook(secret).sign(webhook_id, sent_at, payload) for secret in endpoint.secrets]
     headers = {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": Webhook(endpoint.secret).sign(webhook_id, sent_at, payload),
+        "webhook-signature": " ".join(signatures),
         "content-type": "application/json",
     }
     started = perf_counter()
@@ -177,7 +183,10 @@ def deliver(
         )
     except requests.Timeout:
         return Answered(
-            DeliveryOutcome.RETRY, "timed out", latency_ms=(perf_counter() - started) * 1000
+            DeliveryOutcome.RETRY,
+            "timed out",
+            latency_ms=(perf_counter() - started) * 1000,
+            timed_out=True,
         )
     except requests.RequestException as error:
         return Answered(DeliveryOutcome.RETRY, f"could not connect ({type(error).__name__})")

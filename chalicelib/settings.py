@@ -26,9 +26,13 @@ PUBLIC_URL_VARIABLE = "SHOPHOOK_PUBLIC_URL"
 KMS_KEY_VARIABLE = "SHOPHOOK_KMS_KEY_ID"
 LOOPBACK_WEBHOOKS_VARIABLE = "SHOPHOOK_ALLOW_LOOPBACK_WEBHOOKS"
 OUTBOUND_TIMEOUT_VARIABLE = "SHOPHOOK_OUTBOUND_TIMEOUT_SECONDS"
+INTEGRATOR_TIMEOUT_VARIABLE = "SHOPHOOK_INTEGRATOR_TIMEOUT_SECONDS"
 DEFAULT_TABLE_PREFIX = "shophook-"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_OUTBOUND_TIMEOUT_SECONDS = 10.0
+# Shopify's limit for its own webhooks: an integrator that has not answered by
+# then is retried later, and a slow one holds a delivery worker no longer.
+DEFAULT_INTEGRATOR_TIMEOUT_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 3.05
 
 
@@ -71,9 +75,11 @@ class Settings:
     kms_key_id: str | None
     # Local use only: subscriptions may point at http://127.0.0.1.
     allow_loopback_webhooks: bool
-    # (connect, read) seconds for calls to platforms and integrators: connect fast
-    # or give up; a peer that has not answered by the read timeout is retried later.
+    # (connect, read) seconds for calls to the platforms' APIs: connect fast or
+    # give up; a platform that has not answered by the read timeout is retried later.
     outbound_timeout: tuple[float, float]
+    # (connect, read) seconds for deliveries to integrators' endpoints, likewise.
+    integrator_timeout: tuple[float, float]
     environ: Mapping[str, str]
 
     def platform(self, name: str) -> PlatformSettings:
@@ -108,7 +114,12 @@ class Settings:
             public_url=public_url,
             kms_key_id=environ.get(KMS_KEY_VARIABLE) or None,
             allow_loopback_webhooks=_flag(environ, LOOPBACK_WEBHOOKS_VARIABLE),
-            outbound_timeout=_timeout(environ.get(OUTBOUND_TIMEOUT_VARIABLE, "")),
+            outbound_timeout=_timeout(
+                environ, OUTBOUND_TIMEOUT_VARIABLE, DEFAULT_OUTBOUND_TIMEOUT_SECONDS
+            ),
+            integrator_timeout=_timeout(
+                environ, INTEGRATOR_TIMEOUT_VARIABLE, DEFAULT_INTEGRATOR_TIMEOUT_SECONDS
+            ),
             environ={
                 name: value for name, value in environ.items() if name.startswith("SHOPHOOK_")
             },
@@ -122,9 +133,10 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
     return value == "1"
 
 
-def _timeout(raw: str) -> tuple[float, float]:
+def _timeout(environ: Mapping[str, str], name: str, default: float) -> tuple[float, float]:
+    raw = environ.get(name, "")
     if not raw:
-        read = DEFAULT_OUTBOUND_TIMEOUT_SECONDS
+        read = default
     else:
         try:
             read = float(raw)
@@ -132,8 +144,7 @@ def _timeout(raw: str) -> tuple[float, float]:
             read = -1.0
         if not 0 < read <= 900:
             raise SettingsError(
-                f"{OUTBOUND_TIMEOUT_VARIABLE} must be a number of seconds, "
-                f"more than 0 and at most 900, not {raw!r}"
+                f"{name} must be a number of seconds, more than 0 and at most 900, not {raw!r}"
             )
     return min(CONNECT_TIMEOUT_SECONDS, read), read
 

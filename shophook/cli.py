@@ -166,8 +166,97 @@ def _keys_list(args: argparse.Namespace) -> int:
 def _keys_revoke(args: argparse.Namespace) -> int:
     from chalicelib.service import keys
 
-    record = keys.revoke(args.key_id, datetime.now(UTC))
-    console.print(plain(f"revoked {record.key_id} ({record.name})"), highlight=False)
+    revoked = keys.revoke(args.key_id, datetime.now(UTC))
+    console.print(
+        plain(
+            f"revoked {revoked.key.key_id} ({revoked.key.name}); "
+            f"subscriptions disabled: {revoked.subscriptions_disabled}"
+        ),
+        highlight=False,
+    )
+    return 0
+
+
+def _subscription_row(shown: dict[str, Any]) -> dict[str, Any]:
+    health = shown["health"]
+    return {
+        "id": shown["id"],
+        "key_id": shown["key_id"],
+        "url": shown["url"],
+        "event_types": ", ".join(shown["event_types"]),
+        "shops": ", ".join(shown["shops"]),
+        "enabled": shown["enabled"],
+        "disabled_reason": shown["disabled_reason"] or "",
+        "last_outcome": health["last_outcome"] or "",
+        "last_status_code": health["last_status_code"] or "",
+        "failing_since": health["failing_since"] or "",
+        "circuit_open": health["circuit_open"],
+        "dead_lettered": health["dead_lettered"],
+    }
+
+
+def _subscriptions_list(args: argparse.Namespace) -> int:
+    from chalicelib.service import subscriptions
+
+    rows = [
+        _subscription_row(shown)
+        for shown in subscriptions.every()
+        if (args.shop is None or args.shop in shown["shops"])
+        and (args.key is None or shown["key_id"] == args.key)
+    ]
+    _print_rows(rows, args.json, "subscriptions (secrets are never shown)")
+    return 0
+
+
+def _subscriptions_show(args: argparse.Namespace) -> int:
+    from chalicelib.service import subscriptions
+
+    shown = subscriptions.shown(args.subscription_id)
+    if args.json:
+        print(json.dumps(shown, ensure_ascii=False, indent=2))
+    else:
+        _print_rows([_subscription_row(shown)], False, f"subscription {shown['id']}")
+    return 0
+
+
+def _subscriptions_disable(args: argparse.Namespace) -> int:
+    from chalicelib.domain.endpoints import DisabledReason
+    from chalicelib.service import subscriptions
+
+    subscription = subscriptions.get(args.subscription_id)
+    changed = subscriptions.disable(subscription, DisabledReason.OPERATOR, datetime.now(UTC))
+    state = "disabled" if changed else "was disabled already"
+    console.print(f"{subscription.subscription_id} {state}", highlight=False)
+    return 0
+
+
+def _subscriptions_enable(args: argparse.Namespace) -> int:
+    from chalicelib.service import subscriptions
+
+    subscription = subscriptions.get(args.subscription_id)
+    state = "enabled" if subscriptions.enable(subscription) else "was enabled already"
+    console.print(
+        f"{subscription.subscription_id} {state}; `subscriptions replay` sends what it missed",
+        highlight=False,
+    )
+    return 0
+
+
+def _subscriptions_replay(args: argparse.Namespace) -> int:
+    from chalicelib.service import subscriptions
+    from chalicelib.service.commands import ReplayRequest, from_json
+
+    asked = {"delivery_id": args.delivery, "since": args.since, "until": args.until}
+    command = from_json(
+        ReplayRequest,
+        json.dumps({name: value for name, value in asked.items() if value is not None}).encode(),
+    )
+    subscription = subscriptions.get(args.subscription_id)
+    replayed = subscriptions.replay_any(subscription, command, datetime.now(UTC))
+    if args.json:
+        print(json.dumps(replayed))
+    else:
+        console.print(f"replayed {replayed['replayed']} deliveries", highlight=False)
     return 0
 
 
@@ -462,9 +551,39 @@ def parser() -> argparse.ArgumentParser:
     keys_list = keys.add_parser("list", help="key ids, names and scopes")
     keys_list.add_argument("--json", action="store_true")
     keys_list.set_defaults(handler=_keys_list)
-    keys_revoke = keys.add_parser("revoke", help="refuse a key from now on")
+    keys_revoke = keys.add_parser(
+        "revoke", help="refuse a key from now on, and disable its subscriptions"
+    )
     keys_revoke.add_argument("key_id")
     keys_revoke.set_defaults(handler=_keys_revoke)
+
+    hooks = commands.add_parser(
+        "subscriptions", help="integrators' subscriptions and their delivery health"
+    ).add_subparsers(dest="action", required=True)
+    hooks_list = hooks.add_parser("list", help="every subscription, oldest first")
+    hooks_list.add_argument("--shop", help="only those on this shop")
+    hooks_list.add_argument("--key", help="only those of this key id")
+    hooks_list.add_argument("--json", action="store_true")
+    hooks_list.set_defaults(handler=_subscriptions_list)
+    for name, handler, about in (
+        ("show", _subscriptions_show, "one subscription with its delivery health"),
+        ("disable", _subscriptions_disable, "stop delivering to it; cancel what is queued"),
+        ("enable", _subscriptions_enable, "deliver to it again (not a revoked key's)"),
+    ):
+        command = hooks.add_parser(name, help=about)
+        command.add_argument("subscription_id")
+        if name == "show":
+            command.add_argument("--json", action="store_true")
+        command.set_defaults(handler=handler)
+    hooks_replay = hooks.add_parser(
+        "replay", help="send deliveries again: one by id, or a time range"
+    )
+    hooks_replay.add_argument("subscription_id")
+    hooks_replay.add_argument("--delivery", help="a delivery id (dlv_...)")
+    hooks_replay.add_argument("--since", help="ISO 8601 time with offset")
+    hooks_replay.add_argument("--until", help="ISO 8601 time with offset (default: now)")
+    hooks_replay.add_argument("--json", action="store_true")
+    hooks_replay.set_defaults(handler=_subscriptions_replay)
     return root
 
 

@@ -116,18 +116,7 @@ class Stack:
         headers: Mapping[str, str] | None = None,
         at: datetime = NOW,
     ) -> Answer:
-        with time_machine.travel(at, tick=False):
-            response = self.client.http.request(
-                method, path, headers=dict(headers or {}), body=body
-            )
-        try:
-            decoded = json.loads(response.body) if response.body else None
-        except ValueError:
-            decoded = response.body.decode("utf-8", errors="replace")
-        answer = Answer(response.status_code, decoded, response.headers)
-        for watcher in ANSWER_WATCHERS:
-            watcher(method, path, answer)
-        return answer
+        return request(self.client, method, path, body, headers, at)
 
     def send(self, webhook: SignedWebhook) -> Answer:
         return self.request("POST", webhook.path, webhook.body, webhook.headers)
@@ -139,6 +128,27 @@ class Stack:
         key = self.api_key if api_key is None else api_key
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return self.request("GET", path, headers=headers)
+
+
+def request(
+    client: Client,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+    at: datetime = NOW,
+) -> Answer:
+    """One request to the app in process, at `at`; every watcher sees the answer."""
+    with time_machine.travel(at, tick=False):
+        response = client.http.request(method, path, headers=dict(headers or {}), body=body)
+    try:
+        decoded = json.loads(response.body) if response.body else None
+    except ValueError:
+        decoded = response.body.decode("utf-8", errors="replace")
+    answer = Answer(response.status_code, decoded, response.headers)
+    for watcher in ANSWER_WATCHERS:
+        watcher(method, path, answer)
+    return answer
 
 
 def _seed() -> str:

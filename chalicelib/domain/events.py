@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from chalicelib.domain.model import (
@@ -29,6 +30,7 @@ FLAG_EVENTS = {
     "platform.free_shipping_surcharge": "compliance.flagged",
 }
 SHOP_NEEDS_RECONNECT = "shop.needs_reconnect"
+SUBSCRIPTION_DISABLED = "subscription.disabled"
 # What integrators may subscribe to (platforms.md section 4, and the shop's own).
 EVENT_TYPES = (
     "order.created",
@@ -41,6 +43,7 @@ EVENT_TYPES = (
     "shipment.updated",
     *FLAG_EVENTS.values(),
     SHOP_NEEDS_RECONNECT,
+    SUBSCRIPTION_DISABLED,
 )
 
 
@@ -90,6 +93,20 @@ def _deadline_events(
         ):
             events.append(_event(entity, shop_id, "after_sale.deadline_due", key, data))
     return events
+
+
+def subscription_disabled(
+    subscription: dict[str, Any], shop_id: str, disabled_at: datetime
+) -> OutboundEvent:
+    """A subscription given up on, for its key's other subscriptions; `shop_id`
+    is one of its shops (work is kept per shop)."""
+    return _event(
+        f"subscription#{subscription['id']}",
+        shop_id,
+        SUBSCRIPTION_DISABLED,
+        disabled_at.isoformat(),
+        {"subscription": subscription},
+    )
 
 
 def order_changes(held: OrderState | None, new: OrderState, version: int) -> list[OutboundEvent]:

@@ -7,7 +7,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic import StringConstraints as Text
 
 from chalicelib.domain.actions import Action
@@ -108,11 +116,40 @@ class PolicyRequest(Command):
 
 
 class SubscriptionRequest(Command):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://hooks.example.com/shophook",
+                    "event_types": ["order.paid", "after_sale.opened"],
+                    "shops": ["taobao:2200000001"],
+                }
+            ]
+        }
+    )
     url: bounded(MAX_URL_LENGTH)
     event_types: Annotated[
         list[bounded(MAX_WORD)], Field(min_length=1, max_length=len(EVENT_TYPES))
     ]
     shops: Annotated[list[bounded(MAX_SHOP_ID)], Field(min_length=1, max_length=MAX_SHOPS)]
+
+
+class SubscriptionUpdate(Command):
+    """What PATCH changes; what it leaves out stays as it is."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    url: bounded(MAX_URL_LENGTH) | None = None
+    event_types: (
+        Annotated[list[bounded(MAX_WORD)], Field(min_length=1, max_length=len(EVENT_TYPES))] | None
+    ) = None
+    enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> SubscriptionUpdate:
+        if self.url is None and self.event_types is None and self.enabled is None:
+            raise ValueError('send at least one of "url", "event_types", "enabled"')
+        return self
 
 
 class ReplayRequest(Command):

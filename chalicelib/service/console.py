@@ -24,6 +24,7 @@ from chalicelib.platforms import registry
 from chalicelib.platforms.base import UnsupportedActionError
 from chalicelib.policies import default_policy
 from chalicelib.service import actions, keys, outbox, queries, shops
+from chalicelib.service import subscriptions as shop_subscriptions
 from chalicelib.service.commands import ActionRequest, ShipRequest, from_json
 from chalicelib.service.errors import ForbiddenError, InvalidInputError, NotFoundError
 from chalicelib.service.policy import for_shop
@@ -40,7 +41,6 @@ PAGE_SIZE = 25
 NEEDS_YOU_NOW = 10
 DUE_SOON = timedelta(hours=24)
 AUTO_AGREE = "seller.auto_agree_unshipped_refund"
-DELIVERY_HEALTH_WINDOW = 20
 
 
 @dataclass(frozen=True)
@@ -415,8 +415,6 @@ def save_settings(session: Session, form: Mapping[str, str]) -> None:
 
 def integrations(session: Session, now: datetime) -> dict[str, Any]:
     shop = _shop(session)
-    routes = subscriptions.routes(shop.shop_id)
-    routed = [subscriptions.read(route.subscription_id) for route in routes]
     return {
         "shop": shop_view(shop),
         "keys": [
@@ -428,27 +426,7 @@ def integrations(session: Session, now: datetime) -> dict[str, Any]:
             }
             for record in stored_keys.of_owner_shop(shop.shop_id)
         ],
-        "subscriptions": [
-            _subscription_health(found, shop.shop_id) for found in routed if found is not None
-        ],
-    }
-
-
-def _subscription_health(subscription: Any, shop_id: str) -> dict[str, Any]:
-    """What the newest deliveries of this shop's events to it came to."""
-    recent, _ = subscriptions.deliveries_page(
-        subscription.subscription_id, DELIVERY_HEALTH_WINDOW, None
-    )
-    mine = [row for row in recent if row.shop_id == shop_id]
-    return {
-        "subscription_id": subscription.subscription_id,
-        "url": subscription.url,
-        "event_types": sorted(subscription.event_types),
-        "last_state": mine[0].state if mine else None,
-        "last_at": mine[0].created_at if mine else None,
-        "failures": sum(1 for row in mine if row.state == "failed"),
-        "dead_lettered": sum(1 for row in mine if row.state == "dead_lettered"),
-        "window": DELIVERY_HEALTH_WINDOW,
+        "subscriptions": shop_subscriptions.on_shop(shop.shop_id),
     }
 
 

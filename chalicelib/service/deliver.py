@@ -20,6 +20,7 @@ from chalicelib.domain.work import ACTIVE, AttemptResult, Tried, WorkKind, WorkS
 from chalicelib.observability import emit, logger
 from chalicelib.service import fanout, outbox, platform_actions
 from chalicelib.store import queues, work
+from chalicelib.store import subscriptions as stored_subscriptions
 from chalicelib.store.errors import ConditionFailedError
 from chalicelib.store.queues import Queue
 from chalicelib.store.records import OutboxRecord
@@ -90,6 +91,8 @@ def handle(outbox_id: str, generation: int, receive_count: int, now: datetime) -
         return
     final = receive_count >= outbox.queue_for(kind).retry.attempts
     state = _record(row, kind, receive_count, tried, final, now)
+    if kind is WorkKind.DELIVERY and state is WorkState.DEAD_LETTERED:
+        stored_subscriptions.count_dead_lettered(row.subscription_id, +1)
     metric, latency = METRICS[kind]
     emit(metric, outcome=state if tried.result is not AttemptResult.RETRY or final else "retrying")
     if tried.latency_ms is not None:

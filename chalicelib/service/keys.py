@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from chalicelib.service import subscriptions
 from chalicelib.service.errors import NotFoundError, UnauthenticatedError
 from chalicelib.store import keys
 from chalicelib.store.records import ApiKeyRecord
@@ -78,12 +79,22 @@ def authenticate(authorization: str | None) -> Principal:
     return Principal(record.key_id, frozenset(record.shops))
 
 
-def revoke(key_id: str, now: datetime) -> ApiKeyRecord:
+@dataclass(frozen=True)
+class Revoked:
+    key: ApiKeyRecord
+    subscriptions_disabled: int
+
+
+def revoke(key_id: str, now: datetime) -> Revoked:
+    """Refuse the key from now on, and stop everything it made in the same step:
+    its subscriptions are disabled for good and their queued deliveries
+    cancelled. Revoking again finishes a revocation that failed halfway."""
     record = keys.by_id(key_id)
     if record is None:
         raise NotFoundError("key_not_found", f"no api key with id '{key_id}'")
-    keys.revoke(record, now)
-    return record
+    if record.revoked_at is None:
+        keys.revoke(record, now)
+    return Revoked(record, subscriptions.disable_of_key(record.key_id, now))
 
 
 def all_keys() -> list[ApiKeyRecord]:

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from chalicelib.domain.work import Work, WorkKind, WorkState
 from chalicelib.observability import emit, logger
-from chalicelib.store import queues, work
+from chalicelib.store import queues, subscriptions, work
 from chalicelib.store.errors import StorageUnavailableError
 from chalicelib.store.queues import ALL_QUEUES, DELIVERIES, OUTBOX, Message, Queue
 from chalicelib.store.records import OutboxRecord
@@ -88,7 +88,15 @@ def requeue(now: datetime, queue: WorkQueue = SQS) -> int:
 
 def again(rows: Sequence[OutboxRecord], now: datetime, queue: WorkQueue = SQS) -> list[Work]:
     """Give finished (or dead-lettered) actions and deliveries another go."""
-    ready = [work.restart(row, now) for row in rows if row.kind != WorkKind.EVENT]
+    ready = []
+    for row in rows:
+        if row.kind == WorkKind.EVENT:
+            continue
+        was_dead = row.state == WorkState.DEAD_LETTERED
+        ready.append(work.restart(row, now))
+        if was_dead and row.kind == WorkKind.DELIVERY:
+            # The subscription's count of dead-lettered deliveries (its health).
+            subscriptions.count_dead_lettered(row.subscription_id, -1)
     queue.send(ready)
     return ready
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from pynamodb.attributes import (
     BinaryAttribute,
+    BooleanAttribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -289,6 +290,19 @@ class SubscriptionDeliveriesIndex(GlobalSecondaryIndex):
     position = UnicodeAttribute(range_key=True)
 
 
+class PendingDeliveriesIndex(GlobalSecondaryIndex):
+    """A subscription's deliveries not done yet (sparse: a finished delivery has
+    no `pending_subscription`), so disabling it cancels them without reading
+    its whole delivery log."""
+
+    class Meta:
+        index_name = "pending_by_subscription"
+        projection = AllProjection()
+
+    pending_subscription = UnicodeAttribute(hash_key=True)
+    position = UnicodeAttribute(range_key=True)
+
+
 class Attempt(MapAttribute):
     """One try at outbound work, as the delivery log shows it."""
 
@@ -350,6 +364,8 @@ class OutboxRecord(Model):
     # Actions only: the order or case acted on (its EntityRef.stream).
     subject = UnicodeAttribute(null=True)
     actions_by_subject = SubjectActionsIndex()
+    pending_subscription = UnicodeAttribute(null=True)
+    pending_by_subscription = PendingDeliveriesIndex()
 
 
 class KeySubscriptionsIndex(GlobalSecondaryIndex):
@@ -363,7 +379,8 @@ class KeySubscriptionsIndex(GlobalSecondaryIndex):
 
 class SubscriptionRecord(Model):
     """An integrator's subscription: where to deliver which events of which shops.
-    The signing secret is sealed like shop tokens (store.vault)."""
+    The signing secret is sealed like shop tokens (store.vault); after a
+    rotation the sealed document also holds the secret it replaced."""
 
     class Meta(_Meta):
         table_name = f"{settings().table_prefix}subscriptions"
@@ -374,7 +391,24 @@ class SubscriptionRecord(Model):
     event_types = UnicodeSetAttribute()
     shops = UnicodeSetAttribute()
     sealed_secret = BinaryAttribute(legacy_encoding=False)
+    # Until then the replaced secret signs too (domain.endpoints.SECRET_OVERLAP).
+    previous_secret_until = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
+    enabled = BooleanAttribute(default=True)
+    disabled_reason = UnicodeAttribute(null=True)  # domain.endpoints.DisabledReason
+    disabled_at = UTCDateTimeAttribute(null=True)
+    # Delivery health, updated by each attempt (service.fanout): the last answer,
+    # failures since the last delivery, and the endpoint's circuit breaker.
+    last_attempt_at = UTCDateTimeAttribute(null=True)
+    last_outcome = UnicodeAttribute(null=True)
+    last_status_code = NumberAttribute(null=True)
+    failing_since = UTCDateTimeAttribute(null=True)
+    failures_in_a_row = NumberAttribute(default=0)
+    timeouts_in_a_row = NumberAttribute(default=0)
+    circuit_opened_at = UTCDateTimeAttribute(null=True)
+    # While the circuit is open, the one delivery let through holds this lease.
+    probe_until = UTCDateTimeAttribute(null=True)
+    dead_lettered = NumberAttribute(default=0)
     by_key = KeySubscriptionsIndex()
 
 
@@ -387,6 +421,9 @@ class SubscriptionRouteRecord(Model):
     shop_id = UnicodeAttribute(hash_key=True)
     subscription_id = UnicodeAttribute(range_key=True)
     event_types = UnicodeSetAttribute()
+    # A disabled subscription's deliveries are recorded, not sent: a replay of
+    # the time it was disabled recovers them.
+    enabled = BooleanAttribute(default=True)
 
 
 class OAuthStateRecord(Model):

@@ -65,6 +65,11 @@ class NewWork:
     subject: str | None = None
 
 
+def _pending_mark(kind: WorkKind, subscription_id: str | None) -> str | None:
+    """A delivery not done yet is listed under its subscription (sparse index)."""
+    return subscription_id if kind is WorkKind.DELIVERY else None
+
+
 def new_row(work: NewWork, now: datetime) -> OutboxRecord:
     shard, requeue_at = unsent_marks(work.outbox_id, now)
     return OutboxRecord(
@@ -82,7 +87,19 @@ def new_row(work: NewWork, now: datetime) -> OutboxRecord:
         subscription_id=work.subscription_id,
         event_id=work.event_id,
         subject=work.subject,
+        pending_subscription=_pending_mark(work.kind, work.subscription_id),
     )
+
+
+def held_row(work: NewWork, now: datetime, why: str) -> OutboxRecord:
+    """A delivery recorded but not sent (its subscription is disabled): finished
+    as cancelled, so that a replay of its time range sends it."""
+    row = new_row(work, now)
+    row.state = WorkState.CANCELLED
+    row.error = why
+    row.finished_at = now
+    row.unsent_shard = row.requeue_at = row.pending_subscription = None
+    return row
 
 
 def work_of(row: OutboxRecord) -> Work:
@@ -167,9 +184,15 @@ def restart(row: OutboxRecord, now: datetime) -> Work:
                 OutboxRecord.finished_at.remove(),
                 OutboxRecord.unsent_shard.set(shard),
                 OutboxRecord.requeue_at.set(requeue_at),
+                *_pending_again(row),
             ]
         )
     return work_of(row)
+
+
+def _pending_again(row: OutboxRecord) -> list[Any]:
+    mark = _pending_mark(WorkKind(row.kind), row.subscription_id)
+    return [OutboxRecord.pending_subscription.set(mark)] if mark else []
 
 
 @dataclass(frozen=True)
@@ -214,6 +237,7 @@ def record_attempt(row: OutboxRecord, tried: AttemptRecord) -> None:
         actions.append(OutboxRecord.call_unresolved_since.remove())
     if finished:
         actions.append(OutboxRecord.finished_at.set(tried.at))
+        actions.append(OutboxRecord.pending_subscription.remove())
     try:
         with storage_errors("record the attempt"):
             row.update(actions=actions, condition=OutboxRecord.generation == row.generation)
@@ -255,3 +279,31 @@ def fan_out(event: OutboxRecord, deliveries: list[OutboxRecord], now: datetime) 
     except ConditionFailedError:
         return False
     return True
+
+
+def cancel_pending_deliveries(subscription_id: str, now: datetime, why: str) -> int:
+    """Cancel every delivery of the subscription not done yet (read from the
+    sparse index); their messages then find nothing to send. Returns how many.
+    A delivery finished or replayed meanwhile is left as it is."""
+    cancelled = 0
+    with storage_errors("read the pending deliveries"):
+        pending = list(OutboxRecord.pending_by_subscription.query(subscription_id))
+    for row in pending:
+        try:
+            with storage_errors("cancel the delivery"):
+                row.update(
+                    actions=[
+                        OutboxRecord.state.set(WorkState.CANCELLED),
+                        OutboxRecord.error.set(why),
+                        OutboxRecord.finished_at.set(now),
+                        OutboxRecord.pending_subscription.remove(),
+                        OutboxRecord.unsent_shard.remove(),
+                        OutboxRecord.requeue_at.remove(),
+                    ],
+                    condition=(OutboxRecord.generation == row.generation)
+                    & OutboxRecord.state.is_in(*ACTIVE),
+                )
+        except ConditionFailedError:
+            continue
+        cancelled += 1
+    return cancelled

@@ -11,7 +11,8 @@ import time_machine
 from chalicelib.store.records import QuarantineRecord
 from shophook.cli import main
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message, taobao_order
-from tests.support import NOW, TAOBAO_SHOP
+from tests.integration.subscribers import LATER, Subscriber, subscribe, trade_messages
+from tests.support import NOW, TAOBAO_SHOP, drain
 
 pytestmark = pytest.mark.usefixtures("cli_isolation")
 
@@ -137,3 +138,52 @@ def test_platform_text_is_printed_as_plain_text(stack, capsys, monkeypatch, name
     printed = capsys.readouterr().out
     assert shown in printed
     assert not any(char in printed for char in "\x1b\x07\x9b\u202e")
+
+
+def test_subscriptions_list_show_disable_enable_and_replay(
+    stack, capsys, loopback_webhooks, httpserver
+):
+    subscriber = Subscriber(httpserver, "/operated")
+    created = subscribe(stack, subscriber.url, event_types=["order.paid"])
+    (listed,) = run_json(capsys, "subscriptions", "list", "--shop", TAOBAO_SHOP)
+    assert (listed["id"], listed["enabled"], listed["disabled_reason"]) == (created["id"], True, "")
+    assert run_json(capsys, "subscriptions", "list", "--shop", "jd:10000001") == []
+    assert created["secret"] not in json.dumps(
+        run_json(capsys, "subscriptions", "show", created["id"])
+    )
+
+    assert main(["subscriptions", "disable", created["id"]]) == 0
+    (disabled,) = run_json(capsys, "subscriptions", "list")
+    assert (disabled["enabled"], disabled["disabled_reason"]) == (False, "operator")
+    stack.deliver(trade_messages()[1])
+    drain(LATER)
+    assert subscriber.received == []
+
+    assert main(["subscriptions", "enable", created["id"]]) == 0
+    since = (NOW - timedelta(minutes=1)).isoformat()
+    replayed = run_json(capsys, "subscriptions", "replay", created["id"], "--since", since)
+    assert replayed["replayed"] == 1
+    drain(LATER)
+    assert subscriber.types() == ["order.paid"]
+    shown = run_json(capsys, "subscriptions", "show", created["id"])
+    assert (shown["health"]["last_outcome"], shown["health"]["last_status_code"]) == (
+        "delivered",
+        200,
+    )
+    with pytest.raises(SystemExit, match="no subscription 'sub_nope'"):
+        main(["subscriptions", "show", "sub_nope"])
+    with pytest.raises(SystemExit, match="send"):
+        main(["subscriptions", "replay", created["id"]])
+
+
+def test_a_revoked_keys_subscription_cannot_be_enabled_again(
+    stack, capsys, loopback_webhooks, httpserver
+):
+    made = run_json(capsys, "keys", "create", "--name", "gone", "--shop", TAOBAO_SHOP)
+    created = subscribe(stack, httpserver.url_for("/gone"), api_key=made["key"])
+    with time_machine.travel(NOW, tick=False):
+        assert main(["keys", "revoke", made["key_id"]]) == 0
+    (revoked,) = run_json(capsys, "subscriptions", "list", "--key", made["key_id"])
+    assert (revoked["enabled"], revoked["disabled_reason"]) == (False, "key_revoked")
+    with pytest.raises(SystemExit, match="api key of this subscription was revoked"):
+        main(["subscriptions", "enable", created["id"]])

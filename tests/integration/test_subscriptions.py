@@ -3,16 +3,12 @@ loopback HTTP server, retries, the delivery log, replays, and the SSRF guard."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import socket
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
-from werkzeug import Request, Response
 
 import app as app_module
 from chalicelib.domain.retry import INTEGRATOR_DELIVERIES
@@ -20,61 +16,17 @@ from chalicelib.service import keys
 from chalicelib.store import queues
 from chalicelib.store.records import OutboxRecord
 from shophook.driver import consumers, poll
-from simulator.scenarios import taobao_order
+from tests.integration.subscribers import (
+    LATER,
+    ORDER_EVENTS,
+    Subscriber,
+    call,
+    deliveries,
+    oracle_signature,
+    subscribe,
+    trade_messages,
+)
 from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, set_env
-
-START = NOW - timedelta(days=4)
-LATER = NOW.astimezone(UTC) + timedelta(seconds=1)
-ORDER_EVENTS = ["order.created", "order.paid", "order.shipped", "order.completed"]
-
-
-def call(stack, method: str, path: str, body=None, api_key: str | None = None):
-    raw = json.dumps(body).encode() if body is not None else b""
-    return stack.request(method, path, raw, {"Authorization": f"Bearer {api_key or stack.api_key}"})
-
-
-def subscribe(stack, url: str, event_types=None, shops=(TAOBAO_SHOP,)) -> dict:
-    answer = call(
-        stack,
-        "POST",
-        "/subscriptions",
-        {"url": url, "event_types": event_types or ORDER_EVENTS, "shops": list(shops)},
-    )
-    assert answer.status == 201, answer.body
-    return answer.body
-
-
-def oracle_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
-    """Standard Webhooks, from the spec: v1,base64(HMAC-SHA256(key, "id.ts.body"))."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
-
-
-class Subscriber:
-    """A loopback endpoint answering from a list of statuses (the last one repeats)."""
-
-    def __init__(self, httpserver, path: str, statuses=(200,)) -> None:
-        self.statuses = list(statuses)
-        self.received: list[Request] = []
-        self.url = httpserver.url_for(path)
-        httpserver.expect_request(path, method="POST").respond_with_handler(self._answer)
-
-    def _answer(self, request: Request) -> Response:
-        self.received.append(request)
-        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
-        return Response("ok", status=status)
-
-    def types(self) -> list[str]:
-        return [json.loads(request.data)["type"] for request in self.received]
-
-
-def trade_messages(order_id: str = "3500001") -> list:
-    return taobao_order(order_id, START)[:4]
-
-
-def deliveries(stack, subscription_id: str) -> list[dict]:
-    return call(stack, "GET", f"/subscriptions/{subscription_id}/deliveries").body["items"]
 
 
 def test_a_subscriber_receives_each_event_signed_and_in_order(

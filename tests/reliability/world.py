@@ -23,7 +23,11 @@ from werkzeug.serving import BaseWSGIServer, make_server
 import app as app_module
 from bench.stack import free_port
 from chalicelib.domain.events import EVENT_TYPES
-from chalicelib.settings import LOOPBACK_WEBHOOKS_VARIABLE, OUTBOUND_TIMEOUT_VARIABLE
+from chalicelib.settings import (
+    INTEGRATOR_TIMEOUT_VARIABLE,
+    LOOPBACK_WEBHOOKS_VARIABLE,
+    OUTBOUND_TIMEOUT_VARIABLE,
+)
 from chalicelib.store.records import OutboxRecord
 from shophook.driver import run_schedules
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message, jd_order, taobao_order
@@ -237,6 +241,7 @@ def world() -> Iterator[World]:
             {
                 LOOPBACK_WEBHOOKS_VARIABLE: "1",
                 OUTBOUND_TIMEOUT_VARIABLE: OUTBOUND_TIMEOUT_SECONDS,
+                INTEGRATOR_TIMEOUT_VARIABLE: OUTBOUND_TIMEOUT_SECONDS,
                 **shophook_settings(base),
             },
         )

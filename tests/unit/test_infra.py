@@ -120,6 +120,12 @@ def test_each_queue_is_fifo_with_a_dlq_after_its_retry_budget():
         events = resources[consumer]["Properties"]["Events"]
         (source,) = events.values()
         assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    (deliveries,) = resources["DeliverWebhooks"]["Properties"]["Events"].values()
+    # Endpoints that hang before their circuits open cannot take the account's
+    # Lambda concurrency: the deliveries consumer runs at most its reservation.
+    assert deliveries["Properties"]["ScalingConfig"] == {
+        "MaximumConcurrency": {"Ref": "ConsumerConcurrency"}
+    }
     (statement,) = resources["QueueUse"]["Properties"]["PolicyDocument"]["Statement"]
     assert all(action.startswith("sqs:") and "*" not in action for action in statement["Action"])
     assert len(statement["Resource"]) == 2 * len(ALL_QUEUES)
