@@ -775,13 +775,24 @@ def console_case(visit: Visit, case_id: str) -> Response:
     return _case(visit, case_id)
 
 
+def _acted(
+    act: Callable[[], object], shown_again: Callable[[int, ServiceError], Response], then: str
+) -> Response:
+    """A form's action, then the page it came from; refused, the page again with why."""
+    try:
+        act()
+    except (InvalidInputError, ConflictError) as refused:
+        return shown_again(_status(refused, CONSOLE_STATUS), refused)
+    return _see_other(then)
+
+
 @console_page("/console/after-sales/{case_id}/actions", "POST")
 def console_act(visit: Visit, case_id: str) -> Response:
-    try:
-        console.act(visit.session, case_id, visit.form, visit.now)
-    except (InvalidInputError, ConflictError) as refused:
-        return _case(visit, case_id, _status(refused, CONSOLE_STATUS), refused)
-    return _see_other(f"/console/after-sales/{quote(case_id)}")
+    return _acted(
+        lambda: console.act(visit.session, case_id, visit.form, visit.now),
+        lambda status, refused: _case(visit, case_id, status, refused),
+        f"/console/after-sales/{quote(case_id)}",
+    )
 
 
 @console_page("/console/actions/{action_id}")
@@ -810,11 +821,11 @@ def console_order(visit: Visit, order_id: str) -> Response:
 
 @console_page("/console/orders/{order_id}/ship", "POST")
 def console_ship(visit: Visit, order_id: str) -> Response:
-    try:
-        console.ship(visit.session, order_id, visit.form, visit.now)
-    except (InvalidInputError, ConflictError) as refused:
-        return _order(visit, order_id, _status(refused, CONSOLE_STATUS), refused)
-    return _see_other(f"/console/orders/{quote(order_id)}")
+    return _acted(
+        lambda: console.ship(visit.session, order_id, visit.form, visit.now),
+        lambda status, refused: _order(visit, order_id, status, refused),
+        f"/console/orders/{quote(order_id)}",
+    )
 
 
 def _settings(
