@@ -586,7 +586,7 @@ def finish_connect(platform: str) -> Response:
     try:
         finished = oauth.finish(platform, query, _cookie_value(oauth.COOKIE), now)
         if finished.purpose == "console":
-            session = console.start(finished.shop.shop_id, None, now)
+            session = console.start(finished.shop.shop_id, now)
             return _see_other("/console", [spent, _console_cookie(session, SESSION_SECONDS)])
     except (oauth.ConnectError, StorageUnavailableError) as error:
         return _connect_failed(error, spent)

@@ -135,7 +135,7 @@ def console(runs: int = 20) -> Report:
                 shops.connect(shop_id, "bench shop", now)
             _fill(SHOP, open_cases, now, "31")
             _fill(OTHER_SHOP, OTHER_SHOP_CASES, now, "41")
-            cookie = console_service.start(SHOP, None, now)
+            cookie = console_service.start(SHOP, now)
             client = Client(app.app)
             session = {"cookie": f"shophook_console={cookie}"}
             pages = {

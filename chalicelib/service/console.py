@@ -56,8 +56,11 @@ class Session:
         return self.record.csrf_token
 
 
-def start(shop_id: str, language: str | None, now: datetime) -> str:
-    """A new session for the shop; returns its cookie (256 random bits)."""
+def start(shop_id: str, now: datetime) -> str:
+    """A new session for the shop, in the shop's language if it chose one (else
+    the browser's); returns its cookie (256 random bits)."""
+    shop = stored_shops.read(shop_id)
+    language = shop.language if shop is not None else None
     cookie = secrets.token_urlsafe(32)
     sessions.save(
         ConsoleSessionRecord(
@@ -408,6 +411,8 @@ def save_settings(session: Session, form: Mapping[str, str]) -> None:
     shop.return_address = json.dumps(address, ensure_ascii=False) if given else None
     shop.language = language or None
     stored_shops.save(shop)
+    if language:
+        sessions.set_language(session.record, language)
 
 
 # Integrations

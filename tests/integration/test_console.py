@@ -28,7 +28,7 @@ def signed_in(stack, shop_id: str = TAOBAO_SHOP) -> dict[str, str]:
     """A console session for the shop (connected first, as signing in would)."""
     if shop_id not in DEMO_SHOPS:
         shops.connect(shop_id, "another seller", NOW)
-    cookie = console.start(shop_id, None, NOW)
+    cookie = console.start(shop_id, NOW)
     return {"Cookie": f"shophook_console={cookie}"}
 
 
@@ -187,6 +187,11 @@ def test_the_language_follows_the_browser_then_the_switch(stack):
     assert "待您处理" in chinese.body
     post(stack, "/console/language", session, {"csrf": csrf(english), "language": "zh"})
     assert "待您处理" in page(stack, "/console", session).body
+    # The shop's own choice: its new sessions start in it, whatever the browser says.
+    post(stack, "/console/settings", session, {"csrf": csrf(english), "language": "en"})
+    assert "Needs you now" in page(stack, "/console", session).body
+    chinese_browser = {**signed_in(stack), "Accept-Language": "zh-CN"}
+    assert "Needs you now" in page(stack, "/console", chinese_browser).body
 
 
 def test_settings_outside_their_bounds_are_refused_inline_and_nothing_is_saved(stack):
