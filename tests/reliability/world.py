@@ -198,10 +198,11 @@ class World:
         return len(self.subscriber.faults) + sum(len(faults) for faults in queued.values())
 
     def platform_effects(self) -> Counter[str]:
-        """Platform API calls the platform accepted since the reset, per distinct effect."""
+        """Platform API calls the platform accepted since the reset, per distinct effect
+        (reconciliation queries change nothing: not effects)."""
         effects: Counter[str] = Counter()
         for call in requests.get(f"{self.simulator}/_sim/calls", timeout=5).json():
-            if not call["carried_out"]:
+            if not call["carried_out"] or call["query"]:
                 continue
             business = {k: v for k, v in call["params"].items() if k not in CALL_NOISE}
             effects[json.dumps([call["method"], business], sort_keys=True)] += 1
