@@ -76,8 +76,11 @@ def local_stack():
         process.wait(timeout=30)
 
 
-def operator_cli(moto_port: int, *argv: str) -> subprocess.CompletedProcess:
-    """`shophook --stage local ...` against the running stack, as the banner shows it."""
+def operator_cli(
+    moto_port: int, *argv: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`shophook --stage local ...` against the running stack, as the banner shows it
+    (`env`: more variables, such as where this stack's simulator is)."""
     return subprocess.run(
         [BIN / "shophook", "--stage", "local", *argv],
         capture_output=True,
@@ -91,6 +94,7 @@ def operator_cli(moto_port: int, *argv: str) -> subprocess.CompletedProcess:
             "AWS_SECRET_ACCESS_KEY": "local",
             "SHOPHOOK_TABLE_PREFIX": "shophook-local-",
             "COLUMNS": "200",
+            **(env or {}),
         },
     )
 
