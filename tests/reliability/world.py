@@ -164,11 +164,12 @@ class World:
     simulator: str
     subscriber: Subscriber
 
-    def reset(self) -> None:
-        """Empty tables and queues; shops with sessions; the subscription; auto-agree."""
+    def reset(self, connected_at: datetime = NOW) -> None:
+        """Empty tables and queues; shops with sessions (connected and pulled from
+        `connected_at`); the subscription; auto-agree."""
         self.stack.reset()
         requests.post(f"{self.simulator}/_sim/reset", timeout=5).raise_for_status()
-        connect_with_tokens(self.simulator)
+        connect_with_tokens(self.simulator, connected_at)
         self.subscriber.received.clear()
         self.subscriber.faults.clear()
         headers = {"Authorization": f"Bearer {self.stack.api_key}"}
