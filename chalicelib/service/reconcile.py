@@ -155,11 +155,17 @@ class _Run:
             self.report.cursor = window.end
             # Saved at once when it stored something; otherwise at the end of the run.
             if len(self.report.healed) > healed_before:
-                shops.advance_cursor(self.shop, window.end)
+                self.advance(window.end)
             on_window(self.report)
             if perf_counter() > deadline and window.end < self.session.now:
                 return False
         return True
+
+    def advance(self, to: datetime) -> None:
+        """Move the shop's cursor to `to`, unless it is there or further already (a
+        pull from an earlier `since`)."""
+        if self.shop.pull_cursor is None or self.shop.pull_cursor < to:
+            shops.advance_cursor(self.shop, to)
 
     def open_cases(self) -> bool:
         """Re-read each case the shop holds open; False if the platform refused."""
@@ -231,8 +237,8 @@ def pull_shop(
         report.refused = CallResult(
             CallOutcome.PERMANENT, "malformed_record", f"{malformed.field}: {malformed.message}"
         )
-    if report.cursor is not None and report.cursor != shop.pull_cursor:
-        shops.advance_cursor(shop, report.cursor)
+    if report.cursor is not None:
+        run.advance(report.cursor)
     _count(platform.name, report)
     return report
 
