@@ -160,6 +160,30 @@ class Platform(Protocol):
         kind of case; raise MalformedMessageError as `pull` does."""
 
 
+class SessionCalls:
+    """`call` for a platform module whose one signed request is `answered`: the
+    result, and on success the body under the method's success key (which its
+    pulls read)."""
+
+    def answered(
+        self, session: ApiSession, method: str, business: dict[str, Any]
+    ) -> tuple[CallResult, dict[str, Any]]:
+        raise NotImplementedError
+
+    def call(
+        self,
+        api_url: str,
+        credentials: AppCredentials,
+        access_token: str,
+        method: str,
+        business: dict[str, Any],
+        now: datetime,
+    ) -> CallResult:
+        session = ApiSession(api_url, credentials, access_token, now)
+        result, _ = self.answered(session, method, business)
+        return result
+
+
 def single_valued(pairs: list[tuple[str, str]] | Mapping[str, list[str]]) -> dict[str, str]:
     """Parameters as a plain dict; a name given twice makes the signature ambiguous."""
     items = (

@@ -32,6 +32,7 @@ from chalicelib.platforms.base import (
     InboundRequest,
     MalformedMessageError,
     Pulled,
+    SessionCalls,
     UnsupportedActionError,
     VerifiedDelivery,
     WebhookRejectedError,
@@ -320,7 +321,7 @@ class _Listed:
     total: int  # records the platform says the listing holds, over all its pages
 
 
-class Jd:
+class Jd(SessionCalls):
     name = "jd"
     listings = tuple(LISTINGS)
     rereads_open_cases = True
@@ -484,24 +485,11 @@ class Jd:
             "logiNo": tracking_no,
         }
 
-    def call(
-        self,
-        api_url: str,
-        credentials: AppCredentials,
-        access_token: str,
-        method: str,
-        business: dict[str, Any],
-        now: datetime,
-    ) -> CallResult:
-        """One JOS API call (platforms.md 2.2), signed md5."""
-        return self._answered(
-            ApiSession(api_url, credentials, access_token, now), method, business
-        )[0]
-
-    def _answered(
+    def answered(
         self, session: ApiSession, method: str, business: dict[str, Any]
     ) -> tuple[CallResult, dict[str, Any]]:
-        """The call's result, and on success the body under its success key."""
+        """One JOS API call (platforms.md 2.2), signed md5: the result, and on
+        success the body under its success key."""
         form = {
             "method": method,
             "app_key": session.credentials.app_key,
@@ -576,7 +564,7 @@ class Jd:
         self, session: ApiSession, method: str, found: Listing, business: dict[str, Any]
     ) -> _Listed:
         """The records of a listing's answer, each naming its shop (venderId)."""
-        result, body = self._answered(session, method, business)
+        result, body = self.answered(session, method, business)
         if result.outcome is not CallOutcome.SUCCESS:
             return _Listed(Pulled(refused=result), 0)
         outer, rows_key, total_key = found.answer

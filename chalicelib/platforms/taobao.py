@@ -30,6 +30,7 @@ from chalicelib.platforms.base import (
     InboundRequest,
     MalformedMessageError,
     Pulled,
+    SessionCalls,
     UnsupportedActionError,
     VerifiedDelivery,
     WebhookRejectedError,
@@ -256,7 +257,7 @@ LISTINGS: dict[str, tuple[tuple[str, str], type[WireModel], Callable[[Any], Cano
 PAGE_SIZE = 100
 
 
-class Taobao:
+class Taobao(SessionCalls):
     name = "taobao"
     listings = tuple(LISTINGS)
     rereads_open_cases = False
@@ -392,24 +393,11 @@ class Taobao:
             "company_code": carrier,
         }
 
-    def call(
-        self,
-        api_url: str,
-        credentials: AppCredentials,
-        access_token: str,
-        method: str,
-        business: dict[str, Any],
-        now: datetime,
-    ) -> CallResult:
-        """One TOP API call (platforms.md 2.1), signed hmac-sha256."""
-        return self._answered(
-            ApiSession(api_url, credentials, access_token, now), method, business
-        )[0]
-
-    def _answered(
+    def answered(
         self, session: ApiSession, method: str, business: dict[str, Any]
     ) -> tuple[CallResult, dict[str, Any]]:
-        """The call's result, and on success the body under its success key."""
+        """One TOP API call (platforms.md 2.1), signed hmac-sha256: the result,
+        and on success the body under its success key."""
         form = {
             "method": method,
             "app_key": session.credentials.app_key,
@@ -445,7 +433,7 @@ class Taobao:
         """The incremental trade and refund lists (platforms.md 2.3), by modified."""
         container, model, to_event = LISTINGS[listing]
         page_no = int(page or 1)
-        result, body = self._answered(
+        result, body = self.answered(
             session,
             listing,
             {
