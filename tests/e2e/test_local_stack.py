@@ -178,15 +178,6 @@ def test_a_seller_connects_a_shop_in_a_real_browser(local_stack, new_browser, tm
 
 
 @pytest.mark.e2e
-def test_sigterm_stops_everything_it_started(local_stack):
-    url, process, *_ = local_stack
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"{url}/health", timeout=2)
-
-
-@pytest.mark.e2e
 def test_pushes_dropped_by_the_platform_are_healed_by_reconcile(local_stack):
     """Half of an order's pushes dropped (`simulate --drop`); `shophook --stage local
     reconcile --since` pulls the rest from the simulated platform."""
@@ -230,3 +221,12 @@ def test_pushes_dropped_by_the_platform_are_healed_by_reconcile(local_stack):
     order = read(url, "/shops/taobao:2200000001/orders/3019001")
     case = read(url, "/shops/taobao:2200000001/after-sales/R3019001")
     assert (order["status"], case["status"]) == ("completed", "refunded")
+
+
+@pytest.mark.e2e
+def test_sigterm_stops_everything_it_started(local_stack):
+    url, process, *_ = local_stack
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/health", timeout=2)
