@@ -34,6 +34,7 @@ from chalicelib.service import (
     pages,
     policy,
     queries,
+    reconcile,
     shops,
     subscriptions,
     sweep,
@@ -53,6 +54,7 @@ from chalicelib.service.answers import (
     PolicyAnswer,
     ReplayedAnswer,
     SecretAnswer,
+    ShopAnswer,
     SubscriptionAnswer,
     SubscriptionCreatedAnswer,
     SubscriptionListAnswer,
@@ -312,6 +314,13 @@ def receive_webhook(platform: str) -> Response:
         now=datetime.now(UTC),
     )
     return _json(reply.status, reply.body)
+
+
+@route("/shops/{shop_id}", "GET", ShopAnswer)
+def get_shop(shop_id: str) -> dict[str, Any]:
+    """A shop: its status, its reconciliation cursor and backfill progress."""
+    _reader_of(shop_id)
+    return shops.view(shops.get(shop_id))
 
 
 @route("/shops/{shop_id}/orders/{order_id}", "GET", OrderAnswer)
@@ -904,6 +913,12 @@ def refresh_tokens(event: Any) -> dict[str, list[str]]:
     return {"refreshed": report.refreshed, "failed": report.failed}
 
 
+@app.schedule(Rate(15, unit=Rate.MINUTES))
+def reconcile_shops(event: Any) -> dict[str, int]:
+    """Queue one reconciliation pull per shop with live tokens (run by deliver_outbox)."""
+    return {"queued": reconcile.schedule(datetime.now(UTC))}
+
+
 @app.schedule(Rate(2, unit=Rate.MINUTES))
 def requeue_outbox(event: Any) -> dict[str, int]:
     """Send again outbox rows whose enqueue failed after their commit."""
@@ -913,7 +928,8 @@ def requeue_outbox(event: Any) -> dict[str, int]:
 # One message per invocation: a slow platform or subscriber delays nothing else.
 @app.on_sqs_message(queue=OUTBOX.queue_name(), batch_size=1)
 def deliver_outbox(event: SQSEvent) -> dict[str, Any]:
-    """Platform actions, and events fanned out to their subscriptions."""
+    """Platform actions, events fanned out to their subscriptions, and shops'
+    reconciliation pulls."""
     return deliver.consume(OUTBOX, event.to_dict(), datetime.now(UTC))
 
 

@@ -17,6 +17,7 @@ BENCHMARKS = {
     "sweeper": ("bench.sweeper", "sweeper"),
     "fanout": ("bench.fanout", "fanout"),
     "console": ("bench.console", "console"),
+    "reconcile": ("bench.reconcile", "reconcile_costs"),
 }
 
 

@@ -23,6 +23,9 @@ from rich.text import Text
 from chalicelib.service.errors import ServiceError
 from shophook.stage import PROJECT_DIR, apply_stage
 
+# Where `shophook local` serves the platform simulator unless told otherwise.
+DEFAULT_SIMULATOR_PORT = 8100
+
 console = Console()
 
 # Terminal escape sequences: CSI (`ESC [ ... final`), OSC (`ESC ] ... BEL or ST`,
@@ -64,23 +67,58 @@ def _local(args: argparse.Namespace) -> int:
     return local.run(args.host, args.port, args.moto_port, args.simulator_port)
 
 
+def _hold_on_simulator(args: argparse.Namespace, messages: list[Any]) -> None:
+    """The simulated platform keeps the scenario's records, pushed or not, as the
+    platform would: what its listings show a reconciliation pull."""
+    import requests
+
+    from simulator.server import hold_records
+
+    try:
+        hold_records(args.simulator, messages)
+    except requests.RequestException as error:
+        if args.no_push or args.drop:
+            raise SystemExit(
+                f"the simulator at {args.simulator} did not take the records ({error}): "
+                "without them no pull can find what is not pushed"
+            ) from None
+        # On stderr: stdout may be --json.
+        print(
+            f"warning: the simulator at {args.simulator} did not take the records: "
+            "a reconciliation pull will not find them",
+            file=sys.stderr,
+        )
+
+
 def _simulate(args: argparse.Namespace) -> int:
     import requests
 
     from chalicelib.settings import settings
     from simulator.scenarios import DEMO_CREDENTIALS, SCENARIOS
 
+    if not 0 <= args.drop <= 100:
+        raise SystemExit("--drop is a percentage, from 0 to 100")
     scenario = SCENARIOS[args.scenario]
     now = datetime.now(UTC)
     order_id = args.order or scenario.default_order_id
     messages = scenario.build(order_id, now)
+    _hold_on_simulator(args, messages)
     shuffler = random.Random(args.seed)  # noqa: S311 - test traffic, not security
-    messages += [shuffler.choice(messages) for _ in range(args.duplicates)]
+    pushes = (
+        []
+        if args.no_push
+        else messages + [shuffler.choice(messages) for _ in range(args.duplicates)]
+    )
     if args.shuffle:
-        shuffler.shuffle(messages)
+        shuffler.shuffle(pushes)
+    dropped = set(shuffler.sample(range(len(pushes)), round(len(pushes) * args.drop / 100)))
     rows = []
     with requests.Session() as session:
-        for message in messages:
+        for position, message in enumerate(pushes):
+            row = {"message": message.message_id, "topic": message.topic}
+            if position in dropped:
+                rows.append({**row, "status": "dropped", "answer": ""})
+                continue
             credentials = (
                 settings().platform(message.platform).credentials
                 or DEMO_CREDENTIALS[message.platform]
@@ -89,21 +127,16 @@ def _simulate(args: argparse.Namespace) -> int:
             answer = session.post(
                 args.url + webhook.path, data=webhook.body, headers=webhook.headers, timeout=10
             )
-            rows.append(
-                {
-                    "message": message.message_id,
-                    "topic": message.topic,
-                    "status": answer.status_code,
-                    "answer": answer.text.strip(),
-                }
-            )
+            rows.append({**row, "status": answer.status_code, "answer": answer.text.strip()})
     _print_rows(rows, args.json, f"{args.scenario}: {scenario.description}")
     if not args.json:
         console.print(
+            f"{len(messages)} messages held on the simulated platform, "
+            f"{len(pushes) - len(dropped)} pushed, {len(dropped)} dropped\n"
             f"See the order: GET {args.url}/shops/{scenario.shop_id}/orders/{order_id}",
             highlight=False,
         )
-    return 0 if all(row["status"] == 200 for row in rows) else 1
+    return 0 if all(row["status"] in (200, "dropped") for row in rows) else 1
 
 
 def _shops_list(args: argparse.Namespace) -> int:
@@ -135,15 +168,78 @@ def _shops_show(args: argparse.Namespace) -> int:
 
     shop = shops.get(args.shop_id)
     described = policy.describe(shop, "en")
+    shown = shops.view(shop)
+    backfill = shown["backfill"]
     row = {
         "shop_id": shop.shop_id,
         "name": shop.name,
         "status": shop.status,
         "connected_at": shop.connected_at.isoformat(),
+        "reconcile_cursor": shown["reconcile"]["cursor"] or "(not pulled yet)",
+        "backfill": (
+            f"{backfill['progress']:.0%} of {backfill['since']} to {backfill['until']}"
+            if backfill
+            else "(none)"
+        ),
         "policy_overrides": described["overrides"] or "(none)",
     }
+    if args.json:
+        row["backfill"] = backfill
     _print_rows([row], args.json, f"shop {shop.shop_id}")
     return 0
+
+
+def _moment(text: str, flag: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise SystemExit(f"{flag} takes an ISO 8601 time with its offset, not {text!r}")
+    return moment
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from chalicelib.domain.model import SHANGHAI
+    from chalicelib.service import reconcile
+
+    since = _moment(args.since, "--since") if args.since else None
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True, disable=args.json) as progress:
+        task = progress.add_task(f"pulling {args.shop_id}, windows", total=None)
+
+        def advanced(report: reconcile.PullReport) -> None:
+            progress.update(task, total=report.planned, completed=report.windows)
+
+        report = reconcile.pull_shop(
+            args.shop_id, datetime.now(UTC), since=since, budget_seconds=None, on_window=advanced
+        )
+    healed = [{"entity": item.entity, "listing": item.listing} for item in report.healed]
+    refused = report.refused
+    summary = {
+        "shop_id": report.shop_id,
+        "since": report.start.astimezone(SHANGHAI).isoformat(),
+        "cursor": report.cursor.astimezone(SHANGHAI).isoformat() if report.cursor else None,
+        "windows": report.windows,
+        "pages": report.pages,
+        "records": report.records,
+        "reread": report.reread,
+        "healed": healed,
+        "refused": f"{refused.code}: {refused.message}" if refused else None,
+    }
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        _print_rows(healed, False, f"healed in {report.shop_id} (stored by this pull)")
+        console.print(
+            f"{report.windows} of {report.planned} windows from {summary['since']}, "
+            f"{report.pages} pages, {report.records} records, {report.reread} re-read, "
+            f"{len(healed)} healed" + (f"; stopped: {summary['refused']}" if refused else ""),
+            highlight=False,
+        )
+    return 0 if refused is None else 1
 
 
 def _keys_list(args: argparse.Namespace) -> int:
@@ -457,7 +553,12 @@ def parser() -> argparse.ArgumentParser:
     local.add_argument("--host", default="127.0.0.1")
     local.add_argument("--port", type=int, default=8000, help="HTTP API port")
     local.add_argument("--moto-port", type=int, default=5000, help="embedded moto server port")
-    local.add_argument("--simulator-port", type=int, default=8100, help="platform simulator port")
+    local.add_argument(
+        "--simulator-port",
+        type=int,
+        default=DEFAULT_SIMULATOR_PORT,
+        help="platform simulator port",
+    )
     local.set_defaults(handler=_local)
 
     from simulator.scenarios import SCENARIOS
@@ -468,9 +569,32 @@ def parser() -> argparse.ArgumentParser:
     simulate.add_argument("--order", help="order id to use (default: the scenario's)")
     simulate.add_argument("--shuffle", action="store_true", help="send in random order")
     simulate.add_argument("--duplicates", type=int, default=0, help="extra copies to send")
-    simulate.add_argument("--seed", type=int, help="random seed for --shuffle/--duplicates")
+    simulate.add_argument(
+        "--seed", type=int, help="random seed for --shuffle, --duplicates and --drop"
+    )
+    simulate.add_argument(
+        "--simulator",
+        default=f"http://127.0.0.1:{DEFAULT_SIMULATOR_PORT}",
+        help="the platform simulator, which holds the scenario's records for pulls",
+    )
+    simulate.add_argument(
+        "--no-push",
+        action="store_true",
+        help="hold the scenario on the simulated platform only: only a pull finds it",
+    )
+    simulate.add_argument(
+        "--drop", type=float, default=0, metavar="PERCENT", help="drop this share of the pushes"
+    )
     simulate.add_argument("--json", action="store_true")
     simulate.set_defaults(handler=_simulate)
+
+    pull = commands.add_parser(
+        "reconcile", help="pull a shop's changes from its platform now, storing what was missed"
+    )
+    pull.add_argument("shop_id")
+    pull.add_argument("--since", help="ISO 8601 time with offset (default: the shop's cursor)")
+    pull.add_argument("--json", action="store_true")
+    pull.set_defaults(handler=_reconcile)
 
     shops = commands.add_parser("shops", help="connected shops").add_subparsers(
         dest="action", required=True
@@ -600,6 +724,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.stage:
         apply_stage(args.stage)
+    if args.stage == "local" and args.command != "local":
+        from shophook.local import attach_operator_cli
+
+        attach_operator_cli()
     if args.command != "local":
         _keep_stdout_for_output()
     try:

@@ -43,7 +43,8 @@ FUNCTIONS = {
     "SweepDeadlines": "deadline sweeper",
     "RefreshTokens": "token refresher",
     "RequeueOutbox": "outbox requeuer",
-    "DeliverOutbox": "action sender and event fan-out",
+    "ReconcileShops": "reconciliation scheduler",
+    "DeliverOutbox": "action sender, event fan-out and reconciliation puller",
     "DeliverWebhooks": "integrator webhook sender",
 }
 # The IAM roles chalice generates for them.
@@ -169,14 +170,18 @@ def _metric(
 
 
 def _math_alarm(
-    description: str, expression: str, metrics: dict[str, dict[str, Any]], threshold: float
+    description: str,
+    expression: str,
+    metrics: dict[str, dict[str, Any]],
+    threshold: float,
+    periods: int = 1,
 ) -> dict[str, Any]:
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
             "AlarmDescription": description,
             "ComparisonOperator": "GreaterThanThreshold",
-            "EvaluationPeriods": 1,
+            "EvaluationPeriods": periods,
             "Threshold": threshold,
             "TreatMissingData": "notBreaching",
             "AlarmActions": [{"Ref": "AlarmTopic"}],
@@ -224,6 +229,19 @@ def alarms() -> dict[str, dict[str, Any]]:
             0,
         ),
     }
+    # One refusal is a rate limit waited out; refusals in three 5-minute periods in
+    # a row mean pulls keep failing, and webhooks the platforms dropped stay missed.
+    found["ReconcileErrorsAlarm"] = _math_alarm(
+        "Reconciliation pulls ended refused or on an unreadable record in 15 minutes running "
+        "(missed webhooks are not being healed): see the pull rows, `shophook dlq list`",
+        " + ".join(f"FILL(errors{i}, 0)" for i in range(len(platforms))),
+        {
+            f"errors{i}": _metric(NAMESPACE, "ReconcileErrors", {"platform": platform, **ours})
+            for i, platform in enumerate(platforms)
+        },
+        0,
+        periods=3,
+    )
     for function, label in FUNCTIONS.items():
         for metric in ("Errors", "Throttles"):
             found[f"{function}{metric}Alarm"] = _math_alarm(
@@ -338,6 +356,18 @@ def dashboard() -> dict[str, Any]:
             + [
                 [NAMESPACE, name, "service", SERVICE]
                 for name in ("DeliveriesCreated", "OutboxRequeued", "OutboxAlreadyDone")
+            ],
+        ),
+        _widget(
+            "Reconciliation: pages pulled, records healed, runs refused",
+            [
+                [NAMESPACE, name, "platform", platform, "service", SERVICE]
+                for platform in platforms
+                for name in ("ReconcilePages", "ReconcileHealed", "ReconcileErrors")
+            ]
+            + [
+                [NAMESPACE, "ReconcileRuns", "outcome", outcome, "service", SERVICE]
+                for outcome in ("pulled", "retrying", "failed", "dead_lettered")
             ],
         ),
         _widget(

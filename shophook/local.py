@@ -33,6 +33,8 @@ from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, TAOBAO_SHOP
 from simulator.server import issue_session, serve, shophook_settings
 
 STAGE = "local"
+# The local stack's token key, by a name the operator CLI can find it by.
+TOKEN_KEY_ALIAS = "alias/shophook-local-tokens"  # noqa: S105 - a KMS alias, not a secret
 STARTUP_TIMEOUT_SECONDS = 60
 SCHEDULE_SECONDS_VARIABLE = "SHOPHOOK_LOCAL_SCHEDULE_SECONDS"
 
@@ -53,10 +55,38 @@ def prepare_environment(moto_url: str) -> None:
     )
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
+    apply_stage(STAGE)
+    reload()
+
+
+def use_simulated_platforms(simulator_url: str) -> None:
+    """The demo apps, and the simulator's OAuth and API URLs, for any of these
+    variables not set already."""
     for platform, credentials in DEMO_CREDENTIALS.items():
         os.environ.setdefault(platform_variable(platform, "app_key"), credentials.app_key)
         os.environ.setdefault(platform_variable(platform, "app_secret"), credentials.app_secret)
-    apply_stage(STAGE)
+    for name, value in shophook_settings(simulator_url).items():
+        os.environ.setdefault(name, value)
+    reload()
+
+
+def attach_operator_cli() -> None:
+    """`shophook --stage local ...` acting for a shop of the running stack (a pull):
+    the simulated platforms at their default port, and the stack's token key, found
+    by its alias (the CLI's AWS environment points at the stack's moto)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from shophook.cli import DEFAULT_SIMULATOR_PORT
+
+    use_simulated_platforms(f"http://127.0.0.1:{DEFAULT_SIMULATOR_PORT}")
+    if os.environ.get(KMS_KEY_VARIABLE):
+        return
+    try:
+        key = boto3.client("kms").describe_key(KeyId=TOKEN_KEY_ALIAS)["KeyMetadata"]["Arn"]
+    except (BotoCoreError, ClientError):
+        return  # no stack running: the commands that need the key say so
+    os.environ[KMS_KEY_VARIABLE] = key
     reload()
 
 
@@ -70,7 +100,9 @@ def seed(now: datetime, simulator_url: str) -> str:
     from chalicelib.store.queues import create_queues
     from chalicelib.store.records import create_tables
 
-    key = boto3.client("kms").create_key(Description="ShopHook local: seals shop tokens")
+    kms = boto3.client("kms")
+    key = kms.create_key(Description="ShopHook local: seals shop tokens")
+    kms.create_alias(AliasName=TOKEN_KEY_ALIAS, TargetKeyId=key["KeyMetadata"]["KeyId"])
     os.environ[KMS_KEY_VARIABLE] = key["KeyMetadata"]["Arn"]
     create_tables()
     os.environ.update(create_queues())
@@ -177,8 +209,7 @@ def run(host: str, port: int, moto_port: int, simulator_port: int) -> int:
     simulator_url = f"http://{host}:{simulator_port}"
     prepare_environment(moto_url)
     os.environ.setdefault(PUBLIC_URL_VARIABLE, api_url)
-    for name, value in shophook_settings(simulator_url).items():
-        os.environ.setdefault(name, value)
+    use_simulated_platforms(simulator_url)
     # Integrators on this machine listen on loopback http.
     os.environ.setdefault(LOOPBACK_WEBHOOKS_VARIABLE, "1")
     simulator = serve(host, simulator_port, DEMO_CREDENTIALS)

@@ -9,12 +9,17 @@ Like the real platforms, a call that would repeat a step already taken (agree
 a refund agreed, ship a trade shipped) is refused, in the platform's words
 (Taobao-style sub_code `isv.status-not-allowed`, JD-style code `66`).
 
+The platforms also hold records, as a platform holds its sellers' trades and
+refunds whether or not it pushed them (`POST /_sim/records`: a scenario's
+messages), and answer the reconciliation queries of section 2.3 from the
+latest version of each, for the seller whose session calls.
+
 Faults can be queued per platform (`POST /_sim/faults`): `rate_limit`,
 `server_error`, `invalid_session`, `timeout` (the call is carried out, its
 answer held back) and `reset` (carried out, then the connection is reset).
 Every API call received is kept for inspection (`GET /_sim/calls`, each with
 its answer and whether it was carried out);
-`POST /_sim/reset` forgets calls, faults and steps taken.
+`POST /_sim/reset` forgets calls, faults, steps taken and records held.
 
 `shophook local` starts it and points the OAuth and API URLs at it.
 """
@@ -27,9 +32,10 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from html import escape
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
@@ -42,11 +48,15 @@ from simulator.platforms import registry
 from simulator.platforms.base import (
     ApiCall,
     ApiMethod,
+    ArgumentRefusedError,
+    HeldRecord,
+    Query,
     Refusal,
     SimulatedPlatform,
     TokenRequest,
     read_api_call,
 )
+from simulator.webhooks import Message
 
 ACCESS_LIFETIME_SECONDS = 86400
 REFRESH_LIFETIME_SECONDS = 30 * 86400
@@ -130,7 +140,13 @@ class Calls:
             self.taken.clear()
 
     def record(
-        self, platform: str, method: str, params: dict[str, str], answer: str, carried_out: bool
+        self,
+        platform: str,
+        method: str,
+        params: dict[str, str],
+        answer: str,
+        carried_out: bool,
+        query: bool,
     ) -> None:
         with self.lock:
             self.received.append(
@@ -140,6 +156,8 @@ class Calls:
                     "params": params,
                     "answer": answer,
                     "carried_out": carried_out,
+                    # A read (a reconciliation listing): it changes nothing on the platform.
+                    "query": query,
                 }
             )
 
@@ -149,12 +167,37 @@ class Calls:
             return queue.popleft() if queue else None
 
 
+@dataclass
+class Holdings:
+    """What the simulated platforms hold for their listings: per platform, seller
+    and listing, the latest version of each entity's record."""
+
+    records: dict[tuple[str, str, str], dict[str, HeldRecord]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hold(self, platform: str, held: HeldRecord) -> None:
+        with self.lock:
+            kept = self.records.setdefault((platform, held.seller, held.listing), {})
+            earlier = kept.get(held.entity_id)
+            if earlier is None or earlier.modified <= held.modified:
+                kept[held.entity_id] = held
+
+    def of(self, platform: str, seller: str, listing: str) -> list[HeldRecord]:
+        with self.lock:
+            return list(self.records.get((platform, seller, listing), {}).values())
+
+    def forget(self) -> None:
+        with self.lock:
+            self.records.clear()
+
+
 def create_app(
     credentials: Mapping[str, AppCredentials], hold_seconds: float = TIMEOUT_HOLD_SECONDS
 ) -> Flask:
     app = Flask("shophook-simulator")
     grants = Grants()
     calls = Calls()
+    holdings = Holdings()
 
     def approve_page(platform: SimulatedPlatform) -> str:
         return _APPROVE_PAGE.format(
@@ -185,17 +228,20 @@ def create_app(
         seller, nick = granted
         return jsonify(grants.tokens(seller, nick) | platform.identity(seller, nick))
 
-    def refused(
-        platform: SimulatedPlatform, call: ApiCall, method: ApiMethod, fault: str | None
-    ) -> tuple[Refusal, str] | None:
-        """Why the platform refuses the call, in the order its gateway checks; None
-        when it carries the call out (taking the step)."""
+    def refused_at_gateway(call: ApiCall, fault: str | None) -> Refusal | None:
+        """What the gateway refuses before any method sees the call."""
         if fault == "rate_limit":
-            return Refusal.RATE_LIMITED, ""
+            return Refusal.RATE_LIMITED
         if not call.signature_ok:
-            return Refusal.BAD_SIGNATURE, ""
+            return Refusal.BAD_SIGNATURE
         if fault == "invalid_session" or call.session not in grants.sessions:
-            return Refusal.INVALID_SESSION, ""
+            return Refusal.INVALID_SESSION
+        return None
+
+    def carried_out(
+        platform: SimulatedPlatform, call: ApiCall, method: ApiMethod
+    ) -> tuple[Refusal, str] | None:
+        """Why the platform refuses a step, None when it carries it out (taking the step)."""
         if missing := method.missing(call.business):
             return Refusal.MISSING_ARGUMENT, missing
         seller = grants.sessions.get(call.session, "")
@@ -205,22 +251,55 @@ def create_app(
             return Refusal.ALREADY_DONE, ""
         return None
 
+    def queried(
+        platform: SimulatedPlatform, call: ApiCall, query: Query
+    ) -> tuple[Refusal, str] | dict[str, Any]:
+        """A query's body from what the platform holds for the calling seller, or why not."""
+        if missing := query.missing(call.business):
+            return Refusal.MISSING_ARGUMENT, missing
+        seller = grants.sessions.get(call.session, "")
+        try:
+            return query.answer(call.business, holdings.of(platform.name, seller, query.listing))
+        except (ArgumentRefusedError, TypeError, ValueError) as error:
+            return Refusal.INVALID_ARGUMENT, str(error)
+
+    def answered(
+        platform: SimulatedPlatform, call: ApiCall, fault: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        """The answer to a call the gateway let through or refused, and whether it
+        was carried out."""
+        gateway = refused_at_gateway(call, fault)
+        if gateway is not None:
+            return platform.refusal(gateway, ""), False
+        query = platform.queries.get(call.method)
+        if query is not None:
+            body = queried(platform, call, query)
+            if isinstance(body, tuple):
+                return platform.refusal(*body), False
+            return platform.success(call.method, body), True
+        method = platform.methods[call.method]
+        refusal = carried_out(platform, call, method)
+        if refusal is not None:
+            return platform.refusal(*refusal), False
+        return platform.success(call.method, method.answer), True
+
     def api_answer(platform: SimulatedPlatform):
         call = read_api_call(platform, request, credentials[platform.name])
-        method = platform.methods.get(call.method)
-        if method is None:
+        if call.method not in platform.methods and call.method not in platform.queries:
             return jsonify(platform.refusal(Refusal.UNKNOWN_METHOD, call.method))
         fault = calls.next_fault(platform.name)
         if fault == "server_error":
-            response, carried_out = app.make_response((jsonify(error="internal"), 500)), False
+            response, done = app.make_response((jsonify(error="internal"), 500)), False
         else:
-            refusal = refused(platform, call, method, fault)
-            answer = (
-                platform.success(call.method) if refusal is None else platform.refusal(*refusal)
-            )
-            response, carried_out = jsonify(answer), refusal is None
+            answer, done = answered(platform, call, fault)
+            response = jsonify(answer)
         calls.record(
-            platform.name, call.method, call.params, response.get_data(as_text=True), carried_out
+            platform.name,
+            call.method,
+            call.params,
+            response.get_data(as_text=True),
+            done,
+            query=call.method in platform.queries,
         )
         if fault == "timeout":
             time.sleep(hold_seconds)
@@ -273,7 +352,23 @@ def create_app(
     @app.post("/_sim/reset")
     def forget():
         calls.forget()
+        holdings.forget()
         return jsonify(reset=True)
+
+    @app.post("/_sim/records")
+    def hold_records():
+        """[{"platform", "message_id", "topic", "payload", "shop_ref"}, ...]: messages the
+        platform holds (pushed or not), as its listings will show them."""
+        held = 0
+        for sent in request.get_json(silent=True) or []:
+            platform = registry().get(str(sent.get("platform")))
+            if platform is None:
+                return jsonify(error=f"no simulated platform {sent.get('platform')!r}"), 400
+            record = platform.held_record(Message(**sent))
+            if record is not None:
+                holdings.hold(platform.name, record)
+                held += 1
+        return jsonify(held=held)
 
     @app.get("/_sim/calls")
     def received_calls():
@@ -351,3 +446,13 @@ def issue_session(base_url: str, seller: str, nick: str = "") -> dict[str, objec
     )
     answer.raise_for_status()
     return answer.json()
+
+
+def hold_records(base_url: str, messages: Iterable[Message]) -> int:
+    """Have the simulated platforms hold these messages' records (pushed or not):
+    what their listings then show. Returns how many a listing shows."""
+    answer = requests.post(
+        f"{base_url}/_sim/records", json=[asdict(message) for message in messages], timeout=10
+    )
+    answer.raise_for_status()
+    return int(answer.json()["held"])

@@ -169,12 +169,12 @@ def drain(at: datetime) -> dict[str, int]:
         return drain_queues(app_module)
 
 
-def connect_with_tokens(simulator_url: str) -> None:
-    """The demo shops, with sessions the simulated platforms honour."""
+def connect_with_tokens(simulator_url: str, at: datetime = NOW) -> None:
+    """The demo shops, connected `at` with sessions the simulated platforms honour."""
     for shop_id, name in DEMO_SHOPS.items():
         answer = issue_session(simulator_url, shop_id.partition(":")[2])
         SECRETS.update(str(answer[name]) for name in ("access_token", "refresh_token"))
-        shops.connect(shop_id, name, NOW, tokens_from(answer, NOW))
+        shops.connect(shop_id, name, at, tokens_from(answer, at))
 
 
 def inbound_request(webhook: SignedWebhook) -> InboundRequest:

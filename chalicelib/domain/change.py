@@ -229,7 +229,9 @@ def decide(held: Held, inbound: Inbound | None, platform_policy: Policy, now: da
         return Change(now, Receipt.SHOP_NOT_CONNECTED, inbound)
     applied = apply(inbound, held.entity.state if held.entity else None)
     if applied is None:
-        return Change(now, Receipt.STALE, inbound)
+        # A pulled record held already (at its `modified`, or newer) is what the
+        # pull expects most of the time: it changes nothing and writes nothing.
+        return Change(now, Receipt.DUPLICATE if inbound.pulled else Receipt.STALE, inbound)
     stored = held.entity or Stored(applied, 0)
     new = _redecided(replace(stored, state=applied), held, platform_policy, now)
     link = None

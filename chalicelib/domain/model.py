@@ -173,6 +173,9 @@ class Inbound:
     # None when the message does not name its shop (JD-style logistics traces).
     shop_id: str | None
     event: CanonicalEvent
+    # Read from the platform's listings (a reconciliation pull), not pushed: no one
+    # redelivers it, so one that changes nothing leaves nothing to note.
+    pulled: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Outbound work and its lifecycle: what the outbox holds, and how it moves.
 
 An event is fanned out once to the subscriptions that want it; an action is
-one call to the platform's API; a delivery is one event for one subscription.
+one call to the platform's API; a delivery is one event for one subscription;
+a pull is one reconciliation run for one shop (its listings read from the
+shop's cursor on, as far as the run's time allows).
 Actions and deliveries are tried until they are done, fail for good, or run out
 of attempts (dead-lettered); any finished one can be given another go (a
 replay), which takes it back to where it started.
@@ -17,6 +19,7 @@ class WorkKind(StrEnum):
     EVENT = "event"
     ACTION = "action"
     DELIVERY = "delivery"
+    PULL = "pull"
 
 
 class WorkState(StrEnum):
@@ -25,6 +28,7 @@ class WorkState(StrEnum):
     FANNED_OUT = "fanned_out"
     SENT = "sent"
     DELIVERED = "delivered"
+    PULLED = "pulled"
     FAILED = "failed"
     DEAD_LETTERED = "dead_lettered"
     CANCELLED = "cancelled"
@@ -41,9 +45,16 @@ STARTS = {
     WorkKind.EVENT: WorkState.PENDING,
     WorkKind.ACTION: WorkState.QUEUED,
     WorkKind.DELIVERY: WorkState.PENDING,
+    WorkKind.PULL: WorkState.PENDING,
 }
 ACTIVE = frozenset({WorkState.PENDING, WorkState.QUEUED})
-_DONE = {WorkKind.ACTION: WorkState.SENT, WorkKind.DELIVERY: WorkState.DELIVERED}
+_DONE = {
+    WorkKind.ACTION: WorkState.SENT,
+    WorkKind.DELIVERY: WorkState.DELIVERED,
+    WorkKind.PULL: WorkState.PULLED,
+}
+# Where each kind ends when its work was done.
+DONE_STATES = frozenset(_DONE.values())
 _FINISHED = {
     WorkKind.EVENT: frozenset({WorkState.FANNED_OUT}),
     WorkKind.ACTION: frozenset({WorkState.SENT, WorkState.FAILED, WorkState.DEAD_LETTERED}),
@@ -55,6 +66,7 @@ _FINISHED = {
             WorkState.CANCELLED,
         }
     ),
+    WorkKind.PULL: frozenset({WorkState.PULLED, WorkState.FAILED, WorkState.DEAD_LETTERED}),
 }
 # From where each kind starts to where it may finish; a replay takes a finished
 # action or delivery back to its start. An event is never replayed: its

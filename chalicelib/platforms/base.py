@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib.domain.actions import Action, ReturnAddress
 from chalicelib.domain.model import CaseSnapshot, ConnectedShop, Inbound, ShopTokens
+from chalicelib.domain.pulls import Window
 from chalicelib.platforms.api import CallResult
 from chalicelib.settings import AppCredentials
 
@@ -49,6 +50,28 @@ class MalformedMessageError(Exception):
 
 class UnsupportedActionError(ValueError):
     """The platform has no call for this action on this kind of case."""
+
+
+@dataclass(frozen=True)
+class ApiSession:
+    """What a signed API call needs besides its method and fields: where the API
+    answers, as which app, with which shop's session, and when."""
+
+    api_url: str
+    credentials: AppCredentials
+    access_token: str = field(repr=False)
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """One page of a listing, or one re-read record: canonical messages made with
+    `domain.pulls.pulled_record`, and the page after this one (None: this was the
+    last). Or, with no records, the platform's refusal (`refused`, never SUCCESS)."""
+
+    records: tuple[Inbound, ...] = ()
+    next_page: str | None = None
+    refused: CallResult | None = None
 
 
 class Platform(Protocol):
@@ -117,6 +140,48 @@ class Platform(Protocol):
         now: datetime,
     ) -> CallResult:
         """One signed API call; every answer mapped to one CallResult."""
+
+    # Reconciliation (platforms.md 2.3). The listings of what changed in a time
+    # window, each pulled page by page for every window of a pull.
+    listings: tuple[str, ...]
+    # True when an open case can change without any listing showing it (JD-style
+    # refund applies are listed by their apply time): each case the shop holds open
+    # is then re-read by id once per pull.
+    rereads_open_cases: bool
+
+    def pull(
+        self, session: ApiSession, shop_id: str, listing: str, window: Window, page: str | None
+    ) -> Pulled:
+        """One page (`page` None: the first) of what `listing` says the shop changed
+        in `window`; raise MalformedMessageError for a record that cannot be read."""
+
+    def reread(self, session: ApiSession, shop_id: str, case_id: str) -> Pulled | None:
+        """The case as the platform has it now, or None when no call re-reads this
+        kind of case; raise MalformedMessageError as `pull` does."""
+
+
+class SessionCalls:
+    """`call` for a platform module whose one signed request is `answered`: the
+    result, and on success the body under the method's success key (which its
+    pulls read)."""
+
+    def answered(
+        self, session: ApiSession, method: str, business: dict[str, Any]
+    ) -> tuple[CallResult, dict[str, Any]]:
+        raise NotImplementedError
+
+    def call(
+        self,
+        api_url: str,
+        credentials: AppCredentials,
+        access_token: str,
+        method: str,
+        business: dict[str, Any],
+        now: datetime,
+    ) -> CallResult:
+        session = ApiSession(api_url, credentials, access_token, now)
+        result, _ = self.answered(session, method, business)
+        return result
 
 
 def single_valued(pairs: list[tuple[str, str]] | Mapping[str, list[str]]) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl
@@ -23,11 +24,15 @@ from chalicelib.domain.model import (
     ShipmentStatus,
     ShopTokens,
 )
+from chalicelib.domain.pulls import Window, pulled_record
 from chalicelib.platforms.api import CallOutcome, CallResult, post_signed
 from chalicelib.platforms.base import (
+    ApiSession,
     AppCredentials,
     InboundRequest,
     MalformedMessageError,
+    Pulled,
+    SessionCalls,
     UnsupportedActionError,
     VerifiedDelivery,
     WebhookRejectedError,
@@ -54,6 +59,7 @@ from chalicelib.platforms.wire import (
     check_timestamp,
     format_wire_time,
     one_of,
+    validate_decoded,
     validate_json,
 )
 from chalicelib.settings import settings
@@ -264,8 +270,63 @@ _TOPICS: dict[str, tuple[type[WireModel], Callable[[Any], CanonicalEvent]]] = {
 TOPICS = tuple(_TOPICS)
 
 
-class Jd:
+@dataclass(frozen=True)
+class Listing:
+    """One reconciliation listing (platforms.md 2.3): its parameter names and page
+    size, where the answer keeps its records and their total, and what they are."""
+
+    start: str
+    end: str
+    page: str
+    page_size: str
+    size: int
+    extra: dict[str, Any]
+    answer: tuple[str, str, str]  # (result object, its list of records, its total)
+    model: type[Order] | type[RefundApply]
+    to_event: Callable[[Any], OrderSnapshot | CaseSnapshot]
+
+
+ORDER_LISTING = "jingdong.pop.order.enSearch"
+REFUND_LISTING = "jingdong.pop.afs.soa.refundapply.queryPageList"
+# Re-reads one refund apply by its id.
+REREAD_METHOD = "jingdong.pop.afs.soa.refundapply.queryById"
+LISTINGS = {
+    ORDER_LISTING: Listing(
+        "start_date",
+        "end_date",
+        "page",
+        "page_size",
+        100,
+        {"dateType": 1},  # by modified
+        ("searchorderinfo_result", "orderInfoList", "orderTotal"),
+        Order,
+        _order_event,
+    ),
+    # By apply time: a refund apply that changes later is re-read by id.
+    REFUND_LISTING: Listing(
+        "applyTimeStart",
+        "applyTimeEnd",
+        "pageIndex",
+        "pageSize",
+        50,
+        {},
+        ("queryResult", "result", "totalCount"),
+        RefundApply,
+        _refund_event,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class _Listed:
+    page: Pulled
+    total: int  # records the platform says the listing holds, over all its pages
+
+
+class Jd(SessionCalls):
     name = "jd"
+    listings = tuple(LISTINGS)
+    rereads_open_cases = True
 
     def verify(
         self, request: InboundRequest, credentials: AppCredentials, now: datetime
@@ -427,21 +488,16 @@ class Jd:
             "logiNo": tracking_no,
         }
 
-    def call(
-        self,
-        api_url: str,
-        credentials: AppCredentials,
-        access_token: str,
-        method: str,
-        business: dict[str, Any],
-        now: datetime,
-    ) -> CallResult:
-        """One JOS API call (platforms.md 2.2), signed md5."""
+    def answered(
+        self, session: ApiSession, method: str, business: dict[str, Any]
+    ) -> tuple[CallResult, dict[str, Any]]:
+        """One JOS API call (platforms.md 2.2), signed md5: the result, and on
+        success the body under its success key."""
         form = {
             "method": method,
-            "app_key": credentials.app_key,
-            "access_token": access_token,
-            "timestamp": format_wire_time(now),
+            "app_key": session.credentials.app_key,
+            "access_token": session.access_token,
+            "timestamp": format_wire_time(session.now),
             "v": "2.0",
             # Compact, as the SDK serializes; a field without a value is not sent.
             PAYLOAD_FIELD: json.dumps(
@@ -451,10 +507,14 @@ class Jd:
             ),
         }
         failed, answer = post_signed(
-            api_url, form, md5_sign, credentials.app_secret, settings().outbound_timeout
+            session.api_url,
+            form,
+            md5_sign,
+            session.credentials.app_secret,
+            settings().outbound_timeout,
         )
         if failed is not None:
-            return failed
+            return failed, {}
         # JOS spells its success key "responce".
         success = (
             answer.get(method.replace(".", "_") + "_responce") if isinstance(answer, dict) else None
@@ -462,20 +522,65 @@ class Jd:
         if isinstance(success, dict):
             code = str(success.get("code", "0"))
             if code == "0":
-                return CallResult(CallOutcome.SUCCESS)
-            return CallResult(CallOutcome.PERMANENT, code, str(success.get("msg", "")))
+                return CallResult(CallOutcome.SUCCESS), success
+            return CallResult(CallOutcome.PERMANENT, code, str(success.get("msg", ""))), {}
         error = answer.get("error_response", {}) if isinstance(answer, dict) else {}
         code = str(error.get("code", ""))
         message = str(error.get("en_desc") or error.get("zh_desc") or "")
         if code == ALREADY_DONE_CODE:
-            return CallResult(CallOutcome.ALREADY_DONE, code, message)
+            return CallResult(CallOutcome.ALREADY_DONE, code, message), {}
         if code == INVALID_TOKEN_CODE:
-            return CallResult(CallOutcome.REFRESH_TOKEN, code, message)
+            return CallResult(CallOutcome.REFRESH_TOKEN, code, message), {}
         # Other codes starting 5 or 19 are "system busy" and rate limits.
         retryable = code.startswith(("5", "19"))
-        return CallResult(
-            CallOutcome.RETRYABLE if retryable else CallOutcome.PERMANENT, code, message
-        )
+        outcome = CallOutcome.RETRYABLE if retryable else CallOutcome.PERMANENT
+        return CallResult(outcome, code, message), {}
+
+    def pull(
+        self, session: ApiSession, shop_id: str, listing: str, window: Window, page: str | None
+    ) -> Pulled:
+        """The order search by modified and the refund-apply list by apply time
+        (platforms.md 2.3); pages are counted from 1."""
+        found = LISTINGS[listing]
+        page_no = int(page or 1)
+        business = {
+            found.start: format_wire_time(window.start),
+            found.end: format_wire_time(window.end),
+            found.page: page_no,
+            found.page_size: found.size,
+            **found.extra,
+        }
+        pulled = self._records(session, listing, found, business)
+        if pulled.page.refused is not None or page_no * found.size >= pulled.total:
+            return pulled.page
+        return replace(pulled.page, next_page=str(page_no + 1))
+
+    def reread(self, session: ApiSession, shop_id: str, case_id: str) -> Pulled | None:
+        """A refund apply as it is now (queryById); a service request has no such call."""
+        kind, _, number = case_id.partition("-")
+        if kind != "refund":
+            return None
+        # Its answer has the refund-apply list's shape, with one record.
+        return self._records(session, REREAD_METHOD, LISTINGS[REFUND_LISTING], {"id": number}).page
+
+    def _records(
+        self, session: ApiSession, method: str, found: Listing, business: dict[str, Any]
+    ) -> _Listed:
+        """The records of a listing's answer, each naming its shop (venderId)."""
+        result, body = self.answered(session, method, business)
+        if result.outcome is not CallOutcome.SUCCESS:
+            return _Listed(Pulled(refused=result), 0)
+        outer, rows_key, total_key = found.answer
+        answer = body.get(outer) or {}
+        rows = answer.get(rows_key) or []
+        records = []
+        for index, row in enumerate(rows):
+            record = validate_decoded(found.model, row, f"{outer}.{rows_key}[{index}]")
+            event = found.to_event(record)
+            records.append(
+                pulled_record(self.name, f"{self.name}:{record.venderId}", method, event)
+            )
+        return _Listed(Pulled(tuple(records)), int(answer.get(total_key) or 0))
 
     def refresh(
         self, base_url: str, credentials: AppCredentials, refresh_token: str, now: datetime

@@ -22,11 +22,15 @@ from chalicelib.domain.model import (
     ShipmentStatus,
     ShopTokens,
 )
+from chalicelib.domain.pulls import Window, pulled_record
 from chalicelib.platforms.api import CallOutcome, CallResult, post_signed
 from chalicelib.platforms.base import (
+    ApiSession,
     AppCredentials,
     InboundRequest,
     MalformedMessageError,
+    Pulled,
+    SessionCalls,
     UnsupportedActionError,
     VerifiedDelivery,
     WebhookRejectedError,
@@ -52,6 +56,7 @@ from chalicelib.platforms.wire import (
     check_timestamp,
     format_wire_time,
     one_of,
+    validate_decoded,
     validate_json,
 )
 from chalicelib.settings import settings
@@ -245,9 +250,19 @@ _TOPICS: dict[str, tuple[type[WireModel], Callable[[Any], CanonicalEvent]]] = {
 }
 TOPICS = tuple(_TOPICS)
 
+# Reconciliation listings (platforms.md 2.3): method -> (the answer's list, as
+# (plural, singular)), the record's model, its canonical event.
+LISTINGS: dict[str, tuple[tuple[str, str], type[WireModel], Callable[[Any], CanonicalEvent]]] = {
+    "taobao.trades.sold.increment.get": (("trades", "trade"), Trade, _trade_event),
+    "taobao.refunds.receive.get": (("refunds", "refund"), Refund, _refund_event),
+}
+PAGE_SIZE = 100
 
-class Taobao:
+
+class Taobao(SessionCalls):
     name = "taobao"
+    listings = tuple(LISTINGS)
+    rereads_open_cases = False
 
     def verify(
         self, request: InboundRequest, credentials: AppCredentials, now: datetime
@@ -380,40 +395,76 @@ class Taobao:
             "company_code": carrier,
         }
 
-    def call(
-        self,
-        api_url: str,
-        credentials: AppCredentials,
-        access_token: str,
-        method: str,
-        business: dict[str, Any],
-        now: datetime,
-    ) -> CallResult:
-        """One TOP API call (platforms.md 2.1), signed hmac-sha256."""
+    def answered(
+        self, session: ApiSession, method: str, business: dict[str, Any]
+    ) -> tuple[CallResult, dict[str, Any]]:
+        """One TOP API call (platforms.md 2.1), signed hmac-sha256: the result,
+        and on success the body under its success key."""
         form = {
             "method": method,
-            "app_key": credentials.app_key,
-            "session": access_token,
-            "timestamp": format_wire_time(now),
+            "app_key": session.credentials.app_key,
+            "session": session.access_token,
+            "timestamp": format_wire_time(session.now),
             "v": "2.0",
             "format": "json",
             "sign_method": "hmac-sha256",
             **{name: str(value) for name, value in business.items() if value is not None},
         }
         failed, answer = post_signed(
-            api_url, form, hmac_sha256_sign, credentials.app_secret, settings().outbound_timeout
+            session.api_url,
+            form,
+            hmac_sha256_sign,
+            session.credentials.app_secret,
+            settings().outbound_timeout,
         )
         if failed is not None:
-            return failed
+            return failed, {}
         success_key = method.removeprefix("taobao.").replace(".", "_") + "_response"
-        if isinstance(answer, dict) and success_key in answer:
-            return CallResult(CallOutcome.SUCCESS)
+        if isinstance(answer, dict) and isinstance(answer.get(success_key), dict):
+            return CallResult(CallOutcome.SUCCESS), answer[success_key]
         error = answer.get("error_response", {}) if isinstance(answer, dict) else {}
         code = str(error.get("code", ""))
         message = " / ".join(str(error[key]) for key in ("msg", "sub_msg") if error.get(key))
         if error.get("sub_code") == ALREADY_DONE_SUB_CODE:
-            return CallResult(CallOutcome.ALREADY_DONE, code, message)
-        return CallResult(API_OUTCOMES.get(code, CallOutcome.PERMANENT), code, message)
+            return CallResult(CallOutcome.ALREADY_DONE, code, message), {}
+        return CallResult(API_OUTCOMES.get(code, CallOutcome.PERMANENT), code, message), {}
+
+    def pull(
+        self, session: ApiSession, shop_id: str, listing: str, window: Window, page: str | None
+    ) -> Pulled:
+        """The incremental trade and refund lists (platforms.md 2.3), by modified."""
+        container, model, to_event = LISTINGS[listing]
+        page_no = int(page or 1)
+        result, body = self.answered(
+            session,
+            listing,
+            {
+                "start_modified": format_wire_time(window.start),
+                "end_modified": format_wire_time(window.end),
+                "page_no": page_no,
+                "page_size": PAGE_SIZE,
+                "use_has_next": "true",
+                "fields": ",".join(model.model_fields),
+            },
+        )
+        if result.outcome is not CallOutcome.SUCCESS:
+            return Pulled(refused=result)
+        plural, singular = container
+        rows = (body.get(plural) or {}).get(singular) or []
+        records = tuple(
+            pulled_record(
+                self.name,
+                shop_id,
+                listing,
+                to_event(validate_decoded(model, row, f"{plural}.{singular}[{index}]")),
+            )
+            for index, row in enumerate(rows)
+        )
+        return Pulled(records, str(page_no + 1) if body.get("has_next") is True else None)
+
+    def reread(self, session: ApiSession, shop_id: str, case_id: str) -> Pulled | None:
+        # The refund list is by modified: every change to a refund is listed.
+        return None
 
     def refresh(
         self, base_url: str, credentials: AppCredentials, refresh_token: str, now: datetime

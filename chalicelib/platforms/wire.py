@@ -112,11 +112,24 @@ def validate_json(model: type[_Model], raw: bytes | str, field: str) -> _Model:
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        location = ".".join(str(part) for part in (field, *first["loc"]))
-        if first["type"] == "json_invalid":
-            raise MalformedMessageError(field, f"not valid JSON ({first['msg']})") from None
-        raise MalformedMessageError(location, first["msg"]) from None
+        raise _malformed(error, field) from None
+
+
+def validate_decoded(model: type[_Model], data: object, field: str) -> _Model:
+    """Validate a record of an API answer already decoded from JSON, as strictly
+    (`field` names it in errors: `trades.trade[3]`)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise _malformed(error, field) from None
+
+
+def _malformed(error: ValidationError, field: str) -> MalformedMessageError:
+    first = error.errors(include_url=False)[0]
+    if first["type"] == "json_invalid":
+        return MalformedMessageError(field, f"not valid JSON ({first['msg']})")
+    location = ".".join(str(part) for part in (field, *first["loc"]))
+    return MalformedMessageError(location, first["msg"])
 
 
 def check_timestamp(params: Mapping[str, str], now: datetime) -> None:

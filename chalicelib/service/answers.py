@@ -159,6 +159,29 @@ class ActionAnswer(Answer):
     error: str | None = Field(None, description="the platform's code and message, when failed")
 
 
+class ReconcileAnswer(Answer):
+    # Everything the platform changed before this is held (None: not pulled yet).
+    cursor: Time | None
+
+
+class BackfillAnswer(Answer):
+    since: Time
+    until: Time
+    progress: Annotated[float, Field(ge=0, le=1)]
+    done: bool
+
+
+class ShopAnswer(Answer):
+    shop_id: str
+    platform: str
+    name: str
+    status: ShopStatus
+    connected_at: Time
+    reconcile: ReconcileAnswer
+    # The last 30 days pulled when the shop was first connected (None: none).
+    backfill: BackfillAnswer | None
+
+
 class DisconnectedAnswer(Answer):
     shop_id: str
     status: Literal[ShopStatus.DISCONNECTED]

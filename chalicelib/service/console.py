@@ -17,7 +17,7 @@ from chalicelib.domain.actions import Action, ReturnAddress, refusal
 from chalicelib.domain.change import ShopSettings
 from chalicelib.domain.ids import EntityKind, EntityRef
 from chalicelib.domain.model import LANGUAGES, CaseState, OrderState, ShopStatus
-from chalicelib.domain.policy import PolicyError
+from chalicelib.domain.policy import Policy, PolicyError
 from chalicelib.domain.views import case_view, order_view
 from chalicelib.domain.work import WorkKind, WorkState
 from chalicelib.platforms import registry
@@ -375,10 +375,9 @@ def _yuan_to_fen(text: str, field: str) -> int:
     return int(amount * 100)
 
 
-def save_settings(session: Session, form: Mapping[str, str]) -> None:
-    """Check every field, then save them together: nothing is half-saved."""
-    shop = _shop(session)
-    policy = default_policy(shop.platform)
+def _overrides(form: Mapping[str, str], policy: Policy) -> dict[str, dict[str, Any]]:
+    """The seller targets the form sets (an empty field keeps the default), and
+    the automatic refunds' limit; PolicyError past a bound."""
     overrides: dict[str, dict[str, Any]] = {}
     for rule in policy.rules.values():
         for param in rule.limits:
@@ -391,24 +390,38 @@ def save_settings(session: Session, form: Mapping[str, str]) -> None:
     if form.get("auto_agree") == "on":
         limit = _yuan_to_fen(form.get("auto_agree_limit", "").strip(), "auto_agree_limit")
         overrides[AUTO_AGREE] = {"max_amount_fen": limit}
-    try:
-        policy.with_overrides(overrides)
-    except PolicyError as error:
-        raise InvalidInputError("policy_not_allowed", error.message, error.where) from None
+    policy.with_overrides(overrides)
+    return overrides
+
+
+def _address(form: Mapping[str, str]) -> dict[str, str] | None:
+    """The return address the form gives: none, or all of what it needs."""
     address = {part: form.get(f"return_{part}", "").strip() for part in ADDRESS_PARTS}
-    given = [part for part, value in address.items() if value]
     missing = [part for part in REQUIRED_ADDRESS_PARTS if not address[part]]
-    if given and missing:
+    if not any(address.values()):
+        return None
+    if missing:
         raise InvalidInputError(
             "invalid_return_address",
             "a return address needs a name, an address and a mobile number",
             f"return_{missing[0]}",
         )
+    return address
+
+
+def save_settings(session: Session, form: Mapping[str, str]) -> None:
+    """Check every field, then save them together: nothing is half-saved."""
+    shop = _shop(session)
+    try:
+        overrides = _overrides(form, default_policy(shop.platform))
+    except PolicyError as error:
+        raise InvalidInputError("policy_not_allowed", error.message, error.where) from None
+    address = _address(form)
     language = form.get("language", "")
     if language and language not in LANGUAGES:
         raise InvalidInputError("invalid_language", f"one of {', '.join(LANGUAGES)}", "language")
     shop.policy_overrides = json.dumps(overrides)
-    shop.return_address = json.dumps(address, ensure_ascii=False) if given else None
+    shop.return_address = json.dumps(address, ensure_ascii=False) if address else None
     shop.language = language or None
     stored_shops.save(shop)
     if language:

@@ -1,6 +1,6 @@
 """The queues' consumers: each message is one attempt at one piece of outbound
-work (an action for the platform, an event to fan out, or a delivery to an
-integrator), recorded on its outbox row.
+work (an action for the platform, an event to fan out, a delivery to an
+integrator, or a shop's reconciliation pull), recorded on its outbox row.
 
 Retryable failures wait (the message's visibility timeout) with backoff and
 jitter; after the queue's budget the row shows `dead_lettered` and SQS moves
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.work import ACTIVE, AttemptResult, Tried, WorkKind, WorkState, after_attempt
 from chalicelib.observability import emit, logger
-from chalicelib.service import fanout, outbox, platform_actions
+from chalicelib.service import fanout, outbox, platform_actions, reconcile
 from chalicelib.store import queues, work
 from chalicelib.store import subscriptions as stored_subscriptions
 from chalicelib.store.errors import ConditionFailedError
@@ -32,8 +32,13 @@ if TYPE_CHECKING:
 METRICS = {
     WorkKind.ACTION: ("Actions", "ActionLatency"),
     WorkKind.DELIVERY: ("Deliveries", "DeliveryLatency"),
+    WorkKind.PULL: ("ReconcileRuns", "ReconcileRunTime"),
 }
-ATTEMPTS = {WorkKind.ACTION: platform_actions.attempt, WorkKind.DELIVERY: fanout.attempt}
+ATTEMPTS = {
+    WorkKind.ACTION: platform_actions.attempt,
+    WorkKind.DELIVERY: fanout.attempt,
+    WorkKind.PULL: reconcile.attempt,
+}
 
 
 class RetryLaterError(Exception):

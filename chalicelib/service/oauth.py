@@ -1,5 +1,6 @@
 """Shop connect by OAuth: start (a state bound to the browser) and finish
-(check it once, trade the code for tokens, store them sealed)."""
+(check it once, trade the code for tokens, store them sealed, and for a shop
+new to ShopHook queue the pull of its last 30 days)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from chalicelib.observability import emit, logger
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import Platform
 from chalicelib.platforms.oauth import OAuthExchangeError
-from chalicelib.service import tokens
+from chalicelib.service import reconcile, tokens
 from chalicelib.settings import AppCredentials, settings
 from chalicelib.store import shops
 from chalicelib.store.records import ShopRecord
@@ -113,7 +114,14 @@ def finish(
     record.status = ShopStatus.CONNECTED
     record.connected_at = now
     tokens.keep(record, shop.tokens)
+    # A shop ShopHook never pulled: its history comes in the background. One
+    # connected before keeps its cursor: the next pull catches up from there.
+    backfill = record.pull_cursor is None
+    if backfill:
+        reconcile.start_backfill(record, now)
     shops.save(record)
+    if backfill:
+        reconcile.queue_backfill(record.shop_id, now)
     emit("ShopConnected", platform=platform.name)
     # The state was stored and checked as a whole: its purpose is as it was started.
     return Finished(shop, state.partition(".")[0])

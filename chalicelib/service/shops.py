@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from chalicelib.domain.ids import ShopId
-from chalicelib.domain.model import ShopStatus, ShopTokens
+from chalicelib.domain.model import SHANGHAI, ShopStatus, ShopTokens
+from chalicelib.domain.pulls import Backfill
 from chalicelib.platforms import registry
 from chalicelib.service import tokens
 from chalicelib.service.errors import InvalidInputError, NotFoundError
@@ -28,7 +30,8 @@ def connect(
     shop_id: str, name: str, now: datetime, shop_tokens: ShopTokens | None = None
 ) -> ShopRecord:
     """Record a connected shop (an operator's or the local stack's); with tokens,
-    ShopHook can also act on the platform for it."""
+    ShopHook can also act on the platform for it, and pulls it from now on (its
+    history: `shophook reconcile SHOP --since`)."""
     parsed = parse_shop_id(shop_id)
     record = ShopRecord(
         shop_id,
@@ -36,6 +39,7 @@ def connect(
         name=name,
         status=ShopStatus.CONNECTED,
         connected_at=now,
+        pull_cursor=now,
     )
     if shop_tokens is not None:
         tokens.keep(record, shop_tokens)
@@ -59,3 +63,31 @@ def disconnect(shop_id: str) -> ShopRecord:
     record = get(shop_id)
     shops.disconnect(record)
     return record
+
+
+def _time(moment: datetime | None) -> str | None:
+    return moment.astimezone(SHANGHAI).isoformat() if moment is not None else None
+
+
+def view(record: ShopRecord) -> dict[str, Any]:
+    """A shop as its integrators and operators see it: no tokens, no settings."""
+    backfill = None
+    if record.backfill_since is not None and record.backfill_until is not None:
+        progress = Backfill(record.backfill_since, record.backfill_until).progress(
+            record.pull_cursor
+        )
+        backfill = {
+            "since": _time(record.backfill_since),
+            "until": _time(record.backfill_until),
+            "progress": round(progress, 4),
+            "done": progress >= 1.0,
+        }
+    return {
+        "shop_id": record.shop_id,
+        "platform": record.platform,
+        "name": record.name,
+        "status": record.status,
+        "connected_at": _time(record.connected_at),
+        "reconcile": {"cursor": _time(record.pull_cursor)},
+        "backfill": backfill,
+    }

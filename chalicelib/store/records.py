@@ -78,6 +78,11 @@ class ShopRecord(Model):
     refresh_shard = UnicodeAttribute(null=True)
     refresh_at = UnicodeAttribute(null=True)
     refresh_due = RefreshIndex()
+    # Reconciliation: everything the platform changed before this time is stored.
+    pull_cursor = UTCDateTimeAttribute(null=True)
+    # A newly connected shop's history being pulled: from `since` to `until`.
+    backfill_since = UTCDateTimeAttribute(null=True)
+    backfill_until = UTCDateTimeAttribute(null=True)
 
 
 class ShopOrdersIndex(GlobalSecondaryIndex):

@@ -45,6 +45,27 @@ def refresh_due(now: datetime) -> list[ShopRecord]:
         )
 
 
+def with_tokens() -> list[ShopRecord]:
+    """The shops ShopHook holds live tokens for: all of the sparse refresh index."""
+    with storage_errors("read the shops with tokens"):
+        return due_from(ShopRecord.refresh_due, REFRESH_SHARDS, ShopRecord.refresh_at, "~")
+
+
+def advance_cursor(record: ShopRecord, to: datetime) -> bool:
+    """Move the shop's pull cursor forward to `to` (and the record with it); False
+    if it is there or further already (another pull got further): it never goes back."""
+    try:
+        with storage_errors("advance the pull cursor"):
+            record.update(
+                actions=[ShopRecord.pull_cursor.set(to)],
+                condition=ShopRecord.shop_id.exists()
+                & (ShopRecord.pull_cursor.does_not_exist() | (ShopRecord.pull_cursor < to)),
+            )
+    except ConditionFailedError:
+        return False
+    return True
+
+
 def disconnect(record: ShopRecord) -> None:
     """Forget the shop's tokens; its webhooks are acked and ignored from now on."""
     with storage_errors("disconnect the shop"):

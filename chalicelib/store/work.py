@@ -14,7 +14,7 @@ from typing import Any
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.ids import EntityKind, EntityRef
-from chalicelib.domain.work import ACTIVE, STARTS, Work, WorkKind, WorkState
+from chalicelib.domain.work import ACTIVE, DONE_STATES, STARTS, Work, WorkKind, WorkState
 from chalicelib.store.errors import ConditionFailedError, read_or_none, storage_errors
 from chalicelib.store.records import (
     UNSENT_SHARDS,
@@ -149,6 +149,20 @@ def save(rows: Iterable[OutboxRecord], with_record: Any = None) -> None:
             write.save(row)
 
 
+def save_new(rows: Iterable[OutboxRecord]) -> list[OutboxRecord]:
+    """Store the rows not stored yet, each on its own; return those stored (one
+    already there was made by an earlier run of the same schedule)."""
+    stored = []
+    for row in rows:
+        try:
+            with storage_errors("store outbound work"):
+                row.save(condition=OutboxRecord.outbox_id.does_not_exist())
+        except ConditionFailedError:
+            continue
+        stored.append(row)
+    return stored
+
+
 def unsent_due(now: datetime) -> list[OutboxRecord]:
     """Rows no consumer has seen by their requeue time (a sparse index, never a scan)."""
     with storage_errors("read unsent work"):
@@ -230,7 +244,7 @@ def record_attempt(row: OutboxRecord, tried: AttemptRecord) -> None:
         # A done attempt may carry a note (the platform had done it already); the
         # row shows an error only while it is not done.
         OutboxRecord.error.set(tried.error)
-        if tried.error and tried.state not in (WorkState.SENT, WorkState.DELIVERED)
+        if tried.error and tried.state not in DONE_STATES
         else OutboxRecord.error.remove(),
     ]
     if finished or not tried.call_unresolved:

@@ -6,7 +6,7 @@ request and to word each answer in the platform's own shape."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,7 +22,7 @@ from chalicelib.platforms.signing import (
     signatures_match,
     without_blank,
 )
-from chalicelib.platforms.wire import format_wire_time
+from chalicelib.platforms.wire import format_wire_time, parse_wire_time
 from simulator.webhooks import Message, SignedWebhook
 
 
@@ -70,6 +70,74 @@ class ApiMethod:
         if self.subject_of is not None:
             return self.subject_of(business)
         return str(business[self.required[0]])
+
+
+@dataclass(frozen=True)
+class HeldRecord:
+    """A record the platform keeps of what it pushed, as its listings show it: the
+    latest version of each entity is the one listed."""
+
+    seller: str
+    listing: str  # the listing method that shows it
+    entity_id: str
+    modified: datetime
+    # What the listing selects by: `modified`, or for a JD-style refund apply its apply time.
+    listed_at: datetime
+    record: Mapping[str, Any]
+
+
+class ArgumentRefusedError(ValueError):
+    """A query's arguments are outside what the platform accepts (the detail names them)."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A read-only API method (platforms.md 2.3): it answers from the records the
+    platform holds in `listing` for the seller whose session calls, and takes no step."""
+
+    listing: str
+    required: tuple[str, ...]
+    # (business fields, the seller's held records of the listing) -> the body under the
+    # method's success key; raises ArgumentRefusedError.
+    answer: Callable[[Mapping[str, Any], Sequence[HeldRecord]], dict[str, Any]]
+
+    def missing(self, business: Mapping[str, Any]) -> str | None:
+        return next((name for name in self.required if has_no_value(business.get(name))), None)
+
+
+def listed_between(
+    held: Sequence[HeldRecord],
+    start: str,
+    end: str,
+    page: int,
+    size: int,
+    longest: timedelta | None = None,
+) -> tuple[list[Mapping[str, Any]], int]:
+    """One page (from 1) of the records listed from `start` to `end` (wire times,
+    both included), oldest first; and how many there are in all. Refuses a window
+    longer than `longest` and a page size over `size`'s limit as the platforms do."""
+    try:
+        since, until = parse_wire_time(start), parse_wire_time(end)
+    except ValueError as error:
+        raise ArgumentRefusedError(f"times: {error}") from None
+    if until < since or (longest is not None and until - since > longest):
+        raise ArgumentRefusedError(f"the window {start} to {end} is not one the platform lists")
+    if page < 1:
+        raise ArgumentRefusedError("pages are counted from 1")
+    inside = sorted(
+        (record for record in held if since <= record.listed_at <= until),
+        key=lambda record: (record.listed_at, record.entity_id),
+    )
+    return [record.record for record in inside[(page - 1) * size : page * size]], len(inside)
+
+
+def page_size(business: Mapping[str, Any], name: str, limit: int) -> int:
+    size = business[name]
+    if not isinstance(size, int) and not str(size).isdigit():
+        raise ArgumentRefusedError(f"{name} must be a number")
+    if not 0 < int(size) <= limit:
+        raise ArgumentRefusedError(f"{name} must be from 1 to {limit}")
+    return int(size)
 
 
 @dataclass(frozen=True)
@@ -135,6 +203,7 @@ class SimulatedPlatform(Protocol):
     api_sign_method: str  # how the platform wants its API calls signed
     session_field: str  # the API form field holding the shop's access token
     methods: Mapping[str, ApiMethod]
+    queries: Mapping[str, Query]
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         """The fields that name the shop in a token answer."""
@@ -142,8 +211,8 @@ class SimulatedPlatform(Protocol):
     def business(self, form: Mapping[str, str]) -> Mapping[str, Any]:
         """An API call's business fields, from its form."""
 
-    def success(self, method: str) -> dict[str, Any]:
-        """The answer to a call carried out."""
+    def success(self, method: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The answer to a call carried out, `body` under the method's success key."""
 
     def refusal(self, refusal: Refusal, detail: str) -> dict[str, Any]:
         """The answer to a refused call, in the platform's error shape."""
@@ -152,6 +221,10 @@ class SimulatedPlatform(Protocol):
         self, message: Message, credentials: AppCredentials, sent_at: datetime
     ) -> SignedWebhook:
         """The message as the platform pushes it to ShopHook, signed."""
+
+    def held_record(self, message: Message) -> HeldRecord | None:
+        """What the platform keeps of a pushed message for its listings; None for a
+        message no listing shows (a courier scan, a JD-style service request)."""
 
     def order_story(self, order_id: str, start: datetime) -> list[Message]:
         """One order's pushes from payment through delivery to an after-sale

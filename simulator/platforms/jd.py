@@ -6,18 +6,30 @@ story as it pushes it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from chalicelib.platforms.base import AppCredentials
-from chalicelib.platforms.jd import ALREADY_DONE_CODE, INVALID_TOKEN_CODE, PAYLOAD_FIELD
+from chalicelib.platforms.jd import (
+    ALREADY_DONE_CODE,
+    INVALID_TOKEN_CODE,
+    ORDER_LISTING,
+    PAYLOAD_FIELD,
+    REFUND_LISTING,
+    REREAD_METHOD,
+)
 from chalicelib.platforms.signing import joined_params, md5_sign, without_blank
-from chalicelib.platforms.wire import format_wire_time
+from chalicelib.platforms.wire import format_wire_time, parse_wire_time
 from simulator.platforms.base import (
     ApiMethod,
+    ArgumentRefusedError,
+    HeldRecord,
+    Query,
     Refusal,
+    listed_between,
+    page_size,
     wire_time_after,
 )
 from simulator.webhooks import Message, SignedWebhook
@@ -74,6 +86,52 @@ METHODS = {
 }
 
 
+def _order_search(business: Mapping[str, Any], held: Sequence[HeldRecord]) -> dict[str, Any]:
+    if business["dateType"] != 1:
+        raise ArgumentRefusedError("dateType: only 1 (by modified) is served")
+    records, total = listed_between(
+        held,
+        business["start_date"],
+        business["end_date"],
+        int(business["page"]),
+        page_size(business, "page_size", 100),
+    )
+    return {"searchorderinfo_result": {"orderInfoList": records, "orderTotal": total}}
+
+
+def _refund_applies(business: Mapping[str, Any], held: Sequence[HeldRecord]) -> dict[str, Any]:
+    """Refund applies by their apply time (not by when they last changed)."""
+    records, total = listed_between(
+        held,
+        business["applyTimeStart"],
+        business["applyTimeEnd"],
+        int(business["pageIndex"]),
+        page_size(business, "pageSize", 50),
+    )
+    return {"queryResult": {"result": records, "totalCount": total}}
+
+
+def _refund_apply(business: Mapping[str, Any], held: Sequence[HeldRecord]) -> dict[str, Any]:
+    records = [record.record for record in held if record.entity_id == str(business["id"])]
+    return {"queryResult": {"result": records, "totalCount": len(records)}}
+
+
+# Reconciliation queries (platforms.md 2.3).
+QUERIES = {
+    ORDER_LISTING: Query(
+        ORDER_LISTING,
+        ("start_date", "end_date", "page", "page_size", "dateType"),
+        _order_search,
+    ),
+    REFUND_LISTING: Query(
+        REFUND_LISTING,
+        ("applyTimeStart", "applyTimeEnd", "pageIndex", "pageSize"),
+        _refund_applies,
+    ),
+    REREAD_METHOD: Query(REFUND_LISTING, ("id",), _refund_apply),
+}
+
+
 class SimulatedJd:
     name = "jd"
     demo_credentials = AppCredentials("demo-jd-key", "demo-jd-secret")
@@ -87,6 +145,7 @@ class SimulatedJd:
     api_sign_method = "md5"
     session_field = "access_token"
     methods = METHODS
+    queries = QUERIES
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         return {"venderId": seller, "uid": nick}
@@ -98,8 +157,31 @@ class SimulatedJd:
             return {}
         return business if isinstance(business, dict) else {}
 
-    def success(self, method: str) -> dict[str, Any]:
-        return {method.replace(".", "_") + "_responce": self.methods[method].answer}
+    def success(self, method: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return {method.replace(".", "_") + "_responce": body}
+
+    def held_record(self, message: Message) -> HeldRecord | None:
+        payload = message.payload
+        if message.topic.startswith("jd_pop_order_"):
+            modified = parse_wire_time(payload["modified"])
+            return HeldRecord(
+                str(payload["venderId"]),
+                ORDER_LISTING,
+                str(payload["orderId"]),
+                modified,
+                modified,
+                payload,
+            )
+        if message.topic.startswith("jd_pop_refund_"):
+            return HeldRecord(
+                str(payload["venderId"]),
+                REFUND_LISTING,
+                str(payload["id"]),
+                parse_wire_time(payload["modified"]),
+                parse_wire_time(payload["applyTime"]),
+                payload,
+            )
+        return None
 
     def refusal(self, refusal: Refusal, detail: str) -> dict[str, Any]:
         code, text = REFUSALS[refusal]

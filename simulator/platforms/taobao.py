@@ -5,18 +5,22 @@ a trade's story as it pushes it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from chalicelib.platforms.base import AppCredentials
 from chalicelib.platforms.signing import SIGNERS, joined_params
 from chalicelib.platforms.taobao import ALREADY_DONE_SUB_CODE
-from chalicelib.platforms.wire import format_wire_time
+from chalicelib.platforms.wire import format_wire_time, parse_wire_time
 from simulator.platforms.base import (
     ApiMethod,
+    HeldRecord,
+    Query,
     Refusal,
+    listed_between,
+    page_size,
     wire_time_after,
 )
 from simulator.webhooks import Message, SignedWebhook
@@ -98,6 +102,46 @@ METHODS = {
 }
 
 
+TRADES = "taobao.trades.sold.increment.get"
+REFUNDS = "taobao.refunds.receive.get"
+# Topic prefix -> the listing that shows its records, and the record's id field.
+LISTED = {"taobao_trade_": (TRADES, "tid"), "taobao_refund_": (REFUNDS, "refund_id")}
+INCREMENT_FIELDS = (
+    "start_modified",
+    "end_modified",
+    "page_no",
+    "page_size",
+    "use_has_next",
+    "fields",
+)
+
+
+def _increment(listing: str, plural: str, singular: str) -> Query:
+    """An incremental list by modified (platforms.md 2.3): at most a day at a time,
+    100 a page, `has_next` when asked for it."""
+
+    def answer(business: Mapping[str, Any], held: Sequence[HeldRecord]) -> dict[str, Any]:
+        size = page_size(business, "page_size", 100)
+        page = int(business["page_no"])
+        records, total = listed_between(
+            held,
+            business["start_modified"],
+            business["end_modified"],
+            page,
+            size,
+            longest=timedelta(days=1),
+        )
+        return {plural: {singular: records}, "has_next": page * size < total}
+
+    return Query(listing, INCREMENT_FIELDS, answer)
+
+
+QUERIES = {
+    TRADES: _increment(TRADES, "trades", "trade"),
+    REFUNDS: _increment(REFUNDS, "refunds", "refund"),
+}
+
+
 class SimulatedTaobao:
     name = "taobao"
     demo_credentials = AppCredentials("demo-app-key", "demo-secret")
@@ -111,6 +155,7 @@ class SimulatedTaobao:
     api_sign_method = "hmac-sha256"
     session_field = "session"
     methods = METHODS
+    queries = QUERIES
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         return {"taobao_user_id": seller, "taobao_user_nick": nick}
@@ -118,9 +163,18 @@ class SimulatedTaobao:
     def business(self, form: Mapping[str, str]) -> Mapping[str, Any]:
         return form
 
-    def success(self, method: str) -> dict[str, Any]:
-        key = method.removeprefix("taobao.").replace(".", "_") + "_response"
-        return {key: self.methods[method].answer}
+    def success(self, method: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return {method.removeprefix("taobao.").replace(".", "_") + "_response": body}
+
+    def held_record(self, message: Message) -> HeldRecord | None:
+        for prefix, (listing, id_field) in LISTED.items():
+            if message.topic.startswith(prefix):
+                modified = parse_wire_time(message.payload["modified"])
+                entity_id = str(message.payload[id_field])
+                return HeldRecord(
+                    message.shop_ref, listing, entity_id, modified, modified, message.payload
+                )
+        return None
 
     def refusal(self, refusal: Refusal, detail: str) -> dict[str, Any]:
         code, text, sub_code, sub_text = REFUSALS[refusal]

@@ -76,8 +76,11 @@ def local_stack():
         process.wait(timeout=30)
 
 
-def operator_cli(moto_port: int, *argv: str) -> subprocess.CompletedProcess:
-    """`shophook --stage local ...` against the running stack, as the banner shows it."""
+def operator_cli(
+    moto_port: int, *argv: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`shophook --stage local ...` against the running stack, as the banner shows it
+    (`env`: more variables, such as where this stack's simulator is)."""
     return subprocess.run(
         [BIN / "shophook", "--stage", "local", *argv],
         capture_output=True,
@@ -85,12 +88,18 @@ def operator_cli(moto_port: int, *argv: str) -> subprocess.CompletedProcess:
         timeout=60,
         check=False,
         env={
-            **os.environ,
+            # A user's shell: none of the variables this test process set for others.
+            **{
+                name: value
+                for name, value in os.environ.items()
+                if not name.startswith("SHOPHOOK_")
+            },
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "SHOPHOOK_TABLE_PREFIX": "shophook-local-",
             "COLUMNS": "200",
+            **(env or {}),
         },
     )
 

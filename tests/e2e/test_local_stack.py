@@ -9,11 +9,13 @@ import hmac
 import json
 import signal
 import subprocess
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 from werkzeug import Response
 
+from simulator.server import shophook_settings
 from tests.e2e.stack import (
     BIN,
     DEMO_KEY,
@@ -173,6 +175,52 @@ def test_a_seller_connects_a_shop_in_a_real_browser(local_stack, new_browser, tm
     assert listed.returncode == 0, listed.stderr
     shops = {shop["shop_id"]: shop["status"] for shop in json.loads(listed.stdout)}
     assert shops["taobao:2200000555"] == "connected"
+
+
+@pytest.mark.e2e
+def test_pushes_dropped_by_the_platform_are_healed_by_reconcile(local_stack):
+    """Half of an order's pushes dropped (`simulate --drop`); `shophook --stage local
+    reconcile --since` pulls the rest from the simulated platform."""
+    url, _, _, _, moto_port, simulator_url = local_stack
+    dropped = subprocess.run(
+        [
+            BIN / "shophook",
+            "simulate",
+            "taobao-order",
+            "--order",
+            "3019001",
+            "--drop",
+            "50",
+            "--seed",
+            "5",
+            "--url",
+            url,
+            "--simulator",
+            simulator_url,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert dropped.returncode == 0, dropped.stdout + dropped.stderr
+    assert [row["status"] for row in json.loads(dropped.stdout)].count("dropped") == 6
+    since = (datetime.now(UTC) - timedelta(days=5, hours=1)).isoformat()
+    pulled = operator_cli(
+        moto_port,
+        "reconcile",
+        "taobao:2200000001",
+        "--since",
+        since,
+        "--json",
+        env=shophook_settings(simulator_url),
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["refused"] is None
+    order = read(url, "/shops/taobao:2200000001/orders/3019001")
+    case = read(url, "/shops/taobao:2200000001/after-sales/R3019001")
+    assert (order["status"], case["status"]) == ("completed", "refunded")
 
 
 @pytest.mark.e2e

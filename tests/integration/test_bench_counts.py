@@ -1,12 +1,19 @@
 """The deterministic half of the benchmarks, kept in `make test`: AWS requests
-per webhook for ShopHook and the baseline over the bench's generated stream
-(the timings stay in `make bench`)."""
+per webhook for ShopHook and the baseline over the bench's generated stream,
+and what reconciliation costs (the timings stay in `make bench`)."""
 
 from __future__ import annotations
 
+import math
+
+import pytest
+
 import app
 from bench.baseline import handler as baseline
+from bench.reconcile import DAY, measure
 from bench.webhooks import metered
+from chalicelib.domain.pulls import OVERLAP, WINDOW
+from tests.support import NOW
 
 
 def test_requests_per_webhook_shophook_and_the_baseline(stack):
@@ -27,3 +34,24 @@ def test_requests_per_webhook_shophook_and_the_baseline(stack):
     assert count + unique <= base["dynamodb:PutItem"] <= count + 2 * unique
     ratio = meters["ShopHook"].dynamodb_requests() / meters["baseline"].dynamodb_requests()
     assert ratio < 0.5
+
+
+@pytest.mark.parametrize("platform", ["jd", "taobao"])
+def test_reconciliation_calls_per_day_and_per_run_and_one_read_per_held_record(
+    outbound, simulator, platform
+):
+    costs = measure(platform, 4, NOW, simulator)
+    windows_a_day = math.ceil(DAY / (WINDOW - OVERLAP))
+    assert costs.healed_orders == 4
+    # One call per listing per window (two listings; no window holds a second page).
+    assert costs.calls_to_heal == 2 * windows_a_day
+    assert costs.calls_nothing_to_heal == 2
+    # A record held already: one read, no write. (An order modified inside a window's
+    # overlap with the next is listed by both.)
+    assert costs.records_held >= 4
+    assert (costs.reads_per_held, costs.writes_per_held) == (1.0, 0.0)
+    # Besides: the shop read, its token opened, and for JD-style its open cases listed.
+    expected = {"dynamodb:GetItem": 1, "kms:Decrypt": 1}
+    if platform == "jd":
+        expected["dynamodb:Query"] = 1
+    assert costs.run_overhead == expected

@@ -187,3 +187,33 @@ def test_a_revoked_keys_subscription_cannot_be_enabled_again(
     assert (revoked["enabled"], revoked["disabled_reason"]) == (False, "key_revoked")
     with pytest.raises(SystemExit, match="api key of this subscription was revoked"):
         main(["subscriptions", "enable", created["id"]])
+
+
+def test_a_scenario_held_but_not_pushed_is_healed_by_reconcile(outbound, simulator, capsys):
+    """`simulate --no-push` holds the scenario on the simulated platform only;
+    `reconcile --since` pulls it, prints what it healed; `shops show` shows the cursor."""
+    held = run_json(
+        capsys, "simulate", "late-shipment", "--no-push", "--simulator", simulator, "--url", "x"
+    )
+    assert held == []
+    assert outbound.get(f"/shops/{TAOBAO_SHOP}/orders/3020001").status == 404
+    since = (NOW - timedelta(days=3, minutes=1)).isoformat()
+    pulled = run_json(capsys, "reconcile", TAOBAO_SHOP, "--since", since)
+    assert pulled["healed"] == [
+        {"entity": "order:3020001", "listing": "taobao.trades.sold.increment.get"}
+    ]
+    assert (pulled["refused"], pulled["cursor"]) == (None, NOW.isoformat())
+    assert outbound.get(f"/shops/{TAOBAO_SHOP}/orders/3020001").body["status"] == "paid"
+    (shown,) = run_json(capsys, "shops", "show", TAOBAO_SHOP)
+    assert (shown["reconcile_cursor"], shown["backfill"]) == (NOW.isoformat(), None)
+    # Nothing new: nothing healed, and said so in a table too.
+    with time_machine.travel(NOW, tick=False):
+        assert main(["reconcile", TAOBAO_SHOP, "--since", since]) == 0
+    assert "0 healed" in capsys.readouterr().out
+
+
+def test_reconcile_refuses_a_time_without_offset_and_a_shop_without_tokens(stack):
+    with pytest.raises(SystemExit, match="offset"):
+        main(["reconcile", TAOBAO_SHOP, "--since", "2026-11-20T10:00:00"])
+    with pytest.raises(SystemExit, match="not connected with tokens"):
+        main(["reconcile", TAOBAO_SHOP])

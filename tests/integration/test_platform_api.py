@@ -54,7 +54,7 @@ def without_empty(form: dict[str, str]) -> dict[str, str]:
 def sent_to(platform, url: str, access_token: str, method: str, business: dict) -> dict:
     """The form `platform.call` sends at the vectors' time (answered success)."""
     with responses.RequestsMock() as mock:
-        mock.add(responses.POST, url, json=simulated()[platform.name].success(method))
+        mock.add(responses.POST, url, json=simulated()[platform.name].success(method, {}))
         result = platform.call(
             url,
             DEMO_CREDENTIALS[platform.name],

@@ -11,15 +11,22 @@ import requests
 
 from chalicelib.domain.actions import Action, ReturnAddress, refusal
 from chalicelib.domain.model import CaseSnapshot, OrderSnapshot, OrderStatus
+from chalicelib.domain.pulls import windows
 from chalicelib.platforms import registry
 from chalicelib.platforms.api import CallOutcome
-from chalicelib.platforms.base import AppCredentials, Platform, UnsupportedActionError
+from chalicelib.platforms.base import (
+    ApiSession,
+    AppCredentials,
+    Platform,
+    Pulled,
+    UnsupportedActionError,
+)
 from chalicelib.platforms.oauth import OAuthExchangeError
 from chalicelib.settings import platform_variable
 from chalicelib.store.records import InboxRecord
 from simulator.platforms import registry as simulated_registry
 from simulator.platforms.base import SimulatedPlatform
-from simulator.server import api_urls, issue_session, oauth_urls
+from simulator.server import api_urls, hold_records, issue_session, oauth_urls
 from simulator.webhooks import Message, SignedWebhook
 from tests.support import NOW, approve, inbound_request, parsed, set_env
 
@@ -179,3 +186,67 @@ def test_every_action_a_case_allows_is_accepted_by_the_platform(simulator, platf
             assert result.outcome is CallOutcome.SUCCESS, (action, case.status, result)
             accepted.append(action)
     assert accepted, "the story should give the seller something to do"
+
+
+def every_page(platform: Platform, session: ApiSession, shop_id: str, listing: str, window) -> list:
+    pages: list[Pulled] = []
+    page = None
+    while not pages or page is not None:
+        pulled = platform.pull(session, shop_id, listing, window, page)
+        assert pulled.refused is None, pulled.refused
+        pages.append(pulled)
+        page = pulled.next_page
+    return [record for pulled in pages for record in pulled.records]
+
+
+def test_what_the_platform_holds_is_pulled_as_the_latest_version_of_each_record(
+    simulator, platform
+):
+    """The story held on the platform, none of it pushed: pulling every listing over
+    windows from before the story to now finds each record the platform's listings
+    show, as the latest push about it parses, named by entity and modified."""
+    shop_id = f"{platform.name}:{simulated(platform).demo_seller}"
+    listed = [m for m in story(platform) if simulated(platform).held_record(m) is not None]
+    assert listed, "the story should have records a listing shows"
+    hold_records(simulator, story(platform))
+    latest = {}
+    for message in listed:
+        event = parsed(message).event
+        latest[type(event), getattr(event, "case_id", event.order_id)] = event
+    session = ApiSession(
+        api_urls(simulator)[platform.name],
+        simulated(platform).demo_credentials,
+        demo_session(simulator, platform),
+        NOW,
+    )
+    pulled = {
+        record.message_id: record
+        for window in windows(START - timedelta(minutes=1), NOW)
+        for listing in platform.listings
+        for record in every_page(platform, session, shop_id, listing, window)
+    }
+    assert {record.shop_id for record in pulled.values()} == {shop_id}
+    assert all(record.pulled for record in pulled.values())
+    assert {record.event for record in pulled.values()} == set(latest.values())
+    calls = requests.get(f"{simulator}/_sim/calls", timeout=5).json()
+    assert {call["method"] for call in calls} == set(platform.listings)
+    assert all(call["query"] and call["carried_out"] for call in calls)
+
+
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [("rate_limit", CallOutcome.RETRYABLE), ("invalid_session", CallOutcome.REFRESH_TOKEN)],
+)
+def test_a_refused_pull_says_what_shophook_should_do(simulator, platform, fault, outcome):
+    requests.post(f"{simulator}/_sim/faults", json={platform.name: [fault]}, timeout=5)
+    session = ApiSession(
+        api_urls(simulator)[platform.name],
+        simulated(platform).demo_credentials,
+        demo_session(simulator, platform),
+        NOW,
+    )
+    (window, *_) = windows(NOW - timedelta(minutes=20), NOW)
+    shop_id = f"{platform.name}:{simulated(platform).demo_seller}"
+    refused = platform.pull(session, shop_id, platform.listings[0], window, None)
+    assert refused.records == () and refused.refused is not None
+    assert refused.refused.outcome is outcome

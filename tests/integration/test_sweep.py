@@ -132,12 +132,15 @@ def test_the_local_driver_runs_every_schedule_of_the_app(stack):
         "sweep_deadlines",
         "refresh_tokens",
         "requeue_outbox",
+        "reconcile_shops",
     }
     stack.deliver(unshipped("600005"))
     with time_machine.travel((PAID + timedelta(hours=49)).astimezone(UTC), tick=False):
         results = run_schedules(app_module, NOW)
     assert results["sweep_deadlines"]["entities"] == 1
     assert results["refresh_tokens"] == {"refreshed": [], "failed": []}
+    # The demo shops here have no tokens: nothing to pull.
+    assert results["reconcile_shops"] == {"queued": 0}
     # No consumer ran in this test, so the order's events are still unseen: sent again.
     assert results["requeue_outbox"]["requeued"] >= 1
     row = DeadlineRecord.get("taobao#order#600005#platform.ship_by")

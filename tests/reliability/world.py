@@ -168,11 +168,12 @@ class World:
     simulator: str
     subscriber: Subscriber
 
-    def reset(self) -> None:
-        """Empty tables and queues; shops with sessions; the subscription; auto-agree."""
+    def reset(self, connected_at: datetime = NOW) -> None:
+        """Empty tables and queues; shops with sessions (connected and pulled from
+        `connected_at`); the subscription; auto-agree."""
         self.stack.reset()
         requests.post(f"{self.simulator}/_sim/reset", timeout=5).raise_for_status()
-        connect_with_tokens(self.simulator)
+        connect_with_tokens(self.simulator, connected_at)
         self.subscriber.received.clear()
         self.subscriber.faults.clear()
         headers = {"Authorization": f"Bearer {self.stack.api_key}"}
@@ -202,10 +203,11 @@ class World:
         return len(self.subscriber.faults) + sum(len(faults) for faults in queued.values())
 
     def platform_effects(self) -> Counter[str]:
-        """Platform API calls the platform accepted since the reset, per distinct effect."""
+        """Platform API calls the platform accepted since the reset, per distinct effect
+        (reconciliation queries change nothing: not effects)."""
         effects: Counter[str] = Counter()
         for call in requests.get(f"{self.simulator}/_sim/calls", timeout=5).json():
-            if not call["carried_out"]:
+            if not call["carried_out"] or call["query"]:
                 continue
             business = {k: v for k, v in call["params"].items() if k not in CALL_NOISE}
             effects[json.dumps([call["method"], business], sort_keys=True)] += 1

@@ -60,6 +60,7 @@ def test_every_table_with_its_indexes_ttl_recovery_and_encryption():
         ("DeliveriesDeadLetterDepthAlarm", "ApproximateNumberOfMessagesVisible"),
         ("DynamoDBReadThrottlesAlarm", "ReadThrottleEvents"),
         ("DynamoDBWriteThrottlesAlarm", "WriteThrottleEvents"),
+        ("ReconcileErrorsAlarm", "ReconcileErrors"),
     ],
 )
 def test_each_alarm_watches_its_metric_and_notifies_the_topic(alarm, watches):
@@ -69,6 +70,21 @@ def test_each_alarm_watches_its_metric_and_notifies_the_topic(alarm, watches):
         m["MetricStat"]["Metric"]["MetricName"] for m in properties["Metrics"] if "MetricStat" in m
     }
     assert watches in names
+
+
+def test_reconciliation_alarms_on_refusals_that_last_15_minutes_on_any_platform():
+    from chalicelib.platforms import registry
+
+    properties = template()["Resources"]["ReconcileErrorsAlarm"]["Properties"]
+    assert (properties["EvaluationPeriods"], properties["Threshold"]) == (3, 0)
+    watched = {
+        dimension["Value"]
+        for metric in properties["Metrics"]
+        if "MetricStat" in metric
+        for dimension in metric["MetricStat"]["Metric"]["Dimensions"]
+        if dimension["Name"] == "platform"
+    }
+    assert watched == set(registry())
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -91,6 +107,7 @@ def test_tokens_are_sealed_under_a_rotated_key_only_the_functions_may_use():
             "SweepDeadlines",
             "RefreshTokens",
             "RequeueOutbox",
+            "ReconcileShops",
             "DeliverOutbox",
             "DeliverWebhooks",
         )
