@@ -28,9 +28,10 @@ Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
 class Answer(BaseModel):
-    """An answer: exactly these fields (a field left out of an answer stays out)."""
+    """An answer: exactly these fields (a field left out of an answer stays out).
+    Validators are built on first use, not at import (cold start)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ErrorAnswer(Answer):
