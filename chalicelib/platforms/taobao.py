@@ -8,6 +8,7 @@ from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 from chalicelib.domain.actions import Action, ReturnAddress
+from chalicelib.domain.ids import EntityRef
 from chalicelib.domain.model import (
     CanonicalEvent,
     CaseKind,
@@ -462,7 +463,7 @@ class Taobao(SessionCalls):
         )
         return Pulled(records, str(page_no + 1) if body.get("has_next") is True else None)
 
-    def reread(self, session: ApiSession, shop_id: str, case_id: str) -> Pulled | None:
+    def read(self, session: ApiSession, shop_id: str, ref: EntityRef) -> Pulled | None:
         # The refund list is by modified: every change to a refund is listed.
         return None
 

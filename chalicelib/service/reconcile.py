@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from time import perf_counter
 
 from chalicelib.domain.change import Receipt, message_ref
+from chalicelib.domain.ids import EntityRef
 from chalicelib.domain.model import ShopStatus
 from chalicelib.domain.pulls import BACKFILL, Window, pull_start, windows
 from chalicelib.domain.work import AttemptResult, Tried, WorkKind
@@ -176,7 +177,9 @@ class _Run:
             )
             for case in cases:
                 asking = functools.partial(
-                    self.platform.reread, shop_id=self.shop.shop_id, case_id=case.state.case_id
+                    self.platform.read,
+                    shop_id=self.shop.shop_id,
+                    ref=EntityRef.case(self.platform.name, case.state.case_id),
                 )
                 pulled = self.ask(asking)
                 if pulled is None:
