@@ -298,6 +298,7 @@ DETAILS: dict[
 class Taobao(SessionCalls):
     name = NAME
     listings = tuple(LISTINGS)
+    # The refund list is by modified: every change to a refund is listed.
     rereads_open_cases = False
 
     def verify(

@@ -341,7 +341,6 @@ def fetch(row: OutboxRecord, now: datetime) -> Tried:
     is stored like a pulled record, so one held already at its `modified` changes
     nothing, and the entity's rules run once it is in."""
     ref = fetched_ref(json.loads(row.payload))
-    logger.append_keys(entity=ref.stream)
     try:
         shop, platform, session = _pullable(row.shop_id, now)
     except NotPullableError as refused:
@@ -352,7 +351,7 @@ def fetch(row: OutboxRecord, now: datetime) -> Tried:
         pulled = run.ask(functools.partial(platform.read, shop_id=row.shop_id, ref=ref))
         if pulled is None:
             return Tried(
-                AttemptResult.FAILED, f"{platform.name} has no call that reads a {ref.kind}"
+                AttemptResult.FAILED, f"{platform.name} has no call that reads {ref.kind}s"
             )
         kept = run.keep(pulled)
     except MalformedMessageError as malformed:
