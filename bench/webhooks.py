@@ -117,9 +117,11 @@ def requests_and_cost(orders: int = 40) -> Report:
             f"{name}: " + ", ".join(f"{k} {v}" for k, v in sorted(meter.requests.items()))
         )
         report.notes.append(
-            f"{name}, write units per webhook by table (items per webhook): "
+            f"{name}, write units per webhook by table (items per webhook, mean bytes "
+            "per item written, an update counted as 0): "
             + ", ".join(
-                f"{table} {units / count:.2f} ({meter.items_written_by_table[table] / count:.2f})"
+                f"{table} {units / count:.2f} ({meter.items_written_by_table[table] / count:.2f}, "
+                f"{meter.bytes_written_by_table[table] / meter.items_written_by_table[table]:.0f})"
                 for table, units in meter.write_units_by_table.most_common()
             )
         )
