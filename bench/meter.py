@@ -71,11 +71,15 @@ class Meter:
     write_units_by_table: Counter = field(default_factory=Counter)
     items_written_by_table: Counter = field(default_factory=Counter)
     bytes_written_by_table: Counter = field(default_factory=Counter)
+    largest_written_by_table: Counter = field(default_factory=Counter)
 
     def _wrote(self, table: str, item: dict | None, transactional: bool) -> None:
         size = _size_kb(item)
         units = (2 if transactional else 1) * max(1, math.ceil(size))
         self.bytes_written_by_table[table] += size * 1024
+        self.largest_written_by_table[table] = max(
+            self.largest_written_by_table[table], round(size * 1024)
+        )
         self.write_units += units
         self.write_units_by_table[table] += units
         self.items_written_by_table[table] += 1
@@ -122,6 +126,7 @@ class Meter:
         self.write_units_by_table.clear()
         self.items_written_by_table.clear()
         self.bytes_written_by_table.clear()
+        self.largest_written_by_table.clear()
 
 
 @contextmanager
