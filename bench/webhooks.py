@@ -13,7 +13,7 @@ from typing import Any
 from bench import stack
 from bench.meter import PRICE_PER_MILLION, Meter, metering
 from bench.report import Report, summary
-from bench.stream import DUPLICATES, OUT_OF_ORDER, webhooks
+from bench.stream import DUPLICATES, OUT_OF_ORDER, signed_now, webhooks
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -54,8 +54,8 @@ def _run(
     if fresh_queues:
         _empty_queues()
     began = perf_counter()
-    for webhook in stream:
-        event = stack.proxy_event(webhook)
+    for message in stream:
+        event = stack.proxy_event(signed_now(message))
         started, started_cpu = perf_counter(), process_time()
         answer = handler(
             event, stack.LambdaContext(aws_request_id=event["requestContext"]["requestId"])
