@@ -33,7 +33,7 @@ class _PublicAddressAdapter(IPFilterAdapter):
 
 @cache
 def session(allow_loopback: bool, timeout: tuple[float, float]) -> requests.Session:
-    session = Manager(
+    pinned = Manager(
         Config(
             ip_filter_enable=True,
             ip_filter_allow_loopback_ips=allow_loopback,
@@ -43,10 +43,10 @@ def session(allow_loopback: bool, timeout: tuple[float, float]) -> requests.Sess
         )
     ).get_session()
     for scheme in ("http://", "https://"):
-        session.mount(
+        pinned.mount(
             scheme,
             _PublicAddressAdapter(
                 is_https_proto=scheme == "https://", allow_loopback=allow_loopback
             ),
         )
-    return session
+    return pinned

@@ -35,8 +35,8 @@ from chalicelib.settings import settings
 
 
 class CompressedTextAttribute(Attribute[str]):
-    """Text stored deflated, as binary: JSON documents and payloads shrink to a
-    third or less, and DynamoDB bills writes by the kilobyte (twice in a
+    """Text stored deflated, as binary: JSON documents and payloads shrink to
+    about half, and DynamoDB bills writes by the kilobyte (twice in a
     transaction). A value stored as plain text before is read as it is."""
 
     attr_type = BINARY
