@@ -4,7 +4,6 @@ instrument: the code under measurement is untouched)."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from boto3.dynamodb.types import TypeSerializer
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
@@ -20,11 +20,45 @@ from botocore.exceptions import ClientError
 PRICE_PER_MILLION = {"WRU": 0.625, "RRU": 0.125, "SQS FIFO request": 0.50}
 WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 READS = {"GetItem", "Query", "Scan"}
+_TYPES = {"S", "B", "N", "BOOL", "NULL", "SS", "NS", "BS", "L", "M"}
+_SERIALIZER = TypeSerializer()
+
+
+def _number_size(number: str) -> int:
+    digits = number.lstrip("-").replace(".", "").partition("E")[0].strip("0") or "0"
+    return math.ceil(len(digits) / 2) + 1
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    """A typed value's size as DynamoDB bills it (its item-size rules)."""
+    ((kind, data),) = value.items()
+    sizes = {
+        "S": lambda: len(data.encode()),
+        "B": lambda: len(bytes(data)),
+        "N": lambda: _number_size(data),
+        "BOOL": lambda: 1,
+        "NULL": lambda: 1,
+        "SS": lambda: sum(len(text.encode()) for text in data),
+        "NS": lambda: sum(_number_size(number) for number in data),
+        "BS": lambda: sum(len(blob) for blob in data),
+        "L": lambda: 3 + sum(1 + _value_size(element) for element in data),
+        "M": lambda: 3 + sum(1 + len(k.encode()) + _value_size(v) for k, v in data.items()),
+    }
+    return sizes[kind]()
+
+
+def _typed(item: dict[str, Any]) -> dict[str, Any]:
+    """The item as DynamoDB's typed values: boto3's Table resource (the baseline)
+    passes plain Python values here, typed further down botocore's call path."""
+    if all(isinstance(v, dict) and len(v) == 1 and set(v) <= _TYPES for v in item.values()):
+        return item
+    return {name: _SERIALIZER.serialize(value) for name, value in item.items()}
 
 
 def _size_kb(item: dict[str, Any] | None) -> float:
-    # DynamoDB bills on attribute names plus values; the JSON of the typed item is close.
-    return len(json.dumps(item or {}, default=str)) / 1024
+    # DynamoDB bills on attribute names plus values, binary as its bytes.
+    typed = _typed(item or {})
+    return sum(len(name.encode()) + _value_size(v) for name, v in typed.items()) / 1024
 
 
 @dataclass
@@ -36,9 +70,16 @@ class Meter:
     # Where the write units go: by table, the units and the items written.
     write_units_by_table: Counter = field(default_factory=Counter)
     items_written_by_table: Counter = field(default_factory=Counter)
+    bytes_written_by_table: Counter = field(default_factory=Counter)
+    largest_written_by_table: Counter = field(default_factory=Counter)
 
     def _wrote(self, table: str, item: dict | None, transactional: bool) -> None:
-        units = (2 if transactional else 1) * max(1, math.ceil(_size_kb(item)))
+        size = _size_kb(item)
+        units = (2 if transactional else 1) * max(1, math.ceil(size))
+        self.bytes_written_by_table[table] += size * 1024
+        self.largest_written_by_table[table] = max(
+            self.largest_written_by_table[table], round(size * 1024)
+        )
         self.write_units += units
         self.write_units_by_table[table] += units
         self.items_written_by_table[table] += 1
@@ -84,6 +125,8 @@ class Meter:
         self.write_units = self.read_units = 0.0
         self.write_units_by_table.clear()
         self.items_written_by_table.clear()
+        self.bytes_written_by_table.clear()
+        self.largest_written_by_table.clear()
 
 
 @contextmanager

@@ -6,16 +6,17 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from simulator.scenarios import DEMO_CREDENTIALS, jd_order, taobao_order
+from simulator.scenarios import DEMO_CREDENTIALS, Message, jd_order, taobao_order
 from simulator.webhooks import SignedWebhook
 
 DUPLICATES = 0.05
 OUT_OF_ORDER = 0.10
 
 
-def webhooks(orders: int, seed: int, first_id: int = 0) -> list[SignedWebhook]:
-    now = datetime.now(UTC)
-    start = now - timedelta(days=5)
+def webhooks(orders: int, seed: int, first_id: int = 0) -> list[Message]:
+    """The messages, unsigned: each is signed as it is sent (`signed_now`), so a
+    slow run on a busy machine does not outlive the signatures' 10 minutes."""
+    start = datetime.now(UTC) - timedelta(days=5)
     messages = []
     for number in range(first_id, first_id + orders):
         if number % 2:
@@ -29,4 +30,8 @@ def webhooks(orders: int, seed: int, first_id: int = 0) -> list[SignedWebhook]:
     for _ in range(round(len(messages) * DUPLICATES)):
         position = chooser.randrange(len(messages))
         messages.insert(chooser.randrange(position, len(messages) + 1), messages[position])
-    return [message.signed(DEMO_CREDENTIALS[message.platform], now) for message in messages]
+    return messages
+
+
+def signed_now(message: Message) -> SignedWebhook:
+    return message.signed(DEMO_CREDENTIALS[message.platform], datetime.now(UTC))

@@ -13,7 +13,7 @@ from typing import Any
 from bench import stack
 from bench.meter import PRICE_PER_MILLION, Meter, metering
 from bench.report import Report, summary
-from bench.stream import DUPLICATES, OUT_OF_ORDER, webhooks
+from bench.stream import DUPLICATES, OUT_OF_ORDER, signed_now, webhooks
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -54,8 +54,8 @@ def _run(
     if fresh_queues:
         _empty_queues()
     began = perf_counter()
-    for webhook in stream:
-        event = stack.proxy_event(webhook)
+    for message in stream:
+        event = stack.proxy_event(signed_now(message))
         started, started_cpu = perf_counter(), process_time()
         answer = handler(
             event, stack.LambdaContext(aws_request_id=event["requestContext"]["requestId"])
@@ -117,9 +117,11 @@ def requests_and_cost(orders: int = 40) -> Report:
             f"{name}: " + ", ".join(f"{k} {v}" for k, v in sorted(meter.requests.items()))
         )
         report.notes.append(
-            f"{name}, write units per webhook by table (items per webhook): "
+            f"{name}, write units per webhook by table (items per webhook, mean bytes "
+            "per item written, an update counted as 0): "
             + ", ".join(
-                f"{table} {units / count:.2f} ({meter.items_written_by_table[table] / count:.2f})"
+                f"{table} {units / count:.2f} ({meter.items_written_by_table[table] / count:.2f}, "
+                f"{meter.bytes_written_by_table[table] / meter.items_written_by_table[table]:.0f})"
                 for table, units in meter.write_units_by_table.most_common()
             )
         )

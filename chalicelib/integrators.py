@@ -1,7 +1,10 @@
 """The adapter for integrators' endpoints: which URLs ShopHook delivers to, and
 one delivery, signed per Standard Webhooks, over a session that resolves each
 host once, refuses non-public addresses and connects to the address it checked
-(so DNS rebinding cannot swap it)."""
+(so DNS rebinding cannot swap it: chalicelib.hardened_session).
+
+requests, requests_hardened and standardwebhooks are imported where they are
+used: a webhook's cold start needs none of them."""
 
 from __future__ import annotations
 
@@ -10,15 +13,8 @@ import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import cache
 from time import perf_counter
 from urllib.parse import urlsplit
-
-import requests
-from requests_hardened import Config, Manager
-from requests_hardened.ip_filter import InvalidIPAddress, filter_host
-from requests_hardened.ip_filter_adapter import IPFilterAdapter
-from standardwebhooks import Webhook
 
 MAX_URL_LENGTH = 2048
 # Deprecated IPv6 forms Python still calls global: IPv4-compatible addresses
@@ -32,6 +28,9 @@ def address_allowed(address: str, allow_loopback: bool) -> bool:
     """Whether ShopHook may connect to this resolved address: globally routable
     (`is_global`), not multicast, not a deprecated IPv6 form, and not one
     requests_hardened refuses (loopback only with `allow_loopback`)."""
+    import requests
+    from requests_hardened.ip_filter import InvalidIPAddress, filter_host
+
     try:
         ip = ipaddress.ip_address(address.partition("%")[0])
     except ValueError:
@@ -89,45 +88,6 @@ def url_problem(url: str, resolve: bool, allow_loopback: bool) -> str | None:
     return None
 
 
-class _PublicAddressAdapter(IPFilterAdapter):
-    """requests_hardened's pinning adapter, refusing also what `address_allowed`
-    refuses in the address it pinned (the one the connection goes to)."""
-
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: bool | str, cert: object = None
-    ) -> tuple[dict, dict]:
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
-            request, verify, cert
-        )
-        pinned = host_params["host"].strip("[]")
-        if not address_allowed(pinned, self._allow_loopback):
-            raise InvalidIPAddress(pinned)
-        return host_params, pool_kwargs
-
-
-@cache
-def _session(allow_loopback: bool, timeout: tuple[float, float]) -> requests.Session:
-    """Resolves each host once, refuses non-public addresses, connects to the
-    address it checked, never follows redirects."""
-    session = Manager(
-        Config(
-            ip_filter_enable=True,
-            ip_filter_allow_loopback_ips=allow_loopback,
-            never_redirect=True,
-            default_timeout=timeout,
-            user_agent_override="ShopHook-Webhooks/1.0",
-        )
-    ).get_session()
-    for scheme in ("http://", "https://"):
-        session.mount(
-            scheme,
-            _PublicAddressAdapter(
-                is_https_proto=scheme == "https://", allow_loopback=allow_loopback
-            ),
-        )
-    return session
-
-
 class DeliveryOutcome(StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"  # 5xx, 408, 429, timeouts, connection trouble: try later
@@ -163,6 +123,12 @@ def deliver(
     so an integrator can deduplicate on it) with each of the endpoint's secrets:
     the signatures space-separated, as the standard allows, so a verifier holding
     either secret accepts it."""
+    import requests
+    from requests_hardened.ip_filter import InvalidIPAddress
+    from standardwebhooks import Webhook
+
+    from chalicelib.hardened_session import session
+
     sent_at = sent_at.astimezone(UTC)
     signatures = [Webhook(secret).sign(webhook_id, sent_at, payload) for secret in endpoint.secrets]
     headers = {
@@ -173,7 +139,7 @@ def deliver(
     }
     started = perf_counter()
     try:
-        answer = _session(allow_loopback, timeout).post(
+        answer = session(allow_loopback, timeout).post(
             endpoint.url, data=payload.encode(), headers=headers, stream=True
         )
         answer.close()

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.platforms.signing import joined_params, without_blank
+
+if TYPE_CHECKING:
+    import requests
 
 
 class CallOutcome(StrEnum):
@@ -35,6 +36,10 @@ class CallResult:
 
 @cache
 def http() -> requests.Session:
+    # requests (and charset_normalizer under it) costs some 50 ms at import:
+    # loaded by the first platform call, not on every cold start.
+    import requests
+
     return requests.Session()
 
 
@@ -49,6 +54,8 @@ def post_signed(
     result, None) when the platform is unreachable, slow or failing, else (None,
     the decoded JSON answer). A blank field is neither sent nor signed, as the
     platforms' SDKs do."""
+    import requests
+
     form = without_blank(form)
     form["sign"] = signer(secret, joined_params(form))
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
@@ -13,7 +14,13 @@ _T = TypeVar("_T")
 
 class Codec(Generic[_T]):
     def __init__(self, kind: type[_T]) -> None:
-        self._adapter = TypeAdapter(kind)
+        self._kind = kind
+
+    @cached_property
+    def _adapter(self) -> TypeAdapter[_T]:
+        # Built on first use (some 30 ms): not on the cold start of a function
+        # that never reads or writes this kind of document.
+        return TypeAdapter(self._kind)
 
     def encode(self, value: _T) -> str:
         return self._adapter.dump_json(value).decode()

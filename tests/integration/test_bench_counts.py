@@ -13,6 +13,7 @@ from bench.baseline import handler as baseline
 from bench.reconcile import DAY, measure
 from bench.webhooks import metered
 from chalicelib.domain.pulls import OVERLAP, WINDOW
+from chalicelib.settings import settings
 from tests.support import NOW
 
 
@@ -34,6 +35,19 @@ def test_requests_per_webhook_shophook_and_the_baseline(stack):
     assert count + unique <= base["dynamodb:PutItem"] <= count + 2 * unique
     ratio = meters["ShopHook"].dynamodb_requests() / meters["baseline"].dynamodb_requests()
     assert ratio < 0.5
+
+
+def test_every_item_a_webhook_writes_fits_in_one_write_unit(stack):
+    """Documents and outbox payloads deflated: no item a webhook writes is over
+    1 KB, so each costs the least a transaction bills (2 write units)."""
+    _, meters = metered({"ShopHook": app.app}, orders=4)
+    meter = meters["ShopHook"]
+    assert set(meter.largest_written_by_table) == {
+        f"{settings().table_prefix}{table}"
+        for table in ("inbox", "orders", "cases", "deadlines", "outbox", "event-log")
+    }
+    assert max(meter.largest_written_by_table.values()) <= 1024, meter.largest_written_by_table
+    assert meter.write_units == 2 * sum(meter.items_written_by_table.values())
 
 
 @pytest.mark.parametrize("platform", ["jd", "taobao"])

@@ -281,12 +281,12 @@ def test_dns_rebinding_after_subscribing_is_refused_at_delivery(stack, dns):
 
 
 def test_a_delivery_connects_to_the_address_it_checked(dns, httpserver, monkeypatch):
-    from chalicelib.integrators import _session
+    from chalicelib.hardened_session import session
 
     subscriber = Subscriber(httpserver, "/pinned")
     dns["hooks.example.test"] = "127.0.0.1"
     port = httpserver.port
-    answer = _session(True, (1, 5)).post(f"http://hooks.example.test:{port}/pinned", data=b"{}")
+    answer = session(True, (1, 5)).post(f"http://hooks.example.test:{port}/pinned", data=b"{}")
     assert answer.status_code == 200
     assert subscriber.received[0].headers["Host"] == f"hooks.example.test:{port}"
 
@@ -295,8 +295,8 @@ def test_a_delivery_connects_to_the_address_it_checked(dns, httpserver, monkeypa
 def test_a_delivery_refuses_to_connect_to_a_deprecated_or_internal_address(dns, address):
     from requests_hardened.ip_filter import InvalidIPAddress
 
-    from chalicelib.integrators import _session
+    from chalicelib.hardened_session import session
 
     dns["hooks.example.test"] = address
     with pytest.raises(InvalidIPAddress):
-        _session(False, (1, 5)).post("https://hooks.example.test/hook", data=b"{}")
+        session(False, (1, 5)).post("https://hooks.example.test/hook", data=b"{}")

@@ -1,7 +1,11 @@
-"""The deployment package leaves out only what the Lambda runtime provides."""
+"""The deployment package leaves out only what the Lambda runtime provides, and
+carries the bytecode of what a cold start imports."""
 
 from __future__ import annotations
 
+import importlib.util
+import marshal
+import sys
 import zipfile
 
 from shophook.package import trim
@@ -24,15 +28,30 @@ LEFT_OUT = (
     "jmespath/parser.py",
     "jmespath-1.1.0.data/scripts/jp.py",
 )
+# What the fake app imports at start: app.py itself and the ingest module.
+SOURCES = {"app.py": b"import chalicelib.service.ingest\n"}
+MODULE = b"VALUE = 1\n" * 100
+TAG = sys.implementation.cache_tag
+BYTECODE = (f"__pycache__/app.{TAG}.pyc", f"chalicelib/service/__pycache__/ingest.{TAG}.pyc")
 
 
-def test_the_runtimes_own_libraries_are_left_out_and_nothing_else(tmp_path):
+def test_the_runtimes_own_libraries_are_left_out_and_what_a_cold_start_imports_is_compiled(
+    tmp_path,
+):
     package = tmp_path / "deployment.zip"
     with zipfile.ZipFile(package, "w") as built:
         for name in KEPT + LEFT_OUT:
-            built.writestr(name, "x" * 1000)
+            built.writestr(name, SOURCES.get(name, MODULE))
     before, after = trim(package)
     assert after < before
     with zipfile.ZipFile(package) as trimmed:
-        assert sorted(trimmed.namelist()) == sorted(KEPT)
-        assert trimmed.read("app.py") == b"x" * 1000
+        assert sorted(trimmed.namelist()) == sorted(KEPT + BYTECODE)
+        assert trimmed.read("app.py") == SOURCES["app.py"]
+        compiled = trimmed.read(BYTECODE[1])
+    # PEP 552: hash-based and unchecked, the source's hash, then the code.
+    assert compiled[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(compiled[4:8], "little") == 1
+    assert compiled[8:16] == importlib.util.source_hash(MODULE)
+    namespace: dict = {}
+    exec(marshal.loads(compiled[16:]), namespace)
+    assert namespace["VALUE"] == 1
