@@ -191,7 +191,8 @@ def parsed(message: Message) -> Inbound:
     platform = registry()[message.platform]
     webhook = message.signed(DEMO_CREDENTIALS[message.platform], NOW)
     delivery = platform.verify(inbound_request(webhook), DEMO_CREDENTIALS[message.platform], NOW)
-    return platform.parse(delivery)
+    (one,) = platform.messages(delivery)
+    return platform.parse(one)
 
 
 def fold(inbounds: list[Inbound]) -> dict[tuple[str, ...], Any]:

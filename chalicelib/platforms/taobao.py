@@ -29,6 +29,7 @@ from chalicelib.platforms.base import (
     AppCredentials,
     InboundRequest,
     MalformedMessageError,
+    OneMessagePush,
     Pulled,
     SessionCalls,
     UnsupportedActionError,
@@ -259,7 +260,7 @@ LISTINGS: dict[str, tuple[tuple[str, str], type[WireModel], Callable[[Any], Cano
 PAGE_SIZE = 100
 
 
-class Taobao(SessionCalls):
+class Taobao(OneMessagePush, SessionCalls):
     name = "taobao"
     listings = tuple(LISTINGS)
     rereads_open_cases = False

@@ -74,7 +74,8 @@ def test_a_signed_push_verifies_parses_and_is_acked(stack, platform):
     demo_shop = f"{platform.name}:{simulated(platform).demo_seller}"
     for message in story(platform):
         webhook = message.signed(app, NOW)
-        inbound = platform.parse(platform.verify(inbound_request(webhook), app, NOW))
+        (delivery,) = platform.messages(platform.verify(inbound_request(webhook), app, NOW))
+        inbound = platform.parse(delivery)
         assert (inbound.platform, inbound.message_id) == (platform.name, message.message_id)
         assert inbound.shop_id in (None, demo_shop)
         answer = stack.send(webhook)
