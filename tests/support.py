@@ -37,7 +37,8 @@ from chalicelib.settings import KMS_KEY_VARIABLE, reload, settings
 from chalicelib.store import queues, vault
 from chalicelib.store.records import ALL_RECORDS, connection, create_tables
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message
-from simulator.scenarios import JD_SHOP as JD_SHOP  # the suite's demo shops
+from simulator.scenarios import DOUDIAN_SHOP as DOUDIAN_SHOP  # the suite's demo shops
+from simulator.scenarios import JD_SHOP as JD_SHOP
 from simulator.scenarios import TAOBAO_SHOP as TAOBAO_SHOP
 from simulator.server import issue_session
 from simulator.webhooks import SignedWebhook

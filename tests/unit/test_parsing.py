@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.domain.model import CaseSnapshot, CaseState, LogisticsTrace, OrderSnapshot
-from chalicelib.platforms import jd, taobao
+from chalicelib.platforms import doudian, jd, taobao
 from chalicelib.platforms.base import MalformedMessageError, VerifiedDelivery
 from chalicelib.platforms.wire import yuan_to_fen
 from chalicelib.store import codec
@@ -21,7 +21,7 @@ from tests.support import parsed
 
 def test_the_catalogue_covers_every_topic_of_both_platforms():
     covered = {message.topic for message, *_ in EVERY_TOPIC}
-    assert covered == set(taobao.TOPICS) | set(jd.TOPICS)
+    assert covered == set(taobao.TOPICS) | set(jd.TOPICS) | set(doudian.TAGS)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_every_topic_parses_to_its_canonical_event(message, kind, entity_id, fie
         assert isinstance(event, OrderSnapshot)
         assert (event.order_id, event.status) == (entity_id, expected)
     if inbound.shop_id is not None:
-        assert inbound.shop_id in ("taobao:2200000001", "jd:10000001")
+        assert inbound.shop_id in ("taobao:2200000001", "jd:10000001", "doudian:30000001")
 
 
 @pytest.mark.parametrize("phase", ["onsale", "aftersale"])
