@@ -71,7 +71,8 @@ def _read(path: Path) -> _File:
         first = error.errors(include_url=False)[0]
         location = first["loc"]
         entry = document.get(location[0], [])[location[1]] if len(location) > 1 else {}
-        name = entry.get("id", f"rules[{location[1]}]") if isinstance(entry, dict) else ""
+        listed = f"{location[0]}[{location[1]}]" if len(location) > 1 else str(location[0])
+        name = entry.get("id", listed) if isinstance(entry, dict) else listed
         field = ".".join(str(part) for part in location[2:])
         raise PolicyError(f"{where}: {name}", f"{field or 'entry'}: {first['msg']}") from None
 
