@@ -447,6 +447,14 @@ def oracle_signed_jd(
     return SignedWebhook("jd", msg_id, "/webhooks/jd", headers, urlencode(form).encode())
 
 
+def oracle_signed_doudian(body: bytes, message_id: str = "x") -> SignedWebhook:
+    """Any Doudian-style push body, signed by the oracle (platforms.md 1.3:
+    MD5 of app key, body and secret, lower-case hex)."""
+    sign = hashlib.md5(b"demo-dd-key" + body + b"demo-dd-secret").hexdigest()
+    headers = {"Content-Type": "application/json", "app-id": "demo-dd-key", "event-sign": sign}
+    return SignedWebhook("doudian", message_id, "/webhooks/doudian", headers, body)
+
+
 def approve(authorize_url: str, seller: str, decision: str = "approve") -> dict[str, str]:
     """A seller's decision on the simulated platform's approve page: the query
     the platform redirects the browser back to ShopHook with."""

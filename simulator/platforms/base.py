@@ -177,7 +177,8 @@ NO_TOKEN_METHODS: Mapping[str, str] = MappingProxyType({})
 
 
 class FormApi:
-    """`read_call` for a platform whose API takes one signed form (TOP, JOS)."""
+    """For a platform whose API takes one signed form and whose push is one message
+    (TOP, JOS): `read_call` and `signed_batch`."""
 
     api_sign_method: str
     session_field: str
@@ -200,6 +201,11 @@ class FormApi:
             signature_ok=form.get("app_key") == credentials.app_key
             and signatures_match(expected, form.get("sign", "")),
         )
+
+    def signed_batch(
+        self, messages: Sequence[Message], credentials: AppCredentials, sent_at: datetime
+    ) -> list[SignedWebhook]:
+        return [message.signed(credentials, sent_at) for message in messages]
 
 
 class SimulatedPlatform(Protocol):
@@ -237,6 +243,12 @@ class SimulatedPlatform(Protocol):
         self, message: Message, credentials: AppCredentials, sent_at: datetime
     ) -> SignedWebhook:
         """The message as the platform pushes it to ShopHook, signed."""
+
+    def signed_batch(
+        self, messages: Sequence[Message], credentials: AppCredentials, sent_at: datetime
+    ) -> list[SignedWebhook]:
+        """Messages the platform has to push at once, as it pushes them: one push
+        each, or (Doudian-style) one push of the array."""
 
     def held_record(self, message: Message) -> HeldRecord | None:
         """What the platform keeps of a pushed message for its listings; None for a

@@ -246,6 +246,11 @@ class SimulatedDoudian:
     ) -> SignedWebhook:
         return signed_array([message], credentials)
 
+    def signed_batch(
+        self, messages: Sequence[Message], credentials: AppCredentials, sent_at: datetime
+    ) -> list[SignedWebhook]:
+        return [signed_array(messages, credentials)]
+
 
 def pushed_data(message: Message) -> dict[str, Any]:
     """What a message's `data` carries: a trade message is thin, without its detail."""

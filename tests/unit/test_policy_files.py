@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from chalicelib.domain.policy import PolicyError
-from chalicelib.platforms import registry
 from chalicelib.domain.rules import NEEDED
+from chalicelib.platforms import registry
 from chalicelib.policies import DIRECTORY, left_out_in, load
 
 
