@@ -77,6 +77,13 @@ def test_make_run_then_the_printed_example_shows_a_normalised_order(local_stack)
     ).json()
     assert [case["status"] for case in jd["items"]] == ["returned"]
 
+    # Doudian-style: thin trade messages, each completed by order.orderDetail in the
+    # background (the local stack drains its queues).
+    simulate(url, "doudian-order")
+    path = "/shops/doudian:30000001/orders/4900000000001"
+    wait_for(lambda: read(url, path).get("status") == "completed", "the Doudian-style order")
+    assert read(url, path)["total_fen"] == 5990
+
 
 @pytest.mark.e2e
 def test_the_rules_on_the_local_stack(local_stack):
