@@ -12,6 +12,7 @@ import re
 import sys
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,8 @@ def _simulate(args: argparse.Namespace) -> int:
         if args.no_push
         else messages + [shuffler.choice(messages) for _ in range(args.duplicates)]
     )
+    if args.thin:
+        pushes = [replace(message, thin=True) for message in pushes]
     if args.shuffle:
         shuffler.shuffle(pushes)
     dropped = set(shuffler.sample(range(len(pushes)), round(len(pushes) * args.drop / 100)))
@@ -581,6 +584,12 @@ def parser() -> argparse.ArgumentParser:
         "--no-push",
         action="store_true",
         help="hold the scenario on the simulated platform only: only a pull finds it",
+    )
+    simulate.add_argument(
+        "--thin",
+        action="store_true",
+        help="push Taobao-style trade and refund contents thin (no items, no refund_fee): "
+        "ShopHook completes them with the platform's detail calls",
     )
     simulate.add_argument(
         "--drop", type=float, default=0, metavar="PERCENT", help="drop this share of the pushes"

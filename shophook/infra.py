@@ -301,11 +301,30 @@ def _widget(title: str, metrics: list[list[Any]], stat: str = "Sum") -> dict[str
     }
 
 
+def _reading_widget(platforms: list[str]) -> dict[str, Any]:
+    """What ShopHook reads from the platforms: reconciliation, and the detail calls
+    that complete thin messages."""
+    return _widget(
+        "Reconciliation (pages pulled, records healed, runs refused) and thin-message fetches",
+        [
+            [NAMESPACE, name, "platform", platform, "service", SERVICE]
+            for platform in platforms
+            for name in ("ReconcilePages", "ReconcileHealed", "ReconcileErrors")
+        ]
+        + [
+            [NAMESPACE, metric, "outcome", outcome, "service", SERVICE]
+            for metric, done in (("ReconcileRuns", "pulled"), ("DetailFetches", "fetched"))
+            for outcome in (done, "retrying", "failed", "dead_lettered")
+        ],
+    )
+
+
 def dashboard() -> dict[str, Any]:
     platforms = sorted(registry())
     flow = [
         "WebhookReceived",
         "WebhookApplied",
+        "WebhookThin",
         "WebhookDuplicate",
         "WebhookStale",
         "WebhookForUnconnectedShop",
@@ -358,18 +377,7 @@ def dashboard() -> dict[str, Any]:
                 for name in ("DeliveriesCreated", "OutboxRequeued", "OutboxAlreadyDone")
             ],
         ),
-        _widget(
-            "Reconciliation: pages pulled, records healed, runs refused",
-            [
-                [NAMESPACE, name, "platform", platform, "service", SERVICE]
-                for platform in platforms
-                for name in ("ReconcilePages", "ReconcileHealed", "ReconcileErrors")
-            ]
-            + [
-                [NAMESPACE, "ReconcileRuns", "outcome", outcome, "service", SERVICE]
-                for outcome in ("pulled", "retrying", "failed", "dead_lettered")
-            ],
-        ),
+        _reading_widget(platforms),
         _widget(
             "Outbound latency (ms), p50 and p99",
             [

@@ -37,6 +37,8 @@ class Message:
     topic: str
     payload: dict[str, Any]
     shop_ref: str = ""  # Taobao-style pushes name the seller outside the content
+    # Pushed thin (platforms.md 1.4): what the platform's detail call adds is left out.
+    thin: bool = False
 
     def signed(self, credentials: AppCredentials, sent_at: datetime) -> SignedWebhook:
         # Imported here: the platform modules import this one.

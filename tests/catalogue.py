@@ -48,6 +48,13 @@ def _doudian_case(tag: str, **changes: object) -> Message:
     return _variant(_aftersale, tag, f"dd-{tag}", **status, **changes)
 
 
+def _doudian_trade(tag: str, status: int, **extra: object) -> Message:
+    """A trade message of `tag` leaving the order in `status`, and its detail so."""
+    paid = _DOUDIAN["101"]
+    detail = {**paid.payload["detail"], "order_status": status}
+    return _variant(paid, tag, f"dd-{tag}", order_status=status, detail=detail, **extra)
+
+
 # (message, kind of entity, entity id, field to check, expected value)
 EVERY_TOPIC: list[tuple[Message, str, str, str, object]] = [
     (
@@ -128,6 +135,19 @@ EVERY_TOPIC: list[tuple[Message, str, str, str, object]] = [
         "completed",
     ),
     (_JD["jd_pop_logistics_trace"], "order", "7000001", "shipment_status", "delivered"),
+    # Thin trade messages: each names the order, which shows once its detail is read.
+    (_doudian_trade("100", 1), "order", "4900000000001", "status", "pending_payment"),
+    (_DOUDIAN["101"], "order", "4900000000001", "status", "paid"),
+    (_DOUDIAN["102"], "order", "4900000000001", "status", "shipped"),
+    (_DOUDIAN["103"], "order", "4900000000001", "status", "completed"),
+    (
+        _doudian_trade("106", 4, cancel_reason="买错了"),
+        "order",
+        "4900000000001",
+        "status",
+        "closed",
+    ),
+    (_DOUDIAN["104"], "order", "4900000000001", "shipment_status", "delivered"),
     (_aftersale, "case", "49000000000017", "status", "requested"),
     (_doudian_case("201"), "case", "49000000000017", "status", "refunded"),
     (_DOUDIAN["202"], "case", "49000000000017", "status", "awaiting_return"),

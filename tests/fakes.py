@@ -15,12 +15,13 @@ from chalicelib.domain.change import (
     Held,
     ShopSettings,
     Stored,
+    fetched_ref,
     message_ref,
     order_ref_of,
     outbound,
 )
-from chalicelib.domain.ids import EntityKind, EntityRef
-from chalicelib.domain.model import CaseState, Inbound, OrderState, ShopStatus
+from chalicelib.domain.ids import EntityRef
+from chalicelib.domain.model import CaseSnapshot, CaseState, Inbound, OrderState, ShopStatus
 from chalicelib.domain.rules import next_check
 from chalicelib.domain.work import Work
 from chalicelib.store.entities import AlreadyStoredError, DueDeadline, Quarantined
@@ -51,7 +52,7 @@ class InMemoryEntities:
         ref = message_ref(inbound)
         order = (
             EntityRef.order(ref.platform, inbound.event.order_id)
-            if ref.kind is EntityKind.CASE
+            if isinstance(inbound.event, CaseSnapshot)
             else None
         )
         return Held(
@@ -120,6 +121,10 @@ class InMemoryEntities:
             self.entities[link.order] = replace(
                 order, version=order.version + 1, case_ids=order.case_ids | {link.case_id}
             )
+        if change.fetch is not None:
+            fetch = change.fetch
+            group = fetched_ref(fetch.payload).stream
+            work.append(Work(fetch.outbox_id, fetch.kind, fetch.work_type, 0, group))
         if change.message is not None:
             inbound = change.message
             self.inbox[(inbound.platform, inbound.message_id)] = str(change.receipt)

@@ -24,17 +24,18 @@ from chalicelib.domain.events import (
     case_changes,
     order_changes,
 )
-from chalicelib.domain.ids import EntityKind, EntityRef
+from chalicelib.domain.ids import EntityKind, EntityRef, platform_key
 from chalicelib.domain.model import (
     RECEIVING_STATUSES,
     CaseState,
     Inbound,
     OrderState,
     ShopStatus,
+    ThinMessage,
 )
 from chalicelib.domain.policy import Policy
 from chalicelib.domain.rules import decide_case, decide_order
-from chalicelib.domain.state import apply, entity_of
+from chalicelib.domain.state import ShopMismatchError, apply, entity_of
 from chalicelib.domain.work import WorkKind
 
 EntityState = OrderState | CaseState
@@ -47,6 +48,8 @@ class Receipt(StrEnum):
     STALE = "stale"  # older than the state held: only the event log has it
     DUPLICATE = "duplicate"  # held already: nothing changes
     SHOP_NOT_CONNECTED = "shop_not_connected"
+    # A thin message, held: its entity changes once the platform's detail is in.
+    FETCHING = "fetching"
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ class Change:
     message: Inbound | None
     writes: tuple[EntityWrite, ...] = ()
     link: CaseLink | None = None
+    # A thin message's entity, to be read from the platform (one fetch queued).
+    fetch: Outbound | None = None
 
     @property
     def written(self) -> bool:
@@ -149,6 +154,25 @@ def outbound(entity: EntityWrite, now: datetime) -> list[Outbound]:
         )
         for action in entity.actions
     ]
+
+
+def fetch_work(inbound: Inbound, thin: ThinMessage) -> Outbound:
+    """The one detail call that completes a thin message, named by the message."""
+    if inbound.shop_id is None:
+        raise ShopMismatchError("a thin message must name its shop: its detail is read as it")
+    needs = thin.needs
+    return Outbound(
+        f"fetch_{platform_key(inbound.platform, inbound.message_id)}",
+        WorkKind.FETCH,
+        needs.kind,
+        inbound.shop_id,
+        {"platform": needs.platform, "kind": needs.kind, "entity_id": needs.entity_id},
+    )
+
+
+def fetched_ref(payload: dict[str, Any]) -> EntityRef:
+    """The entity a fetch's payload (`fetch_work`) names."""
+    return EntityRef(payload["platform"], EntityKind(payload["kind"]), payload["entity_id"])
 
 
 def ref_of(state: EntityState) -> EntityRef:
@@ -227,6 +251,8 @@ def decide(held: Held, inbound: Inbound | None, platform_policy: Policy, now: da
         held.shop is None or held.shop.status not in RECEIVING_STATUSES
     ):
         return Change(now, Receipt.SHOP_NOT_CONNECTED, inbound)
+    if isinstance(inbound.event, ThinMessage):
+        return Change(now, Receipt.FETCHING, inbound, fetch=fetch_work(inbound, inbound.event))
     applied = apply(inbound, held.entity.state if held.entity else None)
     if applied is None:
         # A pulled record held already (at its `modified`, or newer) is what the

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
+from chalicelib.domain.ids import EntityRef
+
 # Both marketplaces speak Asia/Shanghai time. China has kept UTC+8 without
 # daylight saving since 1991, so a fixed offset is exact and needs no tz database.
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -160,7 +162,15 @@ class CaseSnapshot:
     platform_phase: str | None = None
 
 
-CanonicalEvent = OrderSnapshot | LogisticsTrace | CaseSnapshot
+@dataclass(frozen=True)
+class ThinMessage:
+    """A message that says an order or case changed without saying all of it (no
+    items, no amount): the platform's detail call for `needs` completes it."""
+
+    needs: EntityRef
+
+
+CanonicalEvent = OrderSnapshot | LogisticsTrace | CaseSnapshot | ThinMessage
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from chalicelib.domain.model import (
     CASE_STATUS_RANK,
     ORDER_STATUS_RANK,
     SHIPMENT_STATUS_RANK,
+    CanonicalEvent,
     CaseSnapshot,
     CaseState,
     Inbound,
@@ -27,6 +28,7 @@ from chalicelib.domain.model import (
     OrderState,
     ScanSummary,
     ShipmentStatus,
+    ThinMessage,
 )
 
 
@@ -145,8 +147,10 @@ def apply_case_snapshot(
     return changed if fresh else _changed(state, changed)
 
 
-def entity_of(event: OrderSnapshot | LogisticsTrace | CaseSnapshot) -> tuple[str, str]:
+def entity_of(event: CanonicalEvent) -> tuple[str, str]:
     """Which entity an event changes: ("order", order id) or ("case", case id)."""
+    if isinstance(event, ThinMessage):
+        return event.needs.kind, event.needs.entity_id
     if isinstance(event, CaseSnapshot):
         return "case", event.case_id
     return "order", event.order_id
@@ -156,6 +160,7 @@ def apply(inbound: Inbound, held: OrderState | CaseState | None) -> OrderState |
     """The state after `inbound`, or None if it changes nothing. `held` is the
     current state of `entity_of(inbound.event)`."""
     event, platform = inbound.event, inbound.platform
+    assert not isinstance(event, ThinMessage), "a thin message is completed, never applied"
     if isinstance(event, LogisticsTrace):
         return apply_trace(held, platform, event)
     if inbound.shop_id is None:

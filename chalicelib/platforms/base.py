@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib.domain.actions import Action, ReturnAddress
+from chalicelib.domain.ids import EntityRef
 from chalicelib.domain.model import CaseSnapshot, ConnectedShop, Inbound, ShopTokens
 from chalicelib.domain.pulls import Window
 from chalicelib.platforms.api import CallResult
@@ -166,9 +167,11 @@ class Platform(Protocol):
         """One page (`page` None: the first) of what `listing` says the shop changed
         in `window`; raise MalformedMessageError for a record that cannot be read."""
 
-    def reread(self, session: ApiSession, shop_id: str, case_id: str) -> Pulled | None:
-        """The case as the platform has it now, or None when no call re-reads this
-        kind of case; raise MalformedMessageError as `pull` does."""
+    def read(self, session: ApiSession, shop_id: str, ref: EntityRef) -> Pulled | None:
+        """The order or case as the platform has it now (its detail call), or None
+        when the platform has no call that reads this kind of entity; raise
+        MalformedMessageError as `pull` does. Completes thin messages (a parser's
+        `ThinMessage`) and re-reads open cases."""
 
 
 class OneMessagePush:

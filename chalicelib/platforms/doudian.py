@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from pydantic import AfterValidator, Field
 
 from chalicelib.domain.actions import Action, ReturnAddress
+from chalicelib.domain.ids import EntityKind, EntityRef
 from chalicelib.domain.model import (
     GOODS_COME_BACK,
     CanonicalEvent,
@@ -30,6 +31,7 @@ from chalicelib.domain.model import (
     OrderStatus,
     ShipmentStatus,
     ShopTokens,
+    ThinMessage,
 )
 from chalicelib.domain.pulls import Window, pulled_record
 from chalicelib.platforms.api import CallOutcome, CallResult, post
@@ -295,11 +297,16 @@ def _trace_event(trace: LogisticsMessage, tag: str) -> LogisticsTrace:
     )
 
 
+def _thin_trade(trade: TradeMessage, tag: str) -> ThinMessage:
+    return ThinMessage(EntityRef.order(PLATFORM.name, trade.p_id))
+
+
 _TAGS: dict[str, tuple[type[WireModel], Callable[[Any, str], CanonicalEvent]]] = {
+    **dict.fromkeys(TRADE_TAGS, (TradeMessage, _thin_trade)),
     LOGISTICS_TAG: (LogisticsMessage, _trace_event),
     **dict.fromkeys(CASE_STATUS, (AfterSale, _pushed_case)),
 }
-TAGS = (*TRADE_TAGS, *_TAGS)
+TAGS = tuple(_TAGS)
 
 
 def push_sign(app_key: str, body: bytes, secret: str) -> str:
@@ -396,10 +403,10 @@ class Doudian(SessionCalls):
         return delivery.params.get("msg_id") or None
 
     def parse(self, delivery: VerifiedDelivery) -> Inbound:
+        """A trade message is thin (no amounts, no items): a ThinMessage naming the
+        order, which `read` completes with `order.orderDetail`."""
         message = self._message(delivery)
-        if message.tag in TRADE_TAGS:
-            raise MalformedMessageError("tag", "trade messages are completed by order.orderDetail")
-        if message.tag not in _TAGS:
+        if message.tag not in TAGS:
             raise MalformedMessageError(
                 "tag", f"unknown tag {message.tag!r}; expected one of {', '.join(TAGS)}"
             )
@@ -574,8 +581,17 @@ class Doudian(SessionCalls):
         records = tuple(pulled_record(self.name, shop_id, listing, event) for event in events)
         return Pulled(records, str(page_no + 1) if more and records else None)
 
-    def reread(self, session: ApiSession, shop_id: str, case_id: str) -> Pulled | None:
-        return None
+    def read(self, session: ApiSession, shop_id: str, ref: EntityRef) -> Pulled | None:
+        """An order as it is now (`order.orderDetail`: what completes a thin trade
+        message); an after-sale is pushed whole and listed by update time, so no
+        call here re-reads one."""
+        if ref.kind is not EntityKind.ORDER:
+            return None
+        result, data = self.answered(session, DETAIL_METHOD, {"shop_order_id": ref.entity_id})
+        if result.outcome is not CallOutcome.SUCCESS:
+            return Pulled(refused=result)
+        detail = validate_decoded(OrderDetail, data.get("shop_order_detail"), "shop_order_detail")
+        return Pulled((pulled_record(self.name, shop_id, DETAIL_METHOD, order_event(detail)),))
 
 
 def _message_params(message: object) -> dict[str, str]:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from chalicelib.domain.actions import Action, ReturnAddress
+from chalicelib.domain.ids import EntityKind, EntityRef
 from chalicelib.domain.model import (
     CanonicalEvent,
     CaseKind,
@@ -556,10 +557,11 @@ class Jd(OneMessagePush, SessionCalls):
             return pulled.page
         return replace(pulled.page, next_page=str(page_no + 1))
 
-    def reread(self, session: ApiSession, shop_id: str, case_id: str) -> Pulled | None:
-        """A refund apply as it is now (queryById); a service request has no such call."""
-        kind, _, number = case_id.partition("-")
-        if kind != "refund":
+    def read(self, session: ApiSession, shop_id: str, ref: EntityRef) -> Pulled | None:
+        """A refund apply as it is now (queryById); a service request or an order
+        has no such call here."""
+        kind, _, number = ref.entity_id.partition("-")
+        if ref.kind is not EntityKind.CASE or kind != "refund":
             return None
         # Its answer has the refund-apply list's shape, with one record.
         return self._records(session, REREAD_METHOD, LISTINGS[REFUND_LISTING], {"id": number}).page

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 from chalicelib.domain.actions import Action, ReturnAddress
+from chalicelib.domain.ids import EntityKind, EntityRef
 from chalicelib.domain.model import (
     CanonicalEvent,
     CaseKind,
@@ -21,6 +22,7 @@ from chalicelib.domain.model import (
     OrderStatus,
     ShipmentStatus,
     ShopTokens,
+    ThinMessage,
 )
 from chalicelib.domain.pulls import Window, pulled_record
 from chalicelib.platforms.api import CallOutcome, CallResult, post_signed
@@ -71,6 +73,7 @@ API_OUTCOMES = {
 # The refund or trade is no longer in the status the call needs (agreed, shipped).
 ALREADY_DONE_SUB_CODE = "isv.status-not-allowed"
 
+NAME = "taobao"
 DEFAULT_SIGN_METHOD = "md5"  # the SPI's, when a push names none
 # The header naming the headers a push signs besides its query (comma-separated).
 SIGN_LIST_HEADER = "top-sign-list"
@@ -152,6 +155,27 @@ class Refund(WireModel):
     return_out_sid: str | None = None
 
 
+class ThinTrade(WireModel):
+    """What a trade content carries at least: without `items` it is thin (a TMC
+    content, platforms.md 1.4) and the trade is read with its detail call."""
+
+    tid: Identifier
+    items: list[Any] | None = None
+
+    def needs(self) -> EntityRef | None:
+        return EntityRef.order(NAME, self.tid) if self.items is None else None
+
+
+class ThinRefund(WireModel):
+    """What a refund content carries at least: without `refund_fee` it is thin."""
+
+    refund_id: Identifier
+    refund_fee: Any = None
+
+    def needs(self) -> EntityRef | None:
+        return EntityRef.case(NAME, self.refund_id) if self.refund_fee is None else None
+
+
 class Trace(WireModel):
     tid: Identifier
     out_sid: str
@@ -225,7 +249,11 @@ def _trace_event(trace: Trace) -> LogisticsTrace:
     )
 
 
-_TOPICS: dict[str, tuple[type[WireModel], Callable[[Any], CanonicalEvent]]] = {
+# Topic -> the content's model, its canonical event, and the least a thin one carries.
+_TOPICS: dict[
+    str,
+    tuple[type[WireModel], Callable[[Any], CanonicalEvent], type[ThinTrade | ThinRefund] | None],
+] = {
     **dict.fromkeys(
         (
             "taobao_trade_TradeCreate",
@@ -234,7 +262,7 @@ _TOPICS: dict[str, tuple[type[WireModel], Callable[[Any], CanonicalEvent]]] = {
             "taobao_trade_TradeSuccess",
             "taobao_trade_TradeClose",
         ),
-        (Trade, _trade_event),
+        (Trade, _trade_event, ThinTrade),
     ),
     **dict.fromkeys(
         (
@@ -245,9 +273,9 @@ _TOPICS: dict[str, tuple[type[WireModel], Callable[[Any], CanonicalEvent]]] = {
             "taobao_refund_RefundSuccess",
             "taobao_refund_RefundClosed",
         ),
-        (Refund, _refund_event),
+        (Refund, _refund_event, ThinRefund),
     ),
-    "taobao_logistics_LogisticsTrace": (Trace, _trace_event),
+    "taobao_logistics_LogisticsTrace": (Trace, _trace_event, None),
 }
 TOPICS = tuple(_TOPICS)
 
@@ -258,11 +286,20 @@ LISTINGS: dict[str, tuple[tuple[str, str], type[WireModel], Callable[[Any], Cano
     "taobao.refunds.receive.get": (("refunds", "refund"), Refund, _refund_event),
 }
 PAGE_SIZE = 100
+# The detail calls that complete a thin content (platforms.md 1.4): entity kind ->
+# the method, the id it reads by, the record in its answer, and that record's model.
+DETAILS: dict[
+    EntityKind, tuple[str, str, str, type[WireModel], Callable[[Any], CanonicalEvent]]
+] = {
+    EntityKind.ORDER: ("taobao.trade.fullinfo.get", "tid", "trade", Trade, _trade_event),
+    EntityKind.CASE: ("taobao.refund.get", "refund_id", "refund", Refund, _refund_event),
+}
 
 
 class Taobao(OneMessagePush, SessionCalls):
-    name = "taobao"
+    name = NAME
     listings = tuple(LISTINGS)
+    # The refund list is by modified: every change to a refund is listed.
     rereads_open_cases = False
 
     def verify(
@@ -301,14 +338,16 @@ class Taobao(OneMessagePush, SessionCalls):
             raise MalformedMessageError(
                 "topic", f"unknown topic {push.topic!r}; expected one of {', '.join(TOPICS)}"
             )
-        model, to_event = _TOPICS[push.topic]
-        content = validate_json(model, push.content, "content")
+        model, to_event, least = _TOPICS[push.topic]
+        needs = validate_json(least, push.content, "content").needs() if least else None
         return Inbound(
             platform=self.name,
             message_id=push.id,
             topic=push.topic,
             shop_id=f"{self.name}:{push.user_id}",
-            event=to_event(content),
+            event=ThinMessage(needs)
+            if needs
+            else to_event(validate_json(model, push.content, "content")),
         )
 
     def ack(self) -> dict[str, Any]:
@@ -463,9 +502,17 @@ class Taobao(OneMessagePush, SessionCalls):
         )
         return Pulled(records, str(page_no + 1) if body.get("has_next") is True else None)
 
-    def reread(self, session: ApiSession, shop_id: str, case_id: str) -> Pulled | None:
-        # The refund list is by modified: every change to a refund is listed.
-        return None
+    def read(self, session: ApiSession, shop_id: str, ref: EntityRef) -> Pulled:
+        """A trade (`taobao.trade.fullinfo.get`) or refund (`taobao.refund.get`) as
+        it is now, with the fields of a pushed content."""
+        method, id_field, found, model, to_event = DETAILS[ref.kind]
+        result, body = self.answered(
+            session, method, {id_field: ref.entity_id, "fields": ",".join(model.model_fields)}
+        )
+        if result.outcome is not CallOutcome.SUCCESS:
+            return Pulled(refused=result)
+        record = to_event(validate_decoded(model, body.get(found), found))
+        return Pulled((pulled_record(self.name, shop_id, method, record),))
 
     def refresh(
         self, base_url: str, credentials: AppCredentials, refresh_token: str, now: datetime

@@ -1,6 +1,7 @@
 """The queues' consumers: each message is one attempt at one piece of outbound
 work (an action for the platform, an event to fan out, a delivery to an
-integrator, or a shop's reconciliation pull), recorded on its outbox row.
+integrator, a shop's reconciliation pull, or the detail call that completes a
+thin message), recorded on its outbox row.
 
 Retryable failures wait (the message's visibility timeout) with backoff and
 jitter; after the queue's budget the row shows `dead_lettered` and SQS moves
@@ -33,11 +34,13 @@ METRICS = {
     WorkKind.ACTION: ("Actions", "ActionLatency"),
     WorkKind.DELIVERY: ("Deliveries", "DeliveryLatency"),
     WorkKind.PULL: ("ReconcileRuns", "ReconcileRunTime"),
+    WorkKind.FETCH: ("DetailFetches", "DetailFetchLatency"),
 }
 ATTEMPTS = {
     WorkKind.ACTION: platform_actions.attempt,
     WorkKind.DELIVERY: fanout.attempt,
     WorkKind.PULL: reconcile.attempt,
+    WorkKind.FETCH: reconcile.fetch,
 }
 
 

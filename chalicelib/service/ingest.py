@@ -42,6 +42,7 @@ RECEIPT_METRICS = {
     Receipt.STALE: "WebhookStale",
     Receipt.DUPLICATE: "WebhookDuplicate",
     Receipt.SHOP_NOT_CONNECTED: "WebhookForUnconnectedShop",
+    Receipt.FETCHING: "WebhookThin",
 }
 
 

@@ -10,6 +10,9 @@ the shop holds open is then re-read by id. A refusal (a rate limit, the
 platform busy, a 5xx) ends the run; the next attempt resumes from the cursor,
 so nothing is skipped.
 
+The same run completes a thin message: its queued fetch reads the one order or
+case (the platform's `read`) and stores it the same way (`fetch`).
+
 Fan-out: the schedule queues one pull per shop with live tokens on the outbox
 queue, each shop in a message group of its own. Shops are pulled side by side
 (each message is its own Lambda invocation), one shop's pulls one after the
@@ -21,12 +24,14 @@ continuation: a 30-day backfill is a chain of such runs.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
 
-from chalicelib.domain.change import Receipt, message_ref
+from chalicelib.domain.change import Receipt, fetched_ref, message_ref
+from chalicelib.domain.ids import EntityRef
 from chalicelib.domain.model import ShopStatus
 from chalicelib.domain.pulls import BACKFILL, Window, pull_start, windows
 from chalicelib.domain.work import AttemptResult, Tried, WorkKind
@@ -176,7 +181,9 @@ class _Run:
             )
             for case in cases:
                 asking = functools.partial(
-                    self.platform.reread, shop_id=self.shop.shop_id, case_id=case.state.case_id
+                    self.platform.read,
+                    shop_id=self.shop.shop_id,
+                    ref=EntityRef.case(self.platform.name, case.state.case_id),
                 )
                 pulled = self.ask(asking)
                 if pulled is None:
@@ -310,16 +317,49 @@ def attempt(row: OutboxRecord, now: datetime) -> Tried:
     except NotPullableError as refused:
         return Tried(AttemptResult.FAILED, refused.message)
     latency_ms = (perf_counter() - started) * 1000
-    refused = report.refused
-    if refused is not None:
-        retry = refused.outcome is CallOutcome.RETRYABLE
-        return Tried(
-            AttemptResult.RETRY if retry else AttemptResult.FAILED,
-            f"{refused.code}: {refused.message}",
-            latency_ms=latency_ms,
-        )
+    if report.refused is not None:
+        return _refused(report.refused, latency_ms)
     if not report.caught_up and report.cursor is not None:
         # Named by where it starts: a run that made no progress queues nothing new.
         continuation = _row(row.shop_id, f"from-{sortable(report.cursor)}", row.type, now)
         _queue([continuation], outbox.SQS)
+    return Tried(AttemptResult.DONE, latency_ms=latency_ms)
+
+
+def _refused(refused: CallResult, latency_ms: float) -> Tried:
+    """A run or a fetch the platform refused: tried again later if it may pass."""
+    retry = refused.outcome is CallOutcome.RETRYABLE
+    return Tried(
+        AttemptResult.RETRY if retry else AttemptResult.FAILED,
+        f"{refused.code}: {refused.message}",
+        latency_ms=latency_ms,
+    )
+
+
+def fetch(row: OutboxRecord, now: datetime) -> Tried:
+    """A thin message's detail call (its queued fetch): what the platform returns
+    is stored like a pulled record, so one held already at its `modified` changes
+    nothing, and the entity's rules run once it is in."""
+    ref = fetched_ref(json.loads(row.payload))
+    try:
+        shop, platform, session = _pullable(row.shop_id, now)
+    except NotPullableError as refused:
+        return Tried(AttemptResult.FAILED, refused.message)
+    started = perf_counter()
+    run = _Run(shop, platform, session, PullReport(row.shop_id, now, 0, None), ENTITIES, outbox.SQS)
+    try:
+        pulled = run.ask(functools.partial(platform.read, shop_id=row.shop_id, ref=ref))
+        if pulled is None:
+            return Tried(
+                AttemptResult.FAILED, f"{platform.name} has no call that reads {ref.kind}s"
+            )
+        kept = run.keep(pulled)
+    except MalformedMessageError as malformed:
+        return Tried(
+            AttemptResult.FAILED, f"malformed_record: {malformed.field}: {malformed.message}"
+        )
+    latency_ms = (perf_counter() - started) * 1000
+    if not kept:
+        assert run.report.refused is not None
+        return _refused(run.report.refused, latency_ms)
     return Tried(AttemptResult.DONE, latency_ms=latency_ms)

@@ -26,8 +26,10 @@ from chalicelib.domain.change import (
     Change,
     EntityWrite,
     Held,
+    Outbound,
     ShopSettings,
     Stored,
+    fetched_ref,
     message_ref,
     order_ref_of,
     outbound,
@@ -36,6 +38,7 @@ from chalicelib.domain.ids import MAX_ID_LENGTH, EntityKind, EntityRef, platform
 from chalicelib.domain.model import (
     OPEN_CASE_STATUSES,
     CanonicalEvent,
+    CaseSnapshot,
     CaseState,
     Deadline,
     DeadlineState,
@@ -247,6 +250,15 @@ def _stage(write: TransactWrite, entity: EntityWrite, now: datetime) -> list[Out
     return rows
 
 
+def _fetch_row(fetch: Outbound, now: datetime) -> OutboxRecord:
+    """A thin message's detail call; one entity's fetches go one after another."""
+    group = fetched_ref(fetch.payload).stream
+    return new_row(
+        NewWork(fetch.outbox_id, fetch.kind, fetch.work_type, fetch.shop_id, fetch.payload, group),
+        now,
+    )
+
+
 def _link(write: TransactWrite, link: CaseLink) -> None:
     """Note the case on its order (created bare if no message named it yet)."""
     if link.order_version is None:
@@ -271,7 +283,7 @@ class DynamoEntities:
             shop = read.get(ShopRecord, inbound.shop_id) if inbound.shop_id else None
             order = (
                 read.get(OrderRecord, EntityRef.order(ref.platform, event.order_id).key)
-                if ref.kind is EntityKind.CASE
+                if isinstance(event, CaseSnapshot)
                 else None
             )
         return Held(
@@ -347,6 +359,9 @@ class DynamoEntities:
                     rows += _stage(write, entity, now)
                 if change.link is not None:
                     _link(write, change.link)
+                if change.fetch is not None:
+                    rows.append(_fetch_row(change.fetch, now))
+                    write.save(rows[-1])
                 if inbound is not None:
                     write.save(_log_entry(change, inbound))
         except ConditionFailedError as refused:

@@ -5,7 +5,7 @@ a trade's story as it pushes it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -17,6 +17,7 @@ from chalicelib.platforms.wire import format_wire_time, parse_wire_time
 from simulator.platforms.base import (
     NO_TOKEN_METHODS,
     ApiMethod,
+    ArgumentRefusedError,
     FormApi,
     HeldRecord,
     Query,
@@ -138,10 +139,29 @@ def _increment(listing: str, plural: str, singular: str) -> Query:
     return Query(listing, INCREMENT_FIELDS, answer)
 
 
+def _detail(
+    id_field: str, singular: str
+) -> Callable[[Mapping[str, Any], Sequence[HeldRecord]], dict[str, Any]]:
+    """A detail call (platforms.md 1.4): the one record held under that id."""
+
+    def answer(business: Mapping[str, Any], held: Sequence[HeldRecord]) -> dict[str, Any]:
+        wanted = str(business[id_field])
+        found = next((record.record for record in held if record.entity_id == wanted), None)
+        if found is None:
+            raise ArgumentRefusedError(f"{id_field}: no {singular} {wanted} in this shop")
+        return {singular: found}
+
+    return answer
+
+
 QUERIES = {
     TRADES: _increment(TRADES, "trades", "trade"),
     REFUNDS: _increment(REFUNDS, "refunds", "refund"),
+    "taobao.trade.fullinfo.get": Query(TRADES, ("tid", "fields"), _detail("tid", "trade")),
+    "taobao.refund.get": Query(REFUNDS, ("refund_id", "fields"), _detail("refund_id", "refund")),
 }
+# What a thin content (platforms.md 1.4) leaves out: the detail call has it.
+THIN_WITHOUT = frozenset({"items", "refund_fee"})
 
 
 class SimulatedTaobao(FormApi):
@@ -200,7 +220,13 @@ class SimulatedTaobao(FormApi):
         sent_at: datetime,
         sign_method: str = "hmac-sha256",
     ) -> SignedWebhook:
-        """A TOP push: the message as a JSON body, the signature in the query string."""
+        """A TOP push: the message as a JSON body, the signature in the query string;
+        a thin message's trade or refund content without its items or refund fee."""
+        content = {
+            name: value
+            for name, value in message.payload.items()
+            if not (message.thin and name in THIN_WITHOUT)
+        }
         body = json.dumps(
             {
                 "id": message.message_id,
@@ -208,7 +234,7 @@ class SimulatedTaobao(FormApi):
                 "user_id": message.shop_ref,
                 "user_nick": f"shop-{message.shop_ref}",
                 "pub_time": format_wire_time(sent_at),
-                "content": json.dumps(message.payload, ensure_ascii=False),
+                "content": json.dumps(content, ensure_ascii=False),
             },
             ensure_ascii=False,
         ).encode()

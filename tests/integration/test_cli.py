@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
+import responses
 import time_machine
 
 from chalicelib.store.records import QuarantineRecord
@@ -217,3 +219,34 @@ def test_reconcile_refuses_a_time_without_offset_and_a_shop_without_tokens(stack
         main(["reconcile", TAOBAO_SHOP, "--since", "2026-11-20T10:00:00"])
     with pytest.raises(SystemExit, match="not connected with tokens"):
         main(["reconcile", TAOBAO_SHOP])
+
+
+def test_simulate_thin_pushes_what_the_detail_calls_then_complete(outbound, simulator, capsys):
+    """`simulate --thin`: trade contents without items, as ShopHook gets them; each
+    answered 200 at once and completed by its queued detail call."""
+    pushed: list[dict] = []
+
+    def to_the_stack(request) -> tuple[int, dict, str]:
+        pushed.append(json.loads(json.loads(request.body)["content"]))
+        path = request.url.removeprefix("http://shophook.test")
+        answer = outbound.request("POST", path, request.body, dict(request.headers))
+        return answer.status, {}, json.dumps(answer.body)
+
+    with responses.RequestsMock() as mock:
+        mock.add_passthru(simulator)
+        mock.add_callback(responses.POST, re.compile(r"http://shophook\.test/.*"), to_the_stack)
+        argv = [
+            "late-shipment",
+            "--thin",
+            "--simulator",
+            simulator,
+            "--url",
+            "http://shophook.test",
+        ]
+        rows = run_json(capsys, "simulate", *argv)
+    assert [row["status"] for row in rows] == [200, 200]
+    assert pushed and all("items" not in content for content in pushed)
+    assert outbound.get(f"/shops/{TAOBAO_SHOP}/orders/3020001").status == 404
+    drain(NOW)
+    order = outbound.get(f"/shops/{TAOBAO_SHOP}/orders/3020001").body
+    assert (order["status"], len(order["items"])) == ("paid", 1)

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.domain.model import CaseSnapshot, CaseState, LogisticsTrace, OrderSnapshot
+from chalicelib.domain.ids import EntityKind, EntityRef
+from chalicelib.domain.model import (
+    CaseSnapshot,
+    CaseState,
+    LogisticsTrace,
+    OrderSnapshot,
+    ThinMessage,
+)
 from chalicelib.platforms import doudian, jd, taobao
 from chalicelib.platforms.base import MalformedMessageError, VerifiedDelivery
 from chalicelib.platforms.wire import yuan_to_fen
@@ -40,6 +47,8 @@ def test_every_topic_parses_to_its_canonical_event(message, kind, entity_id, fie
     elif field == "shipment_status":
         assert isinstance(event, LogisticsTrace)
         assert (event.order_id, event.status) == (entity_id, expected)
+    elif isinstance(event, ThinMessage):  # the order shows once its detail call reads it
+        assert event.needs == EntityRef.order(message.platform, entity_id)
     else:
         assert isinstance(event, OrderSnapshot)
         assert (event.order_id, event.status) == (entity_id, expected)
@@ -118,6 +127,31 @@ def test_missing_content_field_and_bad_json_are_named():
     with pytest.raises(MalformedMessageError) as caught:
         taobao.PLATFORM.parse(VerifiedDelivery("taobao", b"\xff{not json", {}))
     assert caught.value.field == "body"
+
+
+@given(
+    thin=st.sampled_from(
+        [
+            (_trade, "items", EntityKind.ORDER, "tid"),
+            (_refund, "refund_fee", EntityKind.CASE, "refund_id"),
+        ]
+    ),
+    dropped=st.sets(
+        st.sampled_from(sorted({*_trade.payload, *_refund.payload} - {"tid", "refund_id"}))
+    ),
+)
+def test_a_taobao_content_without_its_detail_is_thin_naming_what_to_fetch(thin, dropped):
+    message, detail, kind, id_field = thin
+    content = {
+        name: value for name, value in message.payload.items() if name not in {detail, *dropped}
+    }
+    inbound = parsed(replace(message, payload=content))
+    expected = EntityRef("taobao", kind, str(message.payload[id_field]))
+    assert inbound.event == ThinMessage(expected)
+    assert codec.EVENT.decode(codec.EVENT.encode(inbound.event)) == inbound.event
+    # Without its id it cannot be completed: quarantined, the id named.
+    del content[id_field]
+    assert malformed(replace(message, payload=content)).field == f"content.{id_field}"
 
 
 @given(st.binary(max_size=2000))

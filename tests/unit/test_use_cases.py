@@ -3,6 +3,7 @@ the whole path from a signed request to what is stored and sent, without AWS."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,6 +12,7 @@ import pytest
 from chalicelib.domain.change import Receipt
 from chalicelib.domain.ids import EntityRef
 from chalicelib.domain.model import CaseState, DeadlineState, OrderState, ShopStatus
+from chalicelib.domain.work import WorkKind
 from chalicelib.platforms.base import InboundRequest
 from chalicelib.service import ingest, sweep
 from chalicelib.store.errors import ConditionFailedError
@@ -141,6 +143,28 @@ def test_a_case_before_its_order_is_noted_on_a_bare_order_then_re_decided_with_i
     rules = {d.rule for d in case.deadlines}
     assert "platform.refund_shipped_timeout" in rules
     assert "platform.refund_unshipped_timeout" not in rules
+
+
+def test_a_thin_message_is_held_once_and_queues_one_fetch_changing_nothing(store, queue):
+    thin = replace(PAID, thin=True)
+    assert receive(thin, store, queue).status == 200
+    assert store.entities == {}
+    (fetch,) = queue.sent
+    assert (fetch.kind, fetch.work_type, fetch.order_group) == (
+        WorkKind.FETCH,
+        "order",
+        ORDER_REF.stream,
+    )
+    assert store.log == [(ORDER_REF, PAID.message_id, Receipt.FETCHING)]
+    # Delivered again: a duplicate, acked, nothing queued.
+    assert receive(thin, store, queue).status == 200
+    assert len(queue.sent) == 1 and store.inbox[("taobao", PAID.message_id)] == "fetching"
+
+
+def test_a_thin_refund_names_its_case_whatever_its_order(store, queue):
+    assert receive(replace(REFUND_REQUESTED, thin=True), store, queue).status == 200
+    assert [item.order_group for item in queue.sent] == [CASE_REF.stream]
+    assert store.entities == {}
 
 
 def test_the_sweep_breaches_what_is_due_and_sends_it_once(store, queue):
