@@ -157,11 +157,16 @@ class ShippedWith(WireModel):
 
 
 class TradeMessage(WireModel):
+    """A thin trade message: what it must name is the order and its shop; the
+    order itself (and its `update_time`) comes from `order.orderDetail`."""
+
     p_id: Identifier
     s_ids: list[Identifier]
     shop_id: Identifier
     order_status: one_of(ORDER_STATUS)
-    update_time: UnixTime
+    # The contract's field; the platform's own pay message (the contract's push
+    # vector) carries `create_time` instead.
+    update_time: UnixTime | None = None
     logistics_msg: ShippedWith | None = None
     cancel_reason: str | None = None
 

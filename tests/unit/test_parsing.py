@@ -23,7 +23,7 @@ from chalicelib.platforms.wire import yuan_to_fen
 from chalicelib.store import codec
 from simulator.scenarios import Message
 from tests.catalogue import EVERY_TOPIC, _afs, _refund, _trade
-from tests.support import parsed
+from tests.support import SIGNATURE_VECTORS, parsed
 
 
 def test_the_catalogue_covers_every_topic_of_both_platforms():
@@ -208,3 +208,14 @@ def test_yuan_strings_convert_exactly_to_fen(yuan, fen):
 def test_invalid_yuan_strings_are_refused(text):
     with pytest.raises(ValueError):
         yuan_to_fen(text)
+
+
+def test_the_contracts_doudian_push_vector_is_a_thin_message_for_its_order():
+    """The push vector (signature-vectors.json, doudian-push): the platform's own
+    pay message, without `update_time`, names the order to read and its shop."""
+    (vector,) = [v for v in SIGNATURE_VECTORS if v["kind"] == "doudian-push"]
+    (message,) = doudian.PLATFORM.messages(VerifiedDelivery("doudian", vector["body"].encode(), {}))
+    inbound = doudian.PLATFORM.parse(message)
+    assert (inbound.message_id, inbound.topic) == ("7000000000000000001", "101")
+    assert inbound.shop_id == "doudian:30000001"
+    assert inbound.event == ThinMessage(EntityRef.order("doudian", "4900000000001"))
