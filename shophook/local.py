@@ -147,7 +147,7 @@ ShopHook local stack is ready.
   API            {api_url}
   seller console {api_url}/console
   AWS (moto)     {moto_url}   (DynamoDB, SQS, KMS)
-  simulator      {simulator_url}   (Taobao-style and JD-style OAuth and API)
+  simulator      {simulator_url}   (every platform's OAuth and API)
   demo shops     {", ".join(DEMO_SHOPS)}
   demo API key   {api_key}
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from simulator.platforms import registry
+from simulator.platforms.doudian import DEMO_SHOP_ID as DEMO_DOUDIAN_SHOP_ID
+from simulator.platforms.doudian import doudian_order
 from simulator.platforms.jd import DEMO_VENDER_ID as DEMO_JD_VENDER_ID
 from simulator.platforms.jd import jd_order
 from simulator.platforms.taobao import DEMO_USER_ID as DEMO_TAOBAO_USER_ID
@@ -39,6 +41,7 @@ class Scenario:
 DAY = timedelta(days=1)
 TAOBAO_SHOP = f"taobao:{DEMO_TAOBAO_USER_ID}"
 JD_SHOP = f"jd:{DEMO_JD_VENDER_ID}"
+DOUDIAN_SHOP = f"doudian:{DEMO_DOUDIAN_SHOP_ID}"
 # taobao_order's messages: trade 0-3, courier scans 4-7, the return 8-11.
 UP_TO_RETURN_REQUEST = 9
 UP_TO_GOODS_RETURNED = 11
@@ -55,6 +58,12 @@ SCENARIOS = {
         JD_SHOP,
         "9001",
         lambda order_id, now: jd_order(order_id, now - 5 * DAY),
+    ),
+    "doudian-order": Scenario(
+        "a Doudian-style order from payment to its return sent back (thin trade messages)",
+        DOUDIAN_SHOP,
+        "4900000000001",
+        lambda order_id, now: doudian_order(order_id, now - 5 * DAY),
     ),
     "awaiting-refund": Scenario(
         "a return the buyer has sent back: the seller may agree the refund",

@@ -54,7 +54,6 @@ from simulator.platforms.base import (
     Refusal,
     SimulatedPlatform,
     TokenRequest,
-    read_api_call,
 )
 from simulator.webhooks import Message
 
@@ -228,6 +227,21 @@ def create_app(
         seller, nick = granted
         return jsonify(grants.tokens(seller, nick) | platform.identity(seller, nick))
 
+    def token_call(platform: SimulatedPlatform, call: ApiCall) -> dict[str, Any]:
+        """A token method (Doudian-style `token.create`): signed by the app, no session."""
+        if not call.signature_ok:
+            return platform.refusal(Refusal.BAD_SIGNATURE, "")
+        grant_type = platform.token_methods[call.method]
+        if call.business.get("grant_type") != grant_type:
+            return platform.refusal(Refusal.INVALID_ARGUMENT, f"grant_type must be {grant_type}")
+        grant_field = "code" if grant_type == "authorization_code" else "refresh_token"
+        granted = grants.redeem(grant_type, str(call.business.get(grant_field, "")))
+        if granted is None:
+            return platform.refusal(Refusal.INVALID_ARGUMENT, grant_field)
+        seller, nick = granted
+        body = grants.tokens(seller, nick) | platform.identity(seller, nick)
+        return platform.success(call.method, body)
+
     def refused_at_gateway(call: ApiCall, fault: str | None) -> Refusal | None:
         """What the gateway refuses before any method sees the call."""
         if fault == "rate_limit":
@@ -268,6 +282,8 @@ def create_app(
     ) -> tuple[dict[str, Any], bool]:
         """The answer to a call the gateway let through or refused, and whether it
         was carried out."""
+        if call.method in platform.token_methods and fault is None:
+            return token_call(platform, call), False
         gateway = refused_at_gateway(call, fault)
         if gateway is not None:
             return platform.refusal(gateway, ""), False
@@ -284,8 +300,9 @@ def create_app(
         return platform.success(call.method, method.answer), True
 
     def api_answer(platform: SimulatedPlatform):
-        call = read_api_call(platform, request, credentials[platform.name])
-        if call.method not in platform.methods and call.method not in platform.queries:
+        call = platform.read_call(request, credentials[platform.name])
+        known = (*platform.methods, *platform.queries, *platform.token_methods)
+        if call.method not in known:
             return jsonify(platform.refusal(Refusal.UNKNOWN_METHOD, call.method))
         fault = calls.next_fault(platform.name)
         if fault == "server_error":
@@ -325,12 +342,15 @@ def create_app(
                 lambda platform=platform: token_answer(platform),
                 methods=[http_method],
             )
-        app.add_url_rule(
-            prefix + platform.api_path,
-            f"{platform.name}_api",
-            lambda platform=platform: api_answer(platform),
-            methods=["POST"],
-        )
+        # A platform that names the method in the path too (Doudian-style) is
+        # called below its API path.
+        for suffix in ("", "/<path:method_path>"):
+            app.add_url_rule(
+                prefix + platform.api_path + suffix,
+                f"{platform.name}_api{suffix}",
+                lambda platform=platform, **_: api_answer(platform),
+                methods=["POST"],
+            )
 
     @app.post("/_sim/faults")
     def queue_faults():

@@ -17,10 +17,15 @@ class SignedWebhook:
     """One HTTP request to ShopHook: path with query string, headers, body."""
 
     platform: str
+    # The id of the message it carries; of an array push's, comma-separated.
     message_id: str
     path: str
     headers: dict[str, str]
     body: bytes
+
+    @property
+    def message_ids(self) -> list[str]:
+        return self.message_id.split(",")
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from chalicelib.platforms.wire import format_wire_time
+from simulator.platforms.doudian import STATUS_AFTER_TAG, doudian_order
 from simulator.scenarios import Message, jd_order, taobao_order
 from tests.support import NOW
 
 START = NOW - timedelta(days=6)
 _TAOBAO = {m.topic: m for m in taobao_order("5000001", START)}
 _JD = {m.topic: m for m in jd_order("7000001", START)}
+_DOUDIAN = {m.topic: m for m in doudian_order("4900000000001", START)}
 
 
 def _variant(base: Message, topic: str, message_id: str, **changes: object) -> Message:
@@ -36,6 +38,22 @@ _jd_refund = Message(
         "modified": format_wire_time(START),
     },
 )
+
+_aftersale = _DOUDIAN["200"]
+
+
+def _doudian_case(tag: str, **changes: object) -> Message:
+    """An after-sale message of `tag`, its status code as that tag leaves it."""
+    status = {"aftersale_status": STATUS_AFTER_TAG[tag]}
+    return _variant(_aftersale, tag, f"dd-{tag}", **status, **changes)
+
+
+def _doudian_trade(tag: str, status: int, **extra: object) -> Message:
+    """A trade message of `tag` leaving the order in `status`, and its detail so."""
+    paid = _DOUDIAN["101"]
+    detail = {**paid.payload["detail"], "order_status": status}
+    return _variant(paid, tag, f"dd-{tag}", order_status=status, detail=detail, **extra)
+
 
 # (message, kind of entity, entity id, field to check, expected value)
 EVERY_TOPIC: list[tuple[Message, str, str, str, object]] = [
@@ -117,4 +135,39 @@ EVERY_TOPIC: list[tuple[Message, str, str, str, object]] = [
         "completed",
     ),
     (_JD["jd_pop_logistics_trace"], "order", "7000001", "shipment_status", "delivered"),
+    # Thin trade messages: each names the order, which shows once its detail is read.
+    (_doudian_trade("100", 1), "order", "4900000000001", "status", "pending_payment"),
+    (_DOUDIAN["101"], "order", "4900000000001", "status", "paid"),
+    (_DOUDIAN["102"], "order", "4900000000001", "status", "shipped"),
+    (_DOUDIAN["103"], "order", "4900000000001", "status", "completed"),
+    (
+        _doudian_trade("106", 4, cancel_reason="买错了"),
+        "order",
+        "4900000000001",
+        "status",
+        "closed",
+    ),
+    (_DOUDIAN["104"], "order", "4900000000001", "shipment_status", "delivered"),
+    (_aftersale, "case", "49000000000017", "status", "requested"),
+    (_doudian_case("201"), "case", "49000000000017", "status", "refunded"),
+    (_DOUDIAN["202"], "case", "49000000000017", "status", "awaiting_return"),
+    (_DOUDIAN["203"], "case", "49000000000017", "status", "returned"),
+    (_doudian_case("204"), "case", "49000000000017", "status", "refused"),
+    (_doudian_case("205"), "case", "49000000000017", "status", "refused"),
+    (_doudian_case("206"), "case", "49000000000017", "status", "refunded"),
+    (_doudian_case("207"), "case", "49000000000017", "status", "closed"),
+    (
+        _variant(_aftersale, "200", "dd-k1", aftersale_type=1),
+        "case",
+        "49000000000017",
+        "kind",
+        "refund_only",
+    ),
+    (
+        _variant(_aftersale, "200", "dd-k3", aftersale_type=3),
+        "case",
+        "49000000000017",
+        "kind",
+        "exchange",
+    ),
 ]

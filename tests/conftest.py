@@ -15,10 +15,13 @@ os.environ.update(
     SHOPHOOK_TAOBAO_APP_SECRET="demo-secret",
     SHOPHOOK_JD_APP_KEY="demo-jd-key",
     SHOPHOOK_JD_APP_SECRET="demo-jd-secret",
+    SHOPHOOK_DOUDIAN_APP_KEY="demo-dd-key",
+    SHOPHOOK_DOUDIAN_APP_SECRET="demo-dd-secret",
     POWERTOOLS_METRICS_NAMESPACE="ShopHookTest",
     SHOPHOOK_PUBLIC_URL="https://shophook.test",
     SHOPHOOK_TAOBAO_OAUTH_URL="https://oauth.taobao.test",
     SHOPHOOK_JD_OAUTH_URL="https://oauth.jd.test",
+    SHOPHOOK_DOUDIAN_OAUTH_URL="https://oauth.doudian.test",
 )
 for variable in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(variable, None)

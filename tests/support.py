@@ -37,7 +37,8 @@ from chalicelib.settings import KMS_KEY_VARIABLE, reload, settings
 from chalicelib.store import queues, vault
 from chalicelib.store.records import ALL_RECORDS, connection, create_tables
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message
-from simulator.scenarios import JD_SHOP as JD_SHOP  # the suite's demo shops
+from simulator.scenarios import DOUDIAN_SHOP as DOUDIAN_SHOP  # the suite's demo shops
+from simulator.scenarios import JD_SHOP as JD_SHOP
 from simulator.scenarios import TAOBAO_SHOP as TAOBAO_SHOP
 from simulator.server import issue_session
 from simulator.webhooks import SignedWebhook
@@ -191,7 +192,8 @@ def parsed(message: Message) -> Inbound:
     platform = registry()[message.platform]
     webhook = message.signed(DEMO_CREDENTIALS[message.platform], NOW)
     delivery = platform.verify(inbound_request(webhook), DEMO_CREDENTIALS[message.platform], NOW)
-    return platform.parse(delivery)
+    (one,) = platform.messages(delivery)
+    return platform.parse(one)
 
 
 def fold(inbounds: list[Inbound]) -> dict[tuple[str, ...], Any]:
@@ -443,6 +445,14 @@ def oracle_signed_jd(
     form["sign"] = oracle_sdk_sign("demo-jd-secret", form, "md5")
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     return SignedWebhook("jd", msg_id, "/webhooks/jd", headers, urlencode(form).encode())
+
+
+def oracle_signed_doudian(body: bytes, message_id: str = "x") -> SignedWebhook:
+    """Any Doudian-style push body, signed by the oracle (platforms.md 1.3:
+    MD5 of app key, body and secret, lower-case hex)."""
+    sign = hashlib.md5(b"demo-dd-key" + body + b"demo-dd-secret").hexdigest()
+    headers = {"Content-Type": "application/json", "app-id": "demo-dd-key", "event-sign": sign}
+    return SignedWebhook("doudian", message_id, "/webhooks/doudian", headers, body)
 
 
 def approve(authorize_url: str, seller: str, decision: str = "approve") -> dict[str, str]:

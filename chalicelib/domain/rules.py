@@ -150,6 +150,8 @@ def case_deadlines(
             continue
         if clock.shipped is not None and clock.shipped != _shipped_by(order, started):
             continue
+        if clock.rule not in policy.rules:  # a platform rule its policy file leaves out
+            continue
         due = started + _window(policy.rule(clock.rule))
         deadlines.append(
             _deadline(clock.rule, started, due, _left(case, clock.starts, started), now)
@@ -292,7 +294,9 @@ def decide_case(
     return replace(case, decisions=decisions, deadlines=case_deadlines(policy, case, order, now))
 
 
-def decide_order(policy: Policy, order: OrderState, now: datetime) -> OrderState:
+def _order_deadlines(policy: Policy, order: OrderState, now: datetime) -> list[Deadline]:
+    """Ship-by (the platform's and the seller's) and fake shipment, each unless
+    the policy leaves its rule out."""
     snapshot = order.snapshot
     deadlines = []
     closed_unshipped = (
@@ -300,25 +304,39 @@ def decide_order(policy: Policy, order: OrderState, now: datetime) -> OrderState
     )
     if order.paid_at is not None and not closed_unshipped:
         for rule in ("platform.ship_by", "seller.ship_within"):
-            due = order.paid_at + _window(policy.rule(rule))
-            deadlines.append(_deadline(rule, order.paid_at, due, order.shipped_at, now))
+            if rule in policy.rules:
+                due = order.paid_at + _window(policy.rule(rule))
+                deadlines.append(_deadline(rule, order.paid_at, due, order.shipped_at, now))
     tracking = snapshot.tracking_no if snapshot is not None else None
-    if order.shipped_at is not None and tracking:
+    if order.shipped_at is not None and tracking and "platform.fake_shipment" in policy.rules:
         due = order.shipped_at + _window(policy.rule("platform.fake_shipment"))
         picked_up = order.scans.picked_up_at if order.scans is not None else None
         deadlines.append(_deadline("platform.fake_shipment", order.shipped_at, due, picked_up, now))
-    flags = [
-        Flag(d.rule, _texts(policy.rule(d.rule)))
-        for d in deadlines
-        if d.rule in ORDER_FLAG_RULES and d.state is DeadlineState.BREACHED
-    ]
-    if snapshot is not None and snapshot.free_shipping and snapshot.shipping_fee_fen > 0:
-        rule = policy.rule("platform.free_shipping_surcharge")
-        flags.append(Flag(rule.id, _texts(rule)))
-    if order.scans is not None and order.scans.latest_status is ShipmentStatus.EXCEPTION:
-        rule = policy.rule("seller.logistics_exception")
-        flags.append(Flag(rule.id, _texts(rule)))
-    return replace(order, deadlines=tuple(deadlines), flags=tuple(flags))
+    return deadlines
+
+
+def decide_order(policy: Policy, order: OrderState, now: datetime) -> OrderState:
+    snapshot = order.snapshot
+    deadlines = _order_deadlines(policy, order, now)
+    raised = {
+        **{
+            deadline.rule: deadline.state is DeadlineState.BREACHED
+            for deadline in deadlines
+            if deadline.rule in ORDER_FLAG_RULES
+        },
+        "platform.free_shipping_surcharge": snapshot is not None
+        and snapshot.free_shipping
+        and snapshot.shipping_fee_fen > 0,
+        "seller.logistics_exception": order.scans is not None
+        and order.scans.latest_status is ShipmentStatus.EXCEPTION,
+    }
+    # A platform rule its policy file leaves out raises no flag.
+    flags = tuple(
+        Flag(rule, _texts(policy.rule(rule)))
+        for rule, up in raised.items()
+        if up and rule in policy.rules
+    )
+    return replace(order, deadlines=tuple(deadlines), flags=flags)
 
 
 def _texts(rule: Rule) -> Explanation:

@@ -50,16 +50,22 @@ def post_signed(
     secret: str,
     timeout: tuple[float, float],
 ) -> tuple[CallResult | None, Any]:
-    """Sign `form` (its fields sorted, `name + value`) and POST it; (a RETRYABLE
-    result, None) when the platform is unreachable, slow or failing, else (None,
-    the decoded JSON answer). A blank field is neither sent nor signed, as the
+    """Sign `form` (its fields sorted, `name + value`) and POST it as `post` does.
+    A blank field is neither sent nor signed, as the
     platforms' SDKs do."""
     import requests
 
     form = without_blank(form)
     form["sign"] = signer(secret, joined_params(form))
+    return post(url, timeout, data=form)
+
+
+def post(url: str, timeout: tuple[float, float], **request: Any) -> tuple[CallResult | None, Any]:
+    """POST (`request`: the body and query as requests takes them); (a RETRYABLE
+    result, None) when the platform is unreachable, slow or failing, else (None,
+    the decoded JSON answer)."""
     try:
-        answer = http().post(url, data=form, timeout=timeout)
+        answer = http().post(url, timeout=timeout, **request)
     except requests.Timeout:
         return _unanswered("timeout", "the platform did not answer in time"), None
     except requests.ConnectionError:

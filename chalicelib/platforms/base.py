@@ -83,6 +83,17 @@ class Platform(Protocol):
     ) -> VerifiedDelivery:
         """Check signature, app key and timestamp window; raise WebhookRejectedError."""
 
+    # Whether one push carries an array of messages (Doudian-style): a malformed
+    # one is quarantined and the push still answered as stored, since the platform
+    # would otherwise redeliver the whole array. A push that is one message
+    # answers a malformed one with 422 (platforms.md 1.5).
+    pushes_arrays: bool
+
+    def messages(self, delivery: VerifiedDelivery) -> tuple[VerifiedDelivery, ...]:
+        """The messages a verified push carries, each parsed and stored on its own
+        (none: a push that asks only whether the URL works); raise
+        MalformedMessageError when the push cannot be split at all."""
+
     def message_id(self, delivery: VerifiedDelivery) -> str | None:
         """The platform's message id if it can be read at all (keys the quarantine)."""
 
@@ -161,6 +172,15 @@ class Platform(Protocol):
         when the platform has no call that reads this kind of entity; raise
         MalformedMessageError as `pull` does. Completes thin messages (a parser's
         `ThinMessage`) and re-reads open cases."""
+
+
+class OneMessagePush:
+    """`messages` for a platform whose push is one message (Taobao-style, JD-style)."""
+
+    pushes_arrays = False
+
+    def messages(self, delivery: VerifiedDelivery) -> tuple[VerifiedDelivery, ...]:
+        return (delivery,)
 
 
 class SessionCalls:

@@ -32,6 +32,7 @@ from chalicelib.platforms.base import (
     AppCredentials,
     InboundRequest,
     MalformedMessageError,
+    OneMessagePush,
     Pulled,
     SessionCalls,
     UnsupportedActionError,
@@ -324,7 +325,7 @@ class _Listed:
     total: int  # records the platform says the listing holds, over all its pages
 
 
-class Jd(SessionCalls):
+class Jd(OneMessagePush, SessionCalls):
     name = "jd"
     listings = tuple(LISTINGS)
     rereads_open_cases = True

@@ -31,6 +31,7 @@ from chalicelib.platforms.base import (
     AppCredentials,
     InboundRequest,
     MalformedMessageError,
+    OneMessagePush,
     Pulled,
     SessionCalls,
     UnsupportedActionError,
@@ -295,7 +296,7 @@ DETAILS: dict[
 }
 
 
-class Taobao(SessionCalls):
+class Taobao(OneMessagePush, SessionCalls):
     name = NAME
     listings = tuple(LISTINGS)
     # The refund list is by modified: every change to a refund is listed.

@@ -7,6 +7,8 @@ file fails loudly at start-up, naming the file and the entry.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -43,26 +45,55 @@ class _Entry(BaseModel):
     limits: dict[str, _Limit] = {}
 
 
+class _LeftOut(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    id: str
+    reason: str
+
+
 class _File(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     rules: list[_Entry]
+    # A platform's rules ShopHook found no source for: left out, each saying why;
+    # the engine then runs no clock and raises no flag of that rule.
+    left_out: list[_LeftOut] = []
 
 
-def rules_in(path: Path, layer: str) -> list[Rule]:
+def _read(path: Path) -> _File:
     where = f"policies/{path.name}"
     try:
         document: Any = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise PolicyError(where, str(error)) from None
     try:
-        entries = _File.model_validate(document).rules
+        return _File.model_validate(document)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         location = first["loc"]
-        entry = document.get("rules", [])[location[1]] if len(location) > 1 else {}
-        name = entry.get("id", f"rules[{location[1]}]") if isinstance(entry, dict) else ""
+        entry = document.get(location[0], [])[location[1]] if len(location) > 1 else {}
+        listed = f"{location[0]}[{location[1]}]" if len(location) > 1 else str(location[0])
+        name = entry.get("id", listed) if isinstance(entry, dict) else listed
         field = ".".join(str(part) for part in location[2:])
         raise PolicyError(f"{where}: {name}", f"{field or 'entry'}: {first['msg']}") from None
+
+
+def left_out_in(path: Path) -> dict[str, str]:
+    """The rules a platform's file leaves out, each with the reason it gives."""
+    where = f"policies/{path.name}"
+    left_out = {entry.id: entry.reason for entry in _read(path).left_out}
+    for rule_id, reason in left_out.items():
+        if not rule_id.startswith("platform.") or rule_id not in NEEDED:
+            raise PolicyError(
+                f"{where}: {rule_id}", "only a platform rule the engine uses is left out"
+            )
+        if not reason.strip():
+            raise PolicyError(f"{where}: {rule_id}", "a rule left out says why")
+    return left_out
+
+
+def rules_in(path: Path, layer: str) -> list[Rule]:
+    where = f"policies/{path.name}"
+    entries = _read(path).rules
     rules = []
     for entry in entries:
         if not entry.id.startswith(f"{layer}."):
@@ -88,14 +119,34 @@ def rules_in(path: Path, layer: str) -> list[Rule]:
 
 def load(platform: str, directory: Path = DIRECTORY) -> Policy:
     """The default policy of a platform's shops: law, platform, seller."""
+    platform_file = directory / f"{platform}.toml"
+    left_out = left_out_in(platform_file)
+    seller = [_checkable(rule, left_out) for rule in rules_in(directory / "seller.toml", "seller")]
     layers = [
         ("policies/law.toml", rules_in(directory / "law.toml", "law")),
-        (f"policies/{platform}.toml", rules_in(directory / f"{platform}.toml", "platform")),
-        ("policies/seller.toml", rules_in(directory / "seller.toml", "seller")),
+        (f"policies/{platform}.toml", rules_in(platform_file, "platform")),
+        ("policies/seller.toml", seller),
     ]
     policy = build_policy(layers)
-    require(policy, NEEDED, f"policies for {platform}")
+    for rule_id in left_out.keys() & policy.rules.keys():
+        raise PolicyError(f"policies/{platform}.toml: {rule_id}", "both defined and left out")
+    needed = {rule_id: params for rule_id, params in NEEDED.items() if rule_id not in left_out}
+    require(policy, needed, f"policies for {platform}")
     return policy
+
+
+def _checkable(rule: Rule, left_out: Mapping[str, str]) -> Rule:
+    """The rule without the limits bounded by a rule left out: an override could
+    not be checked, so on this platform that parameter is not the shop's to change."""
+    limits = {
+        param: limit
+        for param, limit in rule.limits.items()
+        if not any(
+            isinstance(bound, str) and bound.rpartition(".")[0] in left_out
+            for bound in (limit.at_most, limit.at_least)
+        )
+    }
+    return replace(rule, limits=limits)
 
 
 @cache

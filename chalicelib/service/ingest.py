@@ -94,7 +94,8 @@ def reprocess(
     """Parse and store a message that was verified when it arrived (a quarantined
     one, after a fix): the same path as a live webhook from verification on."""
     platform = registry()[platform_name]
-    return _store(platform, VerifiedDelivery(platform.name, raw_body, params), now, store, queue)
+    delivery = VerifiedDelivery(platform.name, raw_body, params)
+    return _store(platform, delivery, now, store, queue, whole_push=False)
 
 
 def _verify(platform: Platform, request: InboundRequest, now: datetime) -> VerifiedDelivery:
@@ -116,26 +117,56 @@ def _store(
     now: datetime,
     store: EntityStore,
     queue: outbox.WorkQueue,
+    whole_push: bool = True,
 ) -> Reply:
-    message_id = platform.message_id(delivery)
-    if message_id is not None:
-        logger.set_correlation_id(f"{platform.name}:{message_id}")
+    """Store each message the push carries. The answer is the platform's ack only
+    when every one is stored or quarantined; a storage failure answers 503 at once
+    (the platform redelivers the push, and what was stored is held already). A
+    quarantined message answers 422 unless it came in a push of an array (the
+    array is acked: redelivering it would not mend the one), and always when
+    `whole_push` is False (a quarantined message reprocessed: the caller keeps it
+    unless it is stored)."""
+    quarantined: list[Reply] = []
     try:
         try:
-            inbound = platform.parse(delivery)
-            logger.append_keys(shop_id=inbound.shop_id)
-            receipt, work = store_once(inbound, now, store)
+            messages = platform.messages(delivery)
         except MalformedMessageError as malformed:
             return _quarantine(platform, delivery, malformed, now, store)
+        for message in messages:
+            reply = _store_message(platform, message, now, store, queue)
+            if reply is not None:
+                quarantined.append(reply)
     except StorageUnavailableError as failure:
         emit("WebhookStorageFailure", platform=platform.name)
         logger.exception("webhook not stored")
         return Reply(503, platform.failure("storage_unavailable", str(failure)))
+    if quarantined and not (whole_push and platform.pushes_arrays):
+        return quarantined[0]
+    return Reply(200, platform.ack())
+
+
+def _store_message(
+    platform: Platform,
+    delivery: VerifiedDelivery,
+    now: datetime,
+    store: EntityStore,
+    queue: outbox.WorkQueue,
+) -> Reply | None:
+    """Store one message once; the quarantine's reply when it is malformed, else None."""
+    message_id = platform.message_id(delivery)
+    if message_id is not None:
+        logger.set_correlation_id(f"{platform.name}:{message_id}")
+    try:
+        inbound = platform.parse(delivery)
+        logger.append_keys(shop_id=inbound.shop_id)
+        receipt, work = store_once(inbound, now, store)
+    except MalformedMessageError as malformed:
+        return _quarantine(platform, delivery, malformed, now, store)
     queue.send(work)
     emit(RECEIPT_METRICS[receipt], platform=platform.name)
     count_deadline_events([item.work_type for item in work])
     logger.info("webhook stored", extra={"topic": inbound.topic, "outcome": receipt})
-    return Reply(200, platform.ack())
+    return None
 
 
 def store_once(inbound: Inbound, now: datetime, store: EntityStore) -> tuple[Receipt, list[Work]]:

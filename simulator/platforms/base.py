@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from flask import Request
@@ -171,23 +172,40 @@ class TokenRequest:
         return cls(client_id, client_secret, grant_type, fields.get(grant_name, ""))
 
 
-def read_api_call(
-    platform: SimulatedPlatform, request: Request, credentials: AppCredentials
-) -> ApiCall:
-    """An API request as the platform reads it: its method, session and business
-    fields, and its check of the app's key and of the sign over every other field
-    with a value (signTopRequest and JOS leave blank ones out)."""
-    form = dict(request.form)
-    signed = without_blank({name: value for name, value in form.items() if name != "sign"})
-    expected = SIGNERS[platform.api_sign_method](credentials.app_secret, joined_params(signed))
-    return ApiCall(
-        method=form.get("method", ""),
-        params=form,
-        session=form.get(platform.session_field, ""),
-        business=platform.business(form),
-        signature_ok=form.get("app_key") == credentials.app_key
-        and signatures_match(expected, form.get("sign", "")),
-    )
+# The token methods of a platform whose tokens come from its OAuth endpoints.
+NO_TOKEN_METHODS: Mapping[str, str] = MappingProxyType({})
+
+
+class FormApi:
+    """For a platform whose API takes one signed form and whose push is one message
+    (TOP, JOS): `read_call` and `signed_batch`."""
+
+    api_sign_method: str
+    session_field: str
+
+    def business(self, form: Mapping[str, str]) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    def read_call(self, request: Request, credentials: AppCredentials) -> ApiCall:
+        """An API request as the platform reads it: its method, session and business
+        fields, and its check of the app's key and of the sign over every other
+        field with a value (signTopRequest and JOS leave blank ones out)."""
+        form = dict(request.form)
+        signed = without_blank({name: value for name, value in form.items() if name != "sign"})
+        expected = SIGNERS[self.api_sign_method](credentials.app_secret, joined_params(signed))
+        return ApiCall(
+            method=form.get("method", ""),
+            params=form,
+            session=form.get(self.session_field, ""),
+            business=self.business(form),
+            signature_ok=form.get("app_key") == credentials.app_key
+            and signatures_match(expected, form.get("sign", "")),
+        )
+
+    def signed_batch(
+        self, messages: Sequence[Message], credentials: AppCredentials, sent_at: datetime
+    ) -> list[SignedWebhook]:
+        return [message.signed(credentials, sent_at) for message in messages]
 
 
 class SimulatedPlatform(Protocol):
@@ -199,11 +217,15 @@ class SimulatedPlatform(Protocol):
     authorize_path: str  # below /{name}
     token_routes: tuple[tuple[str, str], ...]  # (HTTP method, path below /{name})
     token_client_fields: tuple[str, str]  # the token request's app key and secret fields
-    api_path: str  # below /{name}
-    api_sign_method: str  # how the platform wants its API calls signed
-    session_field: str  # the API form field holding the shop's access token
+    api_path: str  # below /{name}; a call may add its method's path below it
     methods: Mapping[str, ApiMethod]
     queries: Mapping[str, Query]
+    # API methods that hand out tokens (Doudian-style `token.create`), called
+    # without a session: method -> the grant type it redeems.
+    token_methods: Mapping[str, str]
+
+    def read_call(self, request: Request, credentials: AppCredentials) -> ApiCall:
+        """An API request as the platform reads it, its signature checked."""
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         """The fields that name the shop in a token answer."""
@@ -221,6 +243,12 @@ class SimulatedPlatform(Protocol):
         self, message: Message, credentials: AppCredentials, sent_at: datetime
     ) -> SignedWebhook:
         """The message as the platform pushes it to ShopHook, signed."""
+
+    def signed_batch(
+        self, messages: Sequence[Message], credentials: AppCredentials, sent_at: datetime
+    ) -> list[SignedWebhook]:
+        """Messages the platform has to push at once, as it pushes them: one push
+        each, or (Doudian-style) one push of the array."""
 
     def held_record(self, message: Message) -> HeldRecord | None:
         """What the platform keeps of a pushed message for its listings; None for a

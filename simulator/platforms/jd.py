@@ -23,8 +23,10 @@ from chalicelib.platforms.jd import (
 from chalicelib.platforms.signing import joined_params, md5_sign, without_blank
 from chalicelib.platforms.wire import format_wire_time, parse_wire_time
 from simulator.platforms.base import (
+    NO_TOKEN_METHODS,
     ApiMethod,
     ArgumentRefusedError,
+    FormApi,
     HeldRecord,
     Query,
     Refusal,
@@ -132,7 +134,7 @@ QUERIES = {
 }
 
 
-class SimulatedJd:
+class SimulatedJd(FormApi):
     name = "jd"
     demo_credentials = AppCredentials("demo-jd-key", "demo-jd-secret")
     demo_seller = DEMO_VENDER_ID
@@ -146,6 +148,7 @@ class SimulatedJd:
     session_field = "access_token"
     methods = METHODS
     queries = QUERIES
+    token_methods = NO_TOKEN_METHODS
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         return {"venderId": seller, "uid": nick}

@@ -15,8 +15,10 @@ from chalicelib.platforms.signing import SIGNERS, joined_params
 from chalicelib.platforms.taobao import ALREADY_DONE_SUB_CODE
 from chalicelib.platforms.wire import format_wire_time, parse_wire_time
 from simulator.platforms.base import (
+    NO_TOKEN_METHODS,
     ApiMethod,
     ArgumentRefusedError,
+    FormApi,
     HeldRecord,
     Query,
     Refusal,
@@ -162,7 +164,7 @@ QUERIES = {
 THIN_WITHOUT = frozenset({"items", "refund_fee"})
 
 
-class SimulatedTaobao:
+class SimulatedTaobao(FormApi):
     name = "taobao"
     demo_credentials = AppCredentials("demo-app-key", "demo-secret")
     demo_seller = DEMO_USER_ID
@@ -176,6 +178,7 @@ class SimulatedTaobao:
     session_field = "session"
     methods = METHODS
     queries = QUERIES
+    token_methods = NO_TOKEN_METHODS
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         return {"taobao_user_id": seller, "taobao_user_nick": nick}

@@ -104,9 +104,12 @@ def operator_cli(
     )
 
 
-def simulate(url: str, scenario: str) -> None:
+def simulate(url: str, scenario: str, simulator: str | None = None) -> None:
+    """Play the scenario; with `simulator`, the stack's platform simulator holds its
+    records (what detail calls and pulls read)."""
+    held_by = ["--simulator", simulator] if simulator else []
     done = subprocess.run(
-        [BIN / "shophook", "simulate", scenario, "--url", url, "--json"],
+        [BIN / "shophook", "simulate", scenario, "--url", url, "--json", *held_by],
         capture_output=True,
         text=True,
         timeout=120,

@@ -30,7 +30,7 @@ from tests.support import oracle_sdk_sign
 
 @pytest.mark.e2e
 def test_make_run_then_the_printed_example_shows_a_normalised_order(local_stack):
-    url, _, output, *_ = local_stack
+    url, _, output, *_, simulator_url = local_stack
     banner = "".join(output)
     assert f"Bearer {DEMO_KEY}" in banner and "shophook simulate taobao-order" in banner
 
@@ -76,6 +76,13 @@ def test_make_run_then_the_printed_example_shows_a_normalised_order(local_stack)
         timeout=10,
     ).json()
     assert [case["status"] for case in jd["items"]] == ["returned"]
+
+    # Doudian-style: thin trade messages, each completed by order.orderDetail in the
+    # background (the local stack drains its queues).
+    simulate(url, "doudian-order", simulator_url)
+    path = "/shops/doudian:30000001/orders/4900000000001"
+    wait_for(lambda: read(url, path).get("status") == "completed", "the Doudian-style order")
+    assert read(url, path)["total_fen"] == 5990
 
 
 @pytest.mark.e2e

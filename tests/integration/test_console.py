@@ -10,11 +10,17 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
+import requests
 
 from chalicelib.service import console, shops
 from chalicelib.store.records import ConsoleSessionRecord, OutboxRecord, ShopRecord
 from simulator.scenarios import DEMO_SHOPS, Message, jd_order, taobao_order
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, approve
+
+
+def received(simulator: str) -> list[dict]:
+    return requests.get(f"{simulator}/_sim/calls", timeout=5).json()
+
 
 START = NOW - timedelta(days=5)
 ORDER = taobao_order("3010001", START)
@@ -294,3 +300,28 @@ def test_each_page_costs_a_bounded_number_of_requests(stack, aws_calls):
     # Session, shop, three counts, the open cases' page and its orders, due orders.
     assert len(dashboard) <= 10 and dashboard.count("Query") == 5
     assert "Scan" not in dashboard + listing
+
+
+def test_signing_in_with_doudian_exchanges_the_code_with_token_create(stack, simulator):
+    """Doudian-style OAuth (platforms.md 3): the approve page on its OAuth URL, the
+    code exchanged with the signed API method `token.create`; the callback connects
+    the shop and starts the console session."""
+    started = stack.request("GET", "/console/sign-in/doudian")
+    assert started.status == 302
+    location = started.headers["Location"]
+    assert location.startswith(f"{simulator}/doudian/authorize?")
+    assert parse_qs(urlparse(location).query)["app_key"] == ["demo-dd-key"]
+    granted = approve(location, "30000099")
+    connect_cookie = cookies(started)[0].split(";")[0]
+    answer = stack.request(
+        "GET",
+        f"/oauth/doudian/callback?{urlencode(granted)}",
+        headers={"Cookie": connect_cookie},
+    )
+    assert (answer.status, answer.headers["Location"]) == (303, "/console")
+    session_cookie = next(c for c in cookies(answer) if c.startswith("shophook_console="))
+    value = session_cookie.split(";")[0].split("=", 1)[1]
+    assert ShopRecord.get("doudian:30000099").status == "connected"
+    assert page(stack, "/console", {"Cookie": f"shophook_console={value}"}).status == 200
+    sent = [call for call in received(simulator) if call["method"] == "token.create"]
+    assert len(sent) == 1 and "access_token" not in sent[0]["params"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 import pytest
@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from chalicelib.domain.actions import Action
 from chalicelib.domain.model import SHANGHAI, CaseKind, CaseSnapshot, CaseStatus
 from chalicelib.platforms.api import CallOutcome
+from chalicelib.platforms.doudian import PLATFORM as DOUDIAN
 from chalicelib.platforms.jd import PLATFORM as JD
 from chalicelib.platforms.taobao import PLATFORM as TAOBAO
 from chalicelib.platforms.wire import parse_wire_time
@@ -35,6 +36,8 @@ from tests.support import (
 AGREE = {"refund_infos": "R1|5000|1763863205000|onsale"}
 REPLY_REFUND = "jingdong.pop.afs.soa.refundapply.replyRefund"
 VECTOR_TIME = parse_wire_time("2026-11-23 10:00:05")
+DD_SHIP = DOUDIAN.ship_request("4900000000001", "SF4900000000001", "shunfeng")
+DD_API = "https://openapi.doudian.test"
 
 
 def session_for(simulator: str, seller: str) -> str:
@@ -166,6 +169,15 @@ def test_signed_calls_succeed_against_the_simulated_platforms(simulator):
         (JD, REPLY_REFUND, JD_REFUND_APPROVAL, "rate_limit", CallOutcome.RETRYABLE, "5001"),
         (JD, REPLY_REFUND, JD_REFUND_APPROVAL, "server_error", CallOutcome.RETRYABLE, "500"),
         (JD, REPLY_REFUND, JD_REFUND_APPROVAL, "invalid_session", CallOutcome.REFRESH_TOKEN, "19"),
+        (DOUDIAN, *DD_SHIP, "rate_limit", CallOutcome.RETRYABLE, "isv.traffic-limited"),
+        (DOUDIAN, *DD_SHIP, "server_error", CallOutcome.RETRYABLE, "500"),
+        (
+            DOUDIAN,
+            *DD_SHIP,
+            "invalid_session",
+            CallOutcome.REFRESH_TOKEN,
+            "isv.access-token-expired",
+        ),
     ],
 )
 def test_faults_map_to_what_the_caller_should_do(
@@ -183,6 +195,7 @@ def test_faults_map_to_what_the_caller_should_do(
     [
         (TAOBAO, "taobao.rp.refunds.agree", AGREE, "15"),
         (JD, REPLY_REFUND, JD_REFUND_APPROVAL, "66"),
+        (DOUDIAN, *DD_SHIP, "isv.status-not-allowed"),
     ],
 )
 def test_repeating_a_step_the_platform_took_is_answered_already_done(
@@ -267,3 +280,71 @@ def test_jd_answers_map_to_one_result_type(answer, outcome):
             NOW,
         )
     assert result.outcome is outcome
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome", "code"),
+    [
+        ({"body": requests.Timeout()}, CallOutcome.RETRYABLE, "timeout"),
+        ({"body": "<html>busy</html>", "status": 200}, CallOutcome.RETRYABLE, "not_json"),
+        ({"json": {"code": 10000, "msg": "success", "data": {}}}, CallOutcome.SUCCESS, ""),
+        (
+            {"json": {"code": 60000, "msg": "busy", "sub_code": "isv.traffic-limited"}},
+            CallOutcome.RETRYABLE,
+            "isv.traffic-limited",
+        ),
+        ({"json": {"code": 60000, "msg": "busy"}}, CallOutcome.RETRYABLE, "60000"),
+        (
+            {"json": {"code": 40003, "msg": "x", "sub_code": "isv.access-token-expired"}},
+            CallOutcome.REFRESH_TOKEN,
+            "isv.access-token-expired",
+        ),
+        (
+            {"json": {"code": 40003, "msg": "x", "sub_code": "isv.access-token-no-existed"}},
+            CallOutcome.REFRESH_TOKEN,
+            "isv.access-token-no-existed",
+        ),
+        (
+            {"json": {"code": 40003, "msg": "x", "sub_code": "isv.signature-invalid"}},
+            CallOutcome.PERMANENT,
+            "isv.signature-invalid",
+        ),
+        (
+            {"json": {"code": 50002, "msg": "x", "sub_code": "isv.status-not-allowed"}},
+            CallOutcome.ALREADY_DONE,
+            "isv.status-not-allowed",
+        ),
+        ({"json": [1, 2]}, CallOutcome.RETRYABLE, "not_an_object"),
+    ],
+)
+def test_doudian_answers_map_to_one_result_type(answer, outcome, code):
+    method, business = DD_SHIP
+    with responses.RequestsMock() as mock:
+        mock.add(responses.POST, f"{DD_API}/order/logisticsAdd", **answer)
+        result = DOUDIAN.call(DD_API, DEMO_CREDENTIALS["doudian"], "t", method, business, NOW)
+    assert (result.outcome, result.code) == (outcome, code)
+
+
+def test_a_doudian_call_is_the_contracts_request():
+    """platforms.md 2.4: the method in the path and the query, the sign over the
+    sorted compact param_json, the access token in the query."""
+    method, business = DD_SHIP
+    with responses.RequestsMock() as mock:
+        mock.add(responses.POST, f"{DD_API}/order/logisticsAdd", json={"code": 10000, "data": {}})
+        at = datetime.fromtimestamp(1763863205, UTC)
+        DOUDIAN.call(DD_API, DEMO_CREDENTIALS["doudian"], "tok", method, business, at)
+        (sent,) = mock.calls
+    query = dict(parse_qsl(sent.request.url.partition("?")[2]))
+    assert sent.request.body == (
+        b'{"company_code":"shunfeng","logistics_code":"SF4900000000001","order_id":"4900000000001"}'
+    )
+    assert query == {
+        "app_key": "demo-dd-key",
+        "method": "order.logisticsAdd",
+        "v": "2",
+        "timestamp": "1763863205",
+        "access_token": "tok",
+        "sign_method": "hmac-sha256",
+        # The contract's known answer (signature-vectors.json, doudian-api).
+        "sign": "ea86882c05ab06fd92c27f4b4e8355d2dbcd80f3620855ee4b05385ff09e7f39",
+    }

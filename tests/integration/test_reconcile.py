@@ -18,7 +18,7 @@ from chalicelib.platforms.api import CallOutcome
 from chalicelib.platforms.base import ApiSession
 from chalicelib.service import keys, oauth, reconcile
 from chalicelib.store.records import OutboxRecord, ShopRecord
-from simulator.scenarios import DEMO_CREDENTIALS, Message, taobao_order
+from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message, taobao_order
 from simulator.server import api_urls, hold_records, issue_session
 from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, approve, drain
 
@@ -143,11 +143,11 @@ def test_the_schedule_queues_one_pull_per_shop_per_slot_and_the_queue_runs_them(
 ):
     hold_records(simulator, STORY)
     ShopRecord(TAOBAO_SHOP).update(actions=[ShopRecord.pull_cursor.set(SINCE)])
-    assert reconcile.schedule(NOW) == 2
+    assert reconcile.schedule(NOW) == len(DEMO_SHOPS)
     assert reconcile.schedule(NOW + timedelta(minutes=5)) == 0  # the same 15-minute slot
     drain(NOW)
     pulls = list(OutboxRecord.scan(OutboxRecord.kind == WorkKind.PULL))
-    assert sorted(row.shop_id for row in pulls) == sorted([TAOBAO_SHOP, JD_SHOP])
+    assert sorted(row.shop_id for row in pulls) == sorted(DEMO_SHOPS)
     assert {row.state for row in pulls} == {WorkState.PULLED}
     case = outbound.get(f"/shops/{TAOBAO_SHOP}/after-sales/R3910001").body
     assert case["status"] == "requested"

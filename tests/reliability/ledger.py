@@ -20,14 +20,14 @@ class Ledger:
     acked: dict[str, SignedWebhook] = field(default_factory=dict)
 
     def send(self, stack: Stack, webhook: SignedWebhook) -> Answer:
-        """Send as the platform does, noting what was acknowledged."""
-        key = platform_key(webhook.platform, webhook.message_id)
-        if key in self.acked:
-            self.tally.duplicates += 1
-        self.tally.inputs += 1
+        """Send as the platform does, noting what was acknowledged (each message of
+        an array push)."""
+        keys = [platform_key(webhook.platform, message_id) for message_id in webhook.message_ids]
+        self.tally.duplicates += sum(key in self.acked for key in keys)
+        self.tally.inputs += len(keys)
         answer = stack.send(webhook)
         if 200 <= answer.status < 300:
-            self.acked[key] = webhook
+            self.acked.update(dict.fromkeys(keys, webhook))
         return answer
 
     def lost(self) -> list[str]:

@@ -20,9 +20,17 @@ from hypothesis import strategies as st
 from chalicelib.domain.ids import MAX_ID_LENGTH
 from chalicelib.platforms.wire import MAX_TEXT_LENGTH
 from chalicelib.service.commands import MAX_BODY_BYTES
-from simulator.scenarios import jd_order, taobao_order
+from chalicelib.store.records import InboxRecord, QuarantineRecord
+from simulator.scenarios import doudian_order, jd_order, taobao_order
 from tests.reliability.report import examples
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, oracle_signed_jd, oracle_signed_taobao
+from tests.support import (
+    JD_SHOP,
+    NOW,
+    TAOBAO_SHOP,
+    oracle_signed_doudian,
+    oracle_signed_jd,
+    oracle_signed_taobao,
+)
 
 printable = st.text(max_size=30)
 # `²`, `٣`, `５`: str.isdigit() says yes, int() may say no.
@@ -57,7 +65,17 @@ over_long = st.builds(
 hostile_text = st.one_of(printable, unicode_digits, extreme_times, typed_cursors, over_long)
 header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
 headers = st.dictionaries(
-    st.sampled_from(["Content-Type", "Content-Length", "X-Anything", "Authorization", "Cookie"]),
+    st.sampled_from(
+        [
+            "Content-Type",
+            "Content-Length",
+            "X-Anything",
+            "Authorization",
+            "Cookie",
+            "app-id",
+            "event-sign",
+        ]
+    ),
     header_text,
 )
 json_bodies = st.recursive(
@@ -174,7 +192,7 @@ def test_no_input_to_any_api_route_is_a_5xx(
 
 @examples(150, 2000)
 @given(
-    platform=st.sampled_from(["taobao", "jd", "nope"]),
+    platform=st.sampled_from(["taobao", "jd", "doudian", "nope"]),
     step=st.sampled_from(["connect", "callback"]),
     query=st.dictionaries(st.sampled_from(["code", "state", "error", "x"]), printable),
     cookie=st.one_of(st.none(), header_text, header_text.map(lambda v: f"shophook_connect={v}")),
@@ -192,7 +210,7 @@ def test_no_input_to_the_oauth_routes_is_a_5xx(shared_stack, tally, platform, st
 
 @examples(200, 3000)
 @given(
-    platform=st.sampled_from(["taobao", "jd"]),
+    platform=st.sampled_from(["taobao", "jd", "doudian"]),
     query=st.dictionaries(
         st.sampled_from(["app_key", "sign", "timestamp", "sign_method", "v", "x"]), printable
     ),
@@ -238,6 +256,29 @@ def test_well_signed_jd_garbage_is_a_named_422(shared_stack, tally, payload, met
     tally.inputs += 1
     assert answer.status == 422
     assert answer.body["field"]
+
+
+@examples(150, 2000)
+@given(
+    body=st.one_of(
+        st.binary(max_size=3000),
+        st.lists(json_values, max_size=4).map(lambda items: json.dumps(items).encode()),
+        st.lists(
+            st.fixed_dictionaries(
+                {"tag": printable, "msg_id": printable, "data": printable | json_values}
+            ),
+            max_size=4,
+        ).map(lambda items: json.dumps(items).encode()),
+    )
+)
+def test_well_signed_doudian_garbage_is_quarantined_never_a_5xx(shared_stack, tally, body):
+    """A push that is no array is a 422 naming the field; an array is acked with
+    each message that cannot be applied quarantined (platforms.md 1.3)."""
+    answer = shared_stack.send(oracle_signed_doudian(body))
+    tally.inputs += 1
+    assert answer.status in (200, 422), answer.body
+    if answer.status == 422:
+        assert answer.body["field"]
 
 
 def test_content_types_get_shophooks_own_answer(shared_stack, tally):
@@ -343,6 +384,42 @@ def test_well_signed_messages_with_hostile_fields_are_stored_or_a_named_422(
         assert answer.body["field"]
     if isinstance(value, str) and len(value) > MAX_TEXT_LENGTH:
         assert answer.status == 422, (field, len(value))
+
+
+DOUDIAN_CASE = next(m for m in doudian_order("3800003", NOW) if m.topic == "200")
+DOUDIAN_FIELDS = [
+    "msg_id",
+    "aftersale_id",
+    "p_id",
+    "refund_amount",
+    "update_time",
+    "reason_code",
+    "aftersale_type",
+    "quality_issue",
+]
+
+
+@examples(60, 1500)
+@given(field=st.sampled_from(DOUDIAN_FIELDS), value=hostile_values)
+def test_well_signed_doudian_messages_with_hostile_fields_are_stored_or_quarantined(
+    shared_stack, tally, field, value
+):
+    """The same values in a Doudian-style array: the push is acked, and the
+    message is stored or held in the quarantine, never a 5xx."""
+    shared_stack.reset()
+    message = {
+        "tag": DOUDIAN_CASE.topic,
+        "msg_id": value if field == "msg_id" else DOUDIAN_CASE.message_id,
+        "data": json.dumps(
+            {**DOUDIAN_CASE.payload, **({} if field == "msg_id" else {field: value})}
+        ),
+    }
+    answer = shared_stack.send(oracle_signed_doudian(json.dumps([message]).encode()))
+    tally.inputs += 1
+    assert answer.status == 200, answer.body
+    assert InboxRecord.count() + QuarantineRecord.count() == 1
+    if isinstance(value, str) and len(value) > MAX_TEXT_LENGTH:
+        assert QuarantineRecord.count() == 1, (field, len(value))
 
 
 # JOS signs `name + value` with no separator, so a captured push could be

@@ -13,18 +13,18 @@ import pytest
 
 from chalicelib.service import keys
 from chalicelib.store.records import ShopRecord
-from simulator.scenarios import jd_order
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, approve
+from simulator.scenarios import doudian_order, jd_order
+from tests.support import DOUDIAN_SHOP, JD_SHOP, NOW, TAOBAO_SHOP, approve
 
 SHOP_ROUTES = [
     ("GET", "/shops/{shop}/orders/3950001"),
     ("GET", "/shops/{shop}/after-sales"),
-    ("GET", "/shops/{shop}/after-sales/afs-39500017"),
+    ("GET", "/shops/{shop}/after-sales/{case}"),
     ("GET", "/shops/{shop}/deadlines"),
     ("GET", "/shops/{shop}/policy"),
     ("PUT", "/shops/{shop}/policy"),
-    ("POST", "/shops/{shop}/after-sales/afs-39500017/actions"),
-    ("GET", "/shops/{shop}/after-sales/afs-39500017/actions/act_1"),
+    ("POST", "/shops/{shop}/after-sales/{case}/actions"),
+    ("GET", "/shops/{shop}/after-sales/{case}/actions/act_1"),
     ("POST", "/shops/{shop}/orders/3950001/ship"),
     ("POST", "/shops/{shop}/disconnect"),
 ]
@@ -40,36 +40,51 @@ def call(stack, method, path, key, body=None):
     return stack.request(method, path, raw, headers)
 
 
-@pytest.fixture
-def keyed(shared_stack):
-    """Shop B (JD) with an order and a case; a key for shop A (Taobao) only."""
+# Shop B on each other platform: its messages, and the case they make. Doudian-style
+# trade messages are thin (completed later): its after-sale and courier messages.
+SHOP_B = {
+    "jd": (JD_SHOP, lambda: jd_order("3950001", NOW - timedelta(days=6)), "afs-39500017"),
+    "doudian": (
+        DOUDIAN_SHOP,
+        lambda: [m for m in doudian_order("3950001", NOW - timedelta(days=6)) if m.topic >= "104"],
+        "39500017",
+    ),
+}
+
+
+@pytest.fixture(params=sorted(SHOP_B))
+def keyed(shared_stack, request):
+    """Shop B with an order and a case; a key for shop A (Taobao) only."""
+    shop_b, messages, case = SHOP_B[request.param]
     shared_stack.reset()
-    for message in jd_order("3950001", NOW - timedelta(days=6)):
+    for message in messages():
         assert shared_stack.deliver(message).status == 200
     _, taobao_only = keys.create_key("shop A's integrator", [TAOBAO_SHOP], NOW)
-    return shared_stack, taobao_only
+    return shared_stack, taobao_only, shop_b, case
 
 
 def test_a_key_for_shop_a_finds_nothing_of_shop_b_on_any_route(keyed, tally):
-    stack, taobao_only = keyed
+    stack, taobao_only, shop_b, case = keyed
     for method, template in SHOP_ROUTES:
-        path = template.format(shop=JD_SHOP)
+        path = template.format(shop=shop_b, case=case)
         outsider = call(stack, method, path, taobao_only, BODIES.get(method))
         tally.inputs += 1
         assert (outsider.status, outsider.body["code"]) == (404, "shop_not_found"), (
             path,
             outsider.body,
         )
-    # Shop B is untouched: still connected, its order still there.
-    assert stack.get(f"/shops/{JD_SHOP}/orders/3950001").status == 200
+    # Shop B is untouched: still connected, its case (and a JD-style order) still there.
+    assert stack.get(f"/shops/{shop_b}/after-sales/{case}").status == 200
+    if shop_b == JD_SHOP:
+        assert stack.get(f"/shops/{shop_b}/orders/3950001").status == 200
 
 
 def test_subscriptions_stay_with_their_key_and_their_shops(keyed, tally, loopback_webhooks):
-    stack, taobao_only = keyed
+    stack, taobao_only, shop_b, _ = keyed
     wanted = {"url": "http://127.0.0.1:9/hook", "event_types": ["order.paid"]}
-    refused = call(stack, "POST", "/subscriptions", taobao_only, {**wanted, "shops": [JD_SHOP]})
+    refused = call(stack, "POST", "/subscriptions", taobao_only, {**wanted, "shops": [shop_b]})
     assert (refused.status, refused.body["field"]) == (404, "shops[0]"), refused.body
-    theirs = call(stack, "POST", "/subscriptions", stack.api_key, {**wanted, "shops": [JD_SHOP]})
+    theirs = call(stack, "POST", "/subscriptions", stack.api_key, {**wanted, "shops": [shop_b]})
     assert theirs.status == 201
     subscription = theirs.body["id"]
     for method, path, body in [
@@ -85,7 +100,10 @@ def test_subscriptions_stay_with_their_key_and_their_shops(keyed, tally, loopbac
     assert call(stack, "GET", f"/subscriptions/{subscription}", stack.api_key).status == 200
 
 
-@pytest.mark.parametrize(("platform", "seller"), [("taobao", "2200000099"), ("jd", "10000099")])
+@pytest.mark.parametrize(
+    ("platform", "seller"),
+    [("taobao", "2200000099"), ("jd", "10000099"), ("doudian", "30000099")],
+)
 def test_an_approval_started_in_one_browser_is_refused_in_another(
     shared_stack, simulator, tally, platform, seller
 ):

@@ -20,20 +20,35 @@ from simulator.scenarios import (
     DEMO_CREDENTIALS,
     DEMO_TAOBAO_USER_ID,
     Message,
+    doudian_order,
     jd_order,
     taobao_order,
 )
 from simulator.webhooks import SignedWebhook
 from tests.reliability.ledger import Ledger
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, oracle_signed_jd, oracle_signed_taobao
+from tests.support import (
+    DOUDIAN_SHOP,
+    JD_SHOP,
+    NOW,
+    TAOBAO_SHOP,
+    oracle_signed_jd,
+    oracle_signed_taobao,
+)
 
 WINDOW = timedelta(minutes=10)
 FIRST = {"taobao": taobao_order("3700001", NOW - timedelta(days=1))[0]}
 FIRST["jd"] = jd_order("3700002", NOW - timedelta(days=1))[0]
+# Doudian-style trade messages are thin: its after-sale request is what shows at once.
+FIRST["doudian"] = next(
+    m for m in doudian_order("3700003", NOW - timedelta(days=7)) if m.topic == "200"
+)
 ORDER_PATH = {
     "taobao": f"/shops/{TAOBAO_SHOP}/orders/3700001",
     "jd": f"/shops/{JD_SHOP}/orders/3700002",
+    "doudian": f"/shops/{DOUDIAN_SHOP}/after-sales/37000037",
 }
+# Platforms whose pushes carry a timestamp (Doudian-style ones carry none).
+TIMED = ["taobao", "jd"]
 
 
 def signed(platform: str, sent_at=NOW) -> SignedWebhook:
@@ -57,18 +72,34 @@ def with_fields(webhook: SignedWebhook, fields: dict[str, str]) -> SignedWebhook
 
 
 def tamperings(webhook: SignedWebhook) -> list[tuple[str, SignedWebhook]]:
-    """Every signed field altered, then dropped, one at a time; a field added; and a
-    body signed beside the query string altered."""
-    fields = signed_fields(webhook)
+    """Every signed field altered, then dropped, one at a time; a field added; every
+    signed header altered and dropped (Doudian-style: the app and the sign); and a
+    body signed beside the query string or the headers altered."""
+    form = webhook.headers.get("Content-Type") == "application/x-www-form-urlencoded"
+    fields = signed_fields(webhook) if form or "?" in webhook.path else {}
     variants = []
     for name, value in fields.items():
-        altered = value[:-1] + ("0" if value[-1:] != "0" else "1") if value else "x"
+        altered = alter(value)
         variants.append((f"{name} altered", with_fields(webhook, {**fields, name: altered})))
         dropped = {other: v for other, v in fields.items() if other != name}
         variants.append((f"{name} dropped", with_fields(webhook, dropped)))
-    variants.append(("a field added", with_fields(webhook, {**fields, "extra": "1"})))
-    if "?" in webhook.path:
-        flipped = webhook.body.replace(b"3700001", b"3700009", 1)
+    if fields:
+        variants.append(("a field added", with_fields(webhook, {**fields, "extra": "1"})))
+    for name, value in webhook.headers.items():
+        if name == "Content-Type":
+            continue
+        for change, headers in (
+            ("altered", {**webhook.headers, name: alter(value)}),
+            ("dropped", {other: v for other, v in webhook.headers.items() if other != name}),
+        ):
+            variants.append(
+                (
+                    f"header {name} {change}",
+                    SignedWebhook(webhook.platform, "x", webhook.path, headers, webhook.body),
+                )
+            )
+    if not form:
+        flipped = webhook.body.replace(b"370000", b"370009", 1)
         variants.append(
             (
                 "body altered",
@@ -76,6 +107,10 @@ def tamperings(webhook: SignedWebhook) -> list[tuple[str, SignedWebhook]]:
             )
         )
     return variants
+
+
+def alter(value: str) -> str:
+    return value[:-1] + ("0" if value[-1:] != "0" else "1") if value else "x"
 
 
 def nothing_stored(platform: str, stack) -> bool:
@@ -86,7 +121,7 @@ def nothing_stored(platform: str, stack) -> bool:
     )
 
 
-@pytest.mark.parametrize("platform", ["taobao", "jd"])
+@pytest.mark.parametrize("platform", sorted(FIRST))
 def test_every_signed_field_altered_or_dropped_is_refused_and_stores_nothing(
     shared_stack, tally, platform
 ):
@@ -99,7 +134,7 @@ def test_every_signed_field_altered_or_dropped_is_refused_and_stores_nothing(
     assert nothing_stored(platform, shared_stack)
 
 
-@pytest.mark.parametrize("platform", ["taobao", "jd"])
+@pytest.mark.parametrize("platform", sorted(FIRST))
 def test_a_replayed_message_changes_the_state_once(shared_stack, tally, platform):
     shared_stack.reset()
     ledger = Ledger(tally)
@@ -111,7 +146,7 @@ def test_a_replayed_message_changes_the_state_once(shared_stack, tally, platform
     assert ledger.lost() == []
 
 
-@pytest.mark.parametrize("platform", ["taobao", "jd"])
+@pytest.mark.parametrize("platform", TIMED)
 @pytest.mark.parametrize(
     ("skew", "accepted"),
     [
@@ -191,10 +226,14 @@ def test_invalid_utf8_and_deep_json_are_quarantined_by_name_never_applied(shared
 def test_the_content_type_is_not_trusted_the_signed_bytes_decide(shared_stack, tally, content_type):
     shared_stack.reset()
     ledger = Ledger(tally)
-    for platform in ("taobao", "jd"):
+    for platform in sorted(FIRST):
         webhook = signed(platform)
         relabelled = SignedWebhook(
-            platform, webhook.message_id, webhook.path, {"Content-Type": content_type}, webhook.body
+            platform,
+            webhook.message_id,
+            webhook.path,
+            {**webhook.headers, "Content-Type": content_type},
+            webhook.body,
         )
         assert ledger.send(shared_stack, relabelled).status == 200
         assert shared_stack.get(ORDER_PATH[platform]).status == 200

@@ -30,9 +30,17 @@ from chalicelib.settings import (
 )
 from chalicelib.store.records import OutboxRecord
 from shophook.driver import run_schedules
-from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message, jd_order, taobao_order
+from simulator.scenarios import (
+    DEMO_CREDENTIALS,
+    DEMO_SHOPS,
+    Message,
+    doudian_order,
+    jd_order,
+    taobao_order,
+)
 from simulator.server import drop_connection, serve, shophook_settings
 from tests.support import (
+    DOUDIAN_SHOP,
     JD_SHOP,
     NOW,
     TAOBAO_SHOP,
@@ -93,8 +101,12 @@ FAMILIES: dict[str, tuple[Callable[[], list[Message]], list[str]]] = {
         lambda: refund_before_shipping("3800003"),
         [f"/shops/{TAOBAO_SHOP}/orders/3800003", f"/shops/{TAOBAO_SHOP}/after-sales/R3800003"],
     ),
+    "doudian lifecycle": (
+        lambda: doudian_order("3800005", LIFECYCLE_START),
+        [f"/shops/{DOUDIAN_SHOP}/orders/3800005", f"/shops/{DOUDIAN_SHOP}/after-sales/38000057"],
+    ),
 }
-STATE_PATHS = [f"/shops/{TAOBAO_SHOP}/deadlines", f"/shops/{JD_SHOP}/deadlines"]
+STATE_PATHS = [f"/shops/{shop_id}/deadlines" for shop_id in DEMO_SHOPS]
 
 
 def without_version(body):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.platforms import registry
 from chalicelib.store.records import ALL_RECORDS
 from shophook.infra import FUNCTIONS, render, template
 
@@ -163,14 +164,14 @@ def test_no_function_environment_holds_a_secret():
     rendered = template()
     resources = rendered["Resources"]
     no_echo = {name for name, p in rendered["Parameters"].items() if p.get("NoEcho")}
-    assert no_echo == {"TaobaoAppSecret", "JdAppSecret"}
+    assert no_echo == {f"{platform.capitalize()}AppSecret" for platform in registry()}
     for function in FUNCTIONS:
         properties = resources[function]["Properties"]
         variables = properties["Environment"]["Variables"]
         assert not any(value == {"Ref": name} for value in variables.values() for name in no_echo)
         assert properties["KmsKeyArn"] == {"Fn::GetAtt": ["TokenKey", "Arn"]}
     api = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
-    for platform in ("taobao", "jd"):
+    for platform in registry():
         stored = resources[f"{platform.capitalize()}AppSecretStored"]
         assert stored["Type"] == "AWS::SecretsManager::Secret"
         assert stored["Properties"]["SecretString"] == {"Ref": f"{platform.capitalize()}AppSecret"}

@@ -17,18 +17,18 @@ from chalicelib.domain.model import (
     OrderSnapshot,
     ThinMessage,
 )
-from chalicelib.platforms import jd, taobao
+from chalicelib.platforms import doudian, jd, taobao
 from chalicelib.platforms.base import MalformedMessageError, VerifiedDelivery
 from chalicelib.platforms.wire import yuan_to_fen
 from chalicelib.store import codec
 from simulator.scenarios import Message
 from tests.catalogue import EVERY_TOPIC, _afs, _refund, _trade
-from tests.support import parsed
+from tests.support import SIGNATURE_VECTORS, parsed
 
 
 def test_the_catalogue_covers_every_topic_of_both_platforms():
     covered = {message.topic for message, *_ in EVERY_TOPIC}
-    assert covered == set(taobao.TOPICS) | set(jd.TOPICS)
+    assert covered == set(taobao.TOPICS) | set(jd.TOPICS) | set(doudian.TAGS)
 
 
 @pytest.mark.parametrize(
@@ -47,11 +47,13 @@ def test_every_topic_parses_to_its_canonical_event(message, kind, entity_id, fie
     elif field == "shipment_status":
         assert isinstance(event, LogisticsTrace)
         assert (event.order_id, event.status) == (entity_id, expected)
+    elif isinstance(event, ThinMessage):  # the order shows once its detail call reads it
+        assert event.needs == EntityRef.order(message.platform, entity_id)
     else:
         assert isinstance(event, OrderSnapshot)
         assert (event.order_id, event.status) == (entity_id, expected)
     if inbound.shop_id is not None:
-        assert inbound.shop_id in ("taobao:2200000001", "jd:10000001")
+        assert inbound.shop_id in ("taobao:2200000001", "jd:10000001", "doudian:30000001")
 
 
 @pytest.mark.parametrize("phase", ["onsale", "aftersale"])
@@ -206,3 +208,14 @@ def test_yuan_strings_convert_exactly_to_fen(yuan, fen):
 def test_invalid_yuan_strings_are_refused(text):
     with pytest.raises(ValueError):
         yuan_to_fen(text)
+
+
+def test_the_contracts_doudian_push_vector_is_a_thin_message_for_its_order():
+    """The push vector (signature-vectors.json, doudian-push): the platform's own
+    pay message, without `update_time`, names the order to read and its shop."""
+    (vector,) = [v for v in SIGNATURE_VECTORS if v["kind"] == "doudian-push"]
+    (message,) = doudian.PLATFORM.messages(VerifiedDelivery("doudian", vector["body"].encode(), {}))
+    inbound = doudian.PLATFORM.parse(message)
+    assert (inbound.message_id, inbound.topic) == ("7000000000000000001", "101")
+    assert inbound.shop_id == "doudian:30000001"
+    assert inbound.event == ThinMessage(EntityRef.order("doudian", "4900000000001"))

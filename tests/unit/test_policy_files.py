@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from chalicelib.domain.policy import PolicyError
+from chalicelib.domain.rules import NEEDED
 from chalicelib.platforms import registry
-from chalicelib.policies import DIRECTORY, load
+from chalicelib.policies import DIRECTORY, left_out_in, load
 
 
 @pytest.fixture
 def policy_dir(tmp_path: Path) -> Path:
-    for name in ("law.toml", "taobao.toml", "jd.toml", "seller.toml"):
+    for name in ("law.toml", "taobao.toml", "jd.toml", "doudian.toml", "seller.toml"):
         shutil.copy(DIRECTORY / name, tmp_path / name)
     return tmp_path
 
@@ -73,6 +74,24 @@ def edit(path: Path, old: str, new: str) -> None:
         ),
         ("jd.toml", "[[rules]]", "[[rules]\n", r"policies/jd.toml"),
         (
+            "doudian.toml",
+            'id = "platform.ship_by"\nreason = "no sourced',
+            'id = "platform.ship_by"\nreason = " "\n#',
+            r"policies/doudian.toml: platform.ship_by: a rule left out says why",
+        ),
+        (
+            "doudian.toml",
+            'id = "platform.ship_by"\nreason',
+            'id = "seller.ship_within"\nreason',
+            r"policies/doudian.toml: seller.ship_within: only a platform rule",
+        ),
+        (
+            "doudian.toml",
+            'id = "platform.fake_shipment"',
+            'id = "platform.ship_by"',
+            r"policies for doudian: platform.fake_shipment: missing",
+        ),
+        (
             "law.toml",
             'id = "law.refund_method"',
             'id = "platform.refund_method"',
@@ -82,6 +101,23 @@ def edit(path: Path, old: str, new: str) -> None:
 )
 def test_a_bad_policy_file_fails_loudly_naming_file_and_entry(policy_dir, file, old, new, message):
     edit(policy_dir / file, old, new)
-    platform = "jd" if file == "jd.toml" else "taobao"
+    platform = file.removesuffix(".toml") if file in ("jd.toml", "doudian.toml") else "taobao"
     with pytest.raises(PolicyError, match=message):
         load(platform, policy_dir)
+
+
+def test_a_rule_left_out_is_not_required_and_not_the_shops_to_change_by_it():
+    """The Doudian-style file leaves out every platform rule it found no source for
+    (each saying why): none is in its policy, the law's and the seller's are, and
+    the seller's refund target, bounded by a platform rule elsewhere, is not a
+    shop's to change there."""
+    left_out = left_out_in(DIRECTORY / "doudian.toml")
+    needed = {rule_id for rule_id in NEEDED if rule_id.startswith("platform.")}
+    assert set(left_out) == needed
+    assert all(len(reason) > 20 for reason in left_out.values())
+    policy = load("doudian")
+    assert not any(rule_id.startswith("platform.") for rule_id in policy.rules)
+    assert "seller.refund_within" in policy.rules and "law.no_reason_return" in policy.rules
+    with pytest.raises(PolicyError, match="not a seller target a shop can change"):
+        policy.check_override("seller.refund_within", "hours", 12)
+    load("taobao").check_override("seller.refund_within", "hours", 12)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from datetime import timedelta
 from urllib.parse import quote, urlencode
 
@@ -10,6 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.platforms.base import AppCredentials, InboundRequest, WebhookRejectedError
+from chalicelib.platforms.doudian import PLATFORM as DOUDIAN
+from chalicelib.platforms.doudian import api_sign as doudian_api_sign
+from chalicelib.platforms.doudian import param_json as doudian_param_json
 from chalicelib.platforms.jd import PLATFORM as JD
 from chalicelib.platforms.jd import PUSH_FIELDS
 from chalicelib.platforms.signing import (
@@ -275,3 +281,107 @@ def test_a_jd_field_outside_the_push_is_refused_before_the_signature(name, sign)
     error = rejection(JD, jd_request(form), JD_APP)
     assert (error.status, error.code) == (400, "unexpected_field")
     assert f"'{name}'" in error.message
+
+
+# Doudian-style (platforms.md 1.3, 2.4): oracles written from the contract's text.
+DOUDIAN_APP = AppCredentials("demo-dd-key", "demo-dd-secret")
+
+
+def oracle_doudian_push_sign(app_key: str, body: bytes, secret: str) -> str:
+    return hashlib.md5(app_key.encode() + body + secret.encode()).hexdigest()
+
+
+def oracle_doudian_api_sign(
+    app_key: str, secret: str, method: str, param_json: str, timestamp: str
+) -> str:
+    pairs = [("app_key", app_key), ("method", method), ("param_json", param_json)]
+    pairs += [("timestamp", timestamp), ("v", "2")]
+    text = secret + "".join(name + value for name, value in pairs) + secret
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def doudian_request(body: bytes, headers: dict[str, str]) -> InboundRequest:
+    return InboundRequest(query={}, headers=headers, raw_body=body)
+
+
+@pytest.mark.parametrize("vector", vectors("doudian-push"), ids=vector_id)
+def test_doudian_push_vectors_verify_and_match_the_oracle(vector):
+    body = vector["body"].encode()
+    assert oracle_doudian_push_sign(vector["app_key"], body, vector["secret"]) == vector["sign"]
+    credentials = AppCredentials(vector["app_key"], vector["secret"])
+    # Compared case-insensitively: the platform may send it upper-case.
+    for sign in (vector["sign"], vector["sign"].upper()):
+        headers = {"App-Id": vector["app_key"], "Event-Sign": sign}
+        assert DOUDIAN.verify(doudian_request(body, headers), credentials, NOW).raw_body == body
+
+
+@pytest.mark.parametrize("vector", vectors("doudian-api"), ids=vector_id)
+def test_doudian_api_vectors_are_what_the_signer_and_the_oracle_make(vector):
+    credentials = AppCredentials(vector["app_key"], vector["secret"])
+    timestamp = str(vector["timestamp"])
+    business = json.loads(vector["param_json"])
+    assert doudian_param_json(business) == vector["param_json"]
+    made = doudian_api_sign(credentials, vector["method"], vector["param_json"], timestamp)
+    oracle = oracle_doudian_api_sign(
+        vector["app_key"], vector["secret"], vector["method"], vector["param_json"], timestamp
+    )
+    assert made == oracle == vector["sign"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({"event-sign": "0" * 32}, "bad_signature"),
+        ({"event-sign": ""}, "missing_signature"),
+        ({"app-id": "someone-else"}, "unknown_app_key"),
+        ({"app-id": ""}, "missing_app_key"),
+    ],
+)
+def test_doudian_rejections_are_401_with_a_specific_code(headers, code):
+    body = b'[{"tag":"0","msg_id":"1","data":"{}"}]'
+    signed = {
+        "app-id": "demo-dd-key",
+        "event-sign": oracle_doudian_push_sign("demo-dd-key", body, "demo-dd-secret"),
+    }
+    error = rejection(DOUDIAN, doudian_request(body, {**signed, **headers}), DOUDIAN_APP)
+    assert (error.status, error.code) == (401, code)
+
+
+@given(body=st.binary(max_size=300), tamper=st.integers(min_value=0, max_value=299))
+def test_doudian_accepts_exactly_what_the_oracle_signs(body, tamper):
+    sign = oracle_doudian_push_sign("demo-dd-key", body, "demo-dd-secret")
+    headers = {"app-id": "demo-dd-key", "event-sign": sign}
+    assert DOUDIAN.verify(doudian_request(body, headers), DOUDIAN_APP, NOW).raw_body == body
+    if body:
+        index = tamper % len(body)
+        changed = body[:index] + bytes([body[index] ^ 1]) + body[index + 1 :]
+        error = rejection(DOUDIAN, doudian_request(changed, headers), DOUDIAN_APP)
+        assert error.code == "bad_signature"
+
+
+@given(
+    business=st.dictionaries(
+        st.text(min_size=1, max_size=8),
+        st.one_of(
+            st.text(max_size=12),
+            st.integers(min_value=-(10**12), max_value=10**12),
+            st.dictionaries(st.text(min_size=1, max_size=5), st.text(max_size=5), max_size=3),
+        ),
+        max_size=5,
+    ),
+    method=st.sampled_from(["order.orderDetail", "afterSale.operate", "token.create"]),
+    timestamp=st.integers(min_value=1_700_000_000, max_value=1_900_000_000),
+)
+def test_doudian_api_sign_is_the_oracle_over_sorted_compact_json(business, method, timestamp):
+    param_json = doudian_param_json(business)
+    decoded = json.loads(param_json)
+    # Sorted recursively and compact, non-ASCII as itself; blank values left out.
+    assert param_json == json.dumps(
+        decoded, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    assert all(value not in ("", None) and str(value).strip() for value in decoded.values())
+    made = doudian_api_sign(DOUDIAN_APP, method, param_json, str(timestamp))
+    oracle = oracle_doudian_api_sign(
+        "demo-dd-key", "demo-dd-secret", method, param_json, str(timestamp)
+    )
+    assert made == oracle
