@@ -325,6 +325,7 @@ class _Listed:
 
 class Jd(SessionCalls):
     name = "jd"
+    channel = None  # every message is pushed
     listings = tuple(LISTINGS)
     rereads_open_cases = True
 

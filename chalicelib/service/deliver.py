@@ -1,6 +1,7 @@
 """The queues' consumers: each message is one attempt at one piece of outbound
 work (an action for the platform, an event to fan out, a delivery to an
-integrator, or a shop's reconciliation pull), recorded on its outbox row.
+integrator, a shop's reconciliation pull, or its subscription to its platform's
+message channel), recorded on its outbox row.
 
 Retryable failures wait (the message's visibility timeout) with backoff and
 jitter; after the queue's budget the row shows `dead_lettered` and SQS moves
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.work import ACTIVE, AttemptResult, Tried, WorkKind, WorkState, after_attempt
 from chalicelib.observability import emit, logger
-from chalicelib.service import fanout, outbox, platform_actions, reconcile
+from chalicelib.service import channel, fanout, outbox, platform_actions, reconcile
 from chalicelib.store import queues, work
 from chalicelib.store import subscriptions as stored_subscriptions
 from chalicelib.store.errors import ConditionFailedError
@@ -33,11 +34,13 @@ METRICS = {
     WorkKind.ACTION: ("Actions", "ActionLatency"),
     WorkKind.DELIVERY: ("Deliveries", "DeliveryLatency"),
     WorkKind.PULL: ("ReconcileRuns", "ReconcileRunTime"),
+    WorkKind.CHANNEL: ("ChannelCalls", "ChannelCallLatency"),
 }
 ATTEMPTS = {
     WorkKind.ACTION: platform_actions.attempt,
     WorkKind.DELIVERY: fanout.attempt,
     WorkKind.PULL: reconcile.attempt,
+    WorkKind.CHANNEL: channel.attempt,
 }
 
 

@@ -116,6 +116,42 @@ def _store(
     store: EntityStore,
     queue: outbox.WorkQueue,
 ) -> Reply:
+    try:
+        settled = store_delivery(platform, delivery, now, store, queue)
+    except StorageUnavailableError as failure:
+        return Reply(503, platform.failure("storage_unavailable", str(failure)))
+    malformed = settled.malformed
+    if malformed is None:
+        return Reply(200, platform.ack())
+    return Reply(
+        422,
+        {
+            **platform.failure("malformed_message", f"{malformed.field}: {malformed.message}"),
+            "field": malformed.field,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What became of a verified delivery: stored (what the store made of it) or
+    quarantined (why). Either way the platform may stop delivering it."""
+
+    receipt: Receipt | None = None
+    malformed: MalformedMessageError | None = None
+
+
+def store_delivery(
+    platform: Platform,
+    delivery: VerifiedDelivery,
+    now: datetime,
+    store: EntityStore = ENTITIES,
+    queue: outbox.WorkQueue = outbox.SQS,
+) -> Settled:
+    """Parse and store once a verified delivery (a push, or a message taken from
+    a channel), quarantining the malformed, and queue the work it caused; raises
+    StorageUnavailableError when it could not be kept (the platform delivers it
+    again)."""
     message_id = platform.message_id(delivery)
     if message_id is not None:
         logger.set_correlation_id(f"{platform.name}:{message_id}")
@@ -125,16 +161,17 @@ def _store(
             logger.append_keys(shop_id=inbound.shop_id)
             receipt, work = store_once(inbound, now, store)
         except MalformedMessageError as malformed:
-            return _quarantine(platform, delivery, malformed, now, store)
-    except StorageUnavailableError as failure:
+            _quarantine(platform, delivery, malformed, now, store)
+            return Settled(malformed=malformed)
+    except StorageUnavailableError:
         emit("WebhookStorageFailure", platform=platform.name)
         logger.exception("webhook not stored")
-        return Reply(503, platform.failure("storage_unavailable", str(failure)))
+        raise
     queue.send(work)
     emit(RECEIPT_METRICS[receipt], platform=platform.name)
     count_deadline_events([item.work_type for item in work])
     logger.info("webhook stored", extra={"topic": inbound.topic, "outcome": receipt})
-    return Reply(200, platform.ack())
+    return Settled(receipt=receipt)
 
 
 def store_once(inbound: Inbound, now: datetime, store: EntityStore) -> tuple[Receipt, list[Work]]:
@@ -170,7 +207,7 @@ def _quarantine(
     malformed: MalformedMessageError,
     now: datetime,
     store: EntityStore,
-) -> Reply:
+) -> None:
     store.quarantine(
         Quarantined(
             platform.name,
@@ -185,11 +222,4 @@ def _quarantine(
     emit("WebhookQuarantined", platform=platform.name)
     logger.warning(
         "webhook quarantined", extra={"field": malformed.field, "error": malformed.message}
-    )
-    return Reply(
-        422,
-        {
-            **platform.failure("malformed_message", f"{malformed.field}: {malformed.message}"),
-            "field": malformed.field,
-        },
     )
