@@ -146,6 +146,7 @@ class SimulatedJd:
     session_field = "access_token"
     methods = METHODS
     queries = QUERIES
+    channel = None  # every message is pushed
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         return {"venderId": seller, "uid": nick}

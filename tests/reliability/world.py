@@ -204,10 +204,11 @@ class World:
 
     def platform_effects(self) -> Counter[str]:
         """Platform API calls the platform accepted since the reset, per distinct effect
-        (reconciliation queries change nothing: not effects)."""
+        (reconciliation queries and the message channel's calls change no shop's
+        trade: not effects)."""
         effects: Counter[str] = Counter()
         for call in requests.get(f"{self.simulator}/_sim/calls", timeout=5).json():
-            if not call["carried_out"] or call["query"]:
+            if not call["carried_out"] or call["query"] or call["channel"]:
                 continue
             business = {k: v for k, v in call["params"].items() if k not in CALL_NOISE}
             effects[json.dumps([call["method"], business], sort_keys=True)] += 1
