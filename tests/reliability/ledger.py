@@ -17,18 +17,29 @@ from tests.support import Answer, Stack
 @dataclass
 class Ledger:
     tally: Tally
-    acked: dict[str, SignedWebhook] = field(default_factory=dict)
+    # The messages the platform saw taken in: a push acknowledged, or a message
+    # its channel handed out confirmed.
+    acked: set[str] = field(default_factory=set)
+
+    def _note(self, key: str) -> None:
+        if key in self.acked:
+            self.tally.duplicates += 1
+        self.tally.inputs += 1
 
     def send(self, stack: Stack, webhook: SignedWebhook) -> Answer:
         """Send as the platform does, noting what was acknowledged."""
         key = platform_key(webhook.platform, webhook.message_id)
-        if key in self.acked:
-            self.tally.duplicates += 1
-        self.tally.inputs += 1
+        self._note(key)
         answer = stack.send(webhook)
         if 200 <= answer.status < 300:
-            self.acked[key] = webhook
+            self.acked.add(key)
         return answer
+
+    def took(self, platform: str, message_id: str) -> None:
+        """A message the platform's channel handed out and saw confirmed."""
+        key = platform_key(platform, message_id)
+        self._note(key)
+        self.acked.add(key)
 
     def lost(self) -> list[str]:
         """Acknowledged messages that are neither in the state nor in quarantine."""

@@ -1,7 +1,9 @@
 """Duplicate storms and reordering. Generated webhook sequences (a prefix of a
 lifecycle, shuffled, each message sent up to 10 times) end in the state of the
 clean in-order run, and every outbound effect (a platform action, an
-integrator delivery) happens exactly once.
+integrator delivery) happens exactly once. The same storms delivered through
+the Taobao-style message channel (platforms.md 1.4), with faults on its calls
+leaving batches unconfirmed (redelivered after their lease), end the same.
 
 Dropped pushes: a lifecycle as it happens, 30% of its pushes never sent, the
 reconciliation schedule running after each change, ends as the run that lost
@@ -17,6 +19,7 @@ import random
 from datetime import datetime, timedelta
 
 import pytest
+import requests
 import time_machine
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,11 +27,12 @@ from hypothesis import strategies as st
 import app as app_module
 from chalicelib.domain.model import LogisticsTrace
 from chalicelib.service import shops
+from chalicelib.settings import platform_variable
 from chalicelib.store.records import DeadlineRecord
 from shophook.driver import run_schedules
 from simulator.platforms import registry as simulated
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message, jd_order, taobao_order
-from simulator.server import hold_records
+from simulator.server import hold_records, publish
 from tests.reliability.ledger import Ledger
 from tests.reliability.report import examples
 from tests.reliability.world import (
@@ -40,7 +44,7 @@ from tests.reliability.world import (
     refund_before_shipping,
     world,
 )
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, fold, parsed
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, fold, parsed, set_env
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +68,38 @@ def clean_run(the_world: World, family: str, length: int) -> tuple[dict, dict]:
     return EXPECTED[family, length]
 
 
+# How a storm arrives: pushed, or put on the platform's message channel.
+ROUTES = [(family, "push") for family in FAMILIES] + [
+    (family, "tmc") for family in FAMILIES if family.startswith("taobao")
+]
+# Faults on the channel's calls (a consume or a confirm refused): a batch left
+# unconfirmed is stored already and comes back after its lease.
+CHANNEL_FAULTS = st.lists(st.sampled_from(["none", "server_error", "rate_limit"]), max_size=4)
+
+
+def through_the_channel(the_world: World, ledger: Ledger, arrival: list[Message], faults) -> None:
+    """The storm as the platform's channel hands it out, drained by the schedule
+    as time passes; every message ends stored (or quarantined) and confirmed."""
+    with time_machine.travel(NOW, tick=False):
+        publish(the_world.simulator, arrival, thin=False)
+    the_world.fail_next("taobao", faults)
+    with pytest.MonkeyPatch.context() as patch:
+        set_env(patch, {platform_variable("taobao", "tmc"): "1"})
+        reached = the_world.settle()
+    assert the_world.unfired_faults() == 0
+    with time_machine.travel(reached, tick=False):
+        left = requests.get(f"{the_world.simulator}/_sim/channel", timeout=5).json()["taobao"]
+    assert (left["waiting"], left["leased"]) == (0, 0)
+    for message in arrival:
+        ledger.took(message.platform, message.message_id)
+
+
 @examples(6, 1000)
-@given(data=st.data(), family=st.sampled_from(sorted(FAMILIES)))
+@given(data=st.data(), route=st.sampled_from(ROUTES))
 def test_a_storm_of_duplicates_and_shuffles_ends_as_the_in_order_run_with_effects_once(
-    the_world, tally, data, family
+    the_world, tally, data, route
 ):
+    family, via = route
     build, paths = FAMILIES[family]
     messages = build()
     length = data.draw(st.integers(1, len(messages)), label="prefix")
@@ -82,7 +113,9 @@ def test_a_storm_of_duplicates_and_shuffles_ends_as_the_in_order_run_with_effect
     arrival = data.draw(st.permutations(arrival), label="arrival")
     the_world.reset()
     ledger = Ledger(tally)
-    for message in arrival:
+    if via == "tmc":
+        through_the_channel(the_world, ledger, arrival, data.draw(CHANNEL_FAULTS, label="faults"))
+    for message in arrival if via == "push" else []:
         sent_at = NOW - timedelta(seconds=data.draw(st.integers(0, 590), label="skew"))
         webhook = message.signed(DEMO_CREDENTIALS[message.platform], sent_at)
         assert ledger.send(the_world.stack, webhook).status == 200
@@ -200,7 +233,7 @@ def live(the_world: World, shop_id: str, messages: list[Message], dropped: set[i
     timeline = sorted(messages, key=happened_at)
     the_world.reset(connected_at=happened_at(timeline[0]) - timedelta(hours=1))
     for other in set(DEMO_SHOPS) - {shop_id}:
-        shops.disconnect(other)
+        shops.disconnect(other, NOW)
     for index, message in enumerate(timeline):
         at = happened_at(message) + PULLED_AFTER
         hold_records(the_world.simulator, [message])
