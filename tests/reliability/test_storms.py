@@ -42,6 +42,7 @@ from tests.reliability.world import (
     World,
     final_state,
     refund_before_shipping,
+    without,
     world,
 )
 from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, fold, parsed, set_env
@@ -129,7 +130,9 @@ def test_a_storm_of_duplicates_and_shuffles_ends_as_the_in_order_run_with_effect
     assert ledger.lost() == []
     assert twice == 0
     assert set(effects) == set(expected_effects)
-    assert final_state(the_world, paths) == expected_state
+    # Taken from the channel minutes after it was put there, a message is decided on then.
+    when = frozenset({"decided_at"} if via == "tmc" else ())
+    assert without(final_state(the_world, paths), when) == without(expected_state, when)
 
 
 PURE_INBOUNDS = [

@@ -97,11 +97,12 @@ FAMILIES: dict[str, tuple[Callable[[], list[Message]], list[str]]] = {
 STATE_PATHS = [f"/shops/{TAOBAO_SHOP}/deadlines", f"/shops/{JD_SHOP}/deadlines"]
 
 
-def without_version(body):
+def without(body, names: frozenset[str] = frozenset({"version"})):
+    """The body with the fields `names` left out, at any depth."""
     if isinstance(body, dict):
-        return {name: without_version(value) for name, value in body.items() if name != "version"}
-    if isinstance(body, list):
-        return [without_version(item) for item in body]
+        return {name: without(value, names) for name, value in body.items() if name not in names}
+    if isinstance(body, (list, tuple)):
+        return [without(item, names) for item in body]
     return body
 
 
@@ -110,9 +111,7 @@ def final_state(the_world: World, paths: list[str]) -> dict[str, object]:
     platform action ended (sent, not failed). Deliveries are checked by what the
     subscriber received: their number follows the arrival order."""
     answers = {path: the_world.stack.get(path) for path in [*paths, *STATE_PATHS]}
-    shown = {
-        path: (answer.status, without_version(answer.body)) for path, answer in answers.items()
-    }
+    shown = {path: (answer.status, without(answer.body)) for path, answer in answers.items()}
     actions = Counter(
         (row.type, row.state) for row in OutboxRecord.scan(OutboxRecord.kind == "action")
     )
