@@ -115,7 +115,9 @@ def test_a_storm_of_duplicates_and_shuffles_ends_as_the_in_order_run_with_effect
     the_world.reset()
     ledger = Ledger(tally)
     if via == "tmc":
-        through_the_channel(the_world, ledger, arrival, data.draw(CHANNEL_FAULTS, label="faults"))
+        faults = data.draw(CHANNEL_FAULTS, label="faults")
+        tally.faults += sum(fault != "none" for fault in faults)
+        through_the_channel(the_world, ledger, arrival, faults)
     for message in arrival if via == "push" else []:
         sent_at = NOW - timedelta(seconds=data.draw(st.integers(0, 590), label="skew"))
         webhook = message.signed(DEMO_CREDENTIALS[message.platform], sent_at)
