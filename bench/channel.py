@@ -52,7 +52,7 @@ def _pushed(messages: list[Message], now: datetime) -> PerMessage:
             webhook = message.signed(DEMO_CREDENTIALS["taobao"], now)
             answer = app.app(stack.proxy_event(webhook), stack.LambdaContext())
             assert answer["statusCode"] == 200, answer
-    return PerMessage("push", len(messages), 0, meter.dynamodb_requests, meter.sqs_requests)
+    return PerMessage("push", len(messages), 0, meter.dynamodb_requests(), meter.sqs_requests())
 
 
 def _drained(messages: list[Message], now: datetime, simulator: str) -> PerMessage:
@@ -69,8 +69,8 @@ def _drained(messages: list[Message], now: datetime, simulator: str) -> PerMessa
         "message channel",
         len(messages),
         _channel_calls(simulator) - before,
-        meter.dynamodb_requests,
-        meter.sqs_requests,
+        meter.dynamodb_requests(),
+        meter.sqs_requests(),
     )
 
 
