@@ -25,6 +25,7 @@ from chalicelib.platforms import registry
 from chalicelib.platforms.base import InboundRequest
 from chalicelib.service import (
     actions,
+    channel,
     console,
     deliver,
     ingest,
@@ -488,7 +489,7 @@ def replay_deliveries(subscription_id: str) -> dict[str, Any]:
 def disconnect_shop(shop_id: str) -> dict[str, str]:
     """Forget the shop's tokens; its webhooks are acknowledged and ignored from now on."""
     _reader_of(shop_id)
-    shop = shops.disconnect(shop_id)
+    shop = shops.disconnect(shop_id, datetime.now(UTC))
     return {"shop_id": shop.shop_id, "status": shop.status}
 
 
@@ -917,6 +918,20 @@ def refresh_tokens(event: Any) -> dict[str, list[str]]:
 def reconcile_shops(event: Any) -> dict[str, int]:
     """Queue one reconciliation pull per shop with live tokens (run by deliver_outbox)."""
     return {"queued": reconcile.schedule(datetime.now(UTC))}
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def drain_channels(event: Any) -> dict[str, dict[str, int]]:
+    """Drain the platforms' message channels that are on (SHOPHOOK_TAOBAO_TMC=1)."""
+    return {
+        report.platform: {
+            "consumed": report.consumed,
+            "confirmed": report.confirmed,
+            "redelivered": report.redelivered,
+            "unstored": report.unstored,
+        }
+        for report in channel.drain(datetime.now(UTC))
+    }
 
 
 @app.schedule(Rate(2, unit=Rate.MINUTES))

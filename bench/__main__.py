@@ -18,6 +18,7 @@ BENCHMARKS = {
     "fanout": ("bench.fanout", "fanout"),
     "console": ("bench.console", "console"),
     "reconcile": ("bench.reconcile", "reconcile_costs"),
+    "channel": ("bench.channel", "channel_costs"),
 }
 
 

@@ -58,10 +58,13 @@ class PlatformSettings:
     credentials: AppCredentials | None
     api_url: str | None
     oauth_url: str | None
+    # The platform's message channel is drained (SHOPHOOK_<PLATFORM>_TMC=1; platforms.md 1.4).
+    channel: bool = False
 
 
 def platform_variable(platform: str, part: str) -> str:
-    """SHOPHOOK_<PLATFORM>_<PART>: APP_KEY, APP_SECRET, APP_SECRET_NAME, API_URL, OAUTH_URL."""
+    """SHOPHOOK_<PLATFORM>_<PART>: APP_KEY, APP_SECRET, APP_SECRET_NAME, API_URL, OAUTH_URL,
+    TMC."""
     return f"SHOPHOOK_{platform.upper()}_{part.upper()}"
 
 
@@ -95,6 +98,7 @@ class Settings:
             credentials=AppCredentials(app_key, app_secret) if app_key and app_secret else None,
             api_url=value("api_url"),
             oauth_url=value("oauth_url"),
+            channel=_flag(self.environ, platform_variable(name, "tmc")),
         )
 
     def queue_url(self, variable: str) -> str | None:

@@ -26,6 +26,8 @@ from shophook.stage import PROJECT_DIR, apply_stage
 
 # Where `shophook local` serves the platform simulator unless told otherwise.
 DEFAULT_SIMULATOR_PORT = 8100
+# Channel contents as the real platform sends them need the detail calls to complete.
+THIN_CHANNEL_CONTENTS = False
 
 console = Console()
 
@@ -91,6 +93,33 @@ def _hold_on_simulator(args: argparse.Namespace, messages: list[Any]) -> None:
         )
 
 
+def _publish(args: argparse.Namespace, messages: list[Any], order_id: str) -> int:
+    """The scenario on the platform's message channel (platforms.md 1.4), for the
+    drain schedule to take."""
+    import requests
+
+    from simulator.scenarios import SCENARIOS
+    from simulator.server import publish
+
+    scenario = SCENARIOS[args.scenario]
+    try:
+        published = publish(args.simulator, messages, thin=THIN_CHANNEL_CONTENTS)
+    except requests.RequestException as error:
+        raise SystemExit(f"the simulator at {args.simulator} did not take them ({error})") from None
+    rows = [
+        {"message": m.message_id, "topic": m.topic, "status": "on the channel"} for m in messages
+    ]
+    _print_rows(rows, args.json, f"{args.scenario}: {scenario.description}")
+    if not args.json:
+        console.print(
+            f"{published} messages on the simulated channel: the drain schedule takes them "
+            "(every minute)\n"
+            f"See the order: GET {args.url}/shops/{scenario.shop_id}/orders/{order_id}",
+            highlight=False,
+        )
+    return 0
+
+
 def _simulate(args: argparse.Namespace) -> int:
     import requests
 
@@ -115,6 +144,8 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.shuffle:
         shuffler.shuffle(pushes)
     dropped = set(shuffler.sample(range(len(pushes)), round(len(pushes) * args.drop / 100)))
+    if args.via == "tmc":
+        return _publish(args, [m for n, m in enumerate(pushes) if n not in dropped], order_id)
     rows = []
     with requests.Session() as session:
         for position, message in enumerate(pushes):
@@ -593,6 +624,12 @@ def parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--drop", type=float, default=0, metavar="PERCENT", help="drop this share of the pushes"
+    )
+    simulate.add_argument(
+        "--via",
+        choices=("push", "tmc"),
+        default="push",
+        help="push the webhooks, or put them on the Taobao-style message channel (TMC)",
     )
     simulate.add_argument("--json", action="store_true")
     simulate.set_defaults(handler=_simulate)

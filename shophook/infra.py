@@ -44,6 +44,7 @@ FUNCTIONS = {
     "RefreshTokens": "token refresher",
     "RequeueOutbox": "outbox requeuer",
     "ReconcileShops": "reconciliation scheduler",
+    "DrainChannels": "message channel drain",
     "DeliverOutbox": "action sender, event fan-out and reconciliation puller",
     "DeliverWebhooks": "integrator webhook sender",
 }
@@ -52,7 +53,7 @@ ROLES = tuple(name.replace("APIHandler", "ApiHandler") for name in FUNCTIONS)
 # The SQS consumers: they report failures per record.
 CONSUMERS = ("DeliverOutbox", "DeliverWebhooks")
 # Functions that call the platforms' APIs (OAuth included).
-PLATFORM_CALLERS = ("APIHandler", "RefreshTokens", "DeliverOutbox")
+PLATFORM_CALLERS = ("APIHandler", "RefreshTokens", "DeliverOutbox", "DrainChannels")
 # A schedule needs one run at a time; two, so a late run never throttles the next.
 SCHEDULE_CONCURRENCY = 2
 # What API Gateway's access log records per request: who, which route, how it
@@ -169,6 +170,11 @@ def _metric(
     }
 
 
+def _channels() -> list[str]:
+    """The platforms with a message channel (platforms.md 1.4)."""
+    return sorted(name for name, platform in registry().items() if platform.channel is not None)
+
+
 def _math_alarm(
     description: str,
     expression: str,
@@ -242,6 +248,22 @@ def alarms() -> dict[str, dict[str, Any]]:
         0,
         periods=3,
     )
+    # The drain runs every minute and says each time whether it failed; a crash
+    # is a failed run too.
+    for platform in _channels():
+        failed = _metric(NAMESPACE, "TmcRunFailed", {"platform": platform, **ours}, "Maximum")
+        crashed = _metric("AWS/Lambda", "Errors", {"FunctionName": {"Ref": "DrainChannels"}})
+        found[f"{platform.capitalize()}ChannelFailingAlarm"] = _math_alarm(
+            f"The {platform} message channel drain failed three runs in a row (messages wait "
+            "on the platform): see the `channel run failed` log lines",
+            "MAX([FILL(failed, 0), FILL(crashed, 0)])",
+            {
+                "failed": {**failed, "Period": 60},
+                "crashed": {**crashed, "Period": 60},
+            },
+            0,
+            periods=3,
+        )
     for function, label in FUNCTIONS.items():
         for metric in ("Errors", "Throttles"):
             found[f"{function}{metric}Alarm"] = _math_alarm(
@@ -319,6 +341,19 @@ def _reading_widget(platforms: list[str]) -> dict[str, Any]:
     )
 
 
+def _channel_widgets() -> list[dict[str, Any]]:
+    return [
+        _widget(
+            f"Message channel: {platform} (consumed, confirmed, redelivered, failed runs)",
+            [
+                [NAMESPACE, name, "platform", platform, "service", SERVICE]
+                for name in ("TmcConsumed", "TmcConfirmed", "TmcRedelivered", "TmcRunFailed")
+            ],
+        )
+        for platform in _channels()
+    ]
+
+
 def dashboard() -> dict[str, Any]:
     platforms = sorted(registry())
     flow = [
@@ -378,6 +413,7 @@ def dashboard() -> dict[str, Any]:
             ],
         ),
         _reading_widget(platforms),
+        *_channel_widgets(),
         _widget(
             "Outbound latency (ms), p50 and p99",
             [
@@ -572,6 +608,11 @@ def _functions() -> dict[str, Any]:
                 for platform in sorted(registry())
                 for part, suffix in (("oauth_url", "OAuthUrl"), ("api_url", "ApiUrl"))
             }
+            # Connects subscribe, disconnects cancel, the drain runs: all when it is on.
+            variables |= {
+                platform_variable(platform, "tmc"): {"Ref": f"{platform.capitalize()}Tmc"}
+                for platform in _channels()
+            }
         properties: dict[str, Any] = {
             "Tracing": "Active",
             "Environment": {"Variables": variables},
@@ -694,6 +735,17 @@ def _parameters() -> dict[str, Any]:
             }
             for platform in sorted(registry())
             for suffix, what in (("OAuthUrl", "OAuth base URL"), ("ApiUrl", "API endpoint"))
+        },
+        **{
+            f"{platform.capitalize()}Tmc": {
+                "Type": "String",
+                "Default": "0",
+                "AllowedValues": ["0", "1"],
+                "Description": f"1: drain the {platform} platform's message channel every "
+                "minute and subscribe shops to it on connect "
+                f"({platform_variable(platform, 'tmc')})",
+            }
+            for platform in _channels()
         },
         "PublicUrl": {
             "Type": "String",

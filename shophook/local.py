@@ -29,6 +29,7 @@ from chalicelib.settings import (
     reload,
 )
 from shophook.stage import PROJECT_DIR, apply_stage
+from simulator.platforms import registry as simulated
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, TAOBAO_SHOP
 from simulator.server import issue_session, serve, shophook_settings
 
@@ -61,10 +62,13 @@ def prepare_environment(moto_url: str) -> None:
 
 def use_simulated_platforms(simulator_url: str) -> None:
     """The demo apps, and the simulator's OAuth and API URLs, for any of these
-    variables not set already."""
+    variables not set already; the message channels of the platforms that have
+    one are drained."""
     for platform, credentials in DEMO_CREDENTIALS.items():
         os.environ.setdefault(platform_variable(platform, "app_key"), credentials.app_key)
         os.environ.setdefault(platform_variable(platform, "app_secret"), credentials.app_secret)
+        if simulated()[platform].channel is not None:
+            os.environ.setdefault(platform_variable(platform, "tmc"), "1")
     for name, value in shophook_settings(simulator_url).items():
         os.environ.setdefault(name, value)
     reload()
@@ -153,6 +157,9 @@ ShopHook local stack is ready.
 
 Try it from another terminal:
   .venv/bin/shophook simulate taobao-order --url {api_url}
+  .venv/bin/shophook simulate taobao-order --via tmc --order 3010002 --url {api_url}
+    (through the Taobao-style message channel, TMC: thin messages on the simulator,
+    drained by the schedule every minute, the full trade read behind each)
   curl -s -H 'Authorization: Bearer {api_key}' {api_url}/shops/{shop}/orders/3010001
 
 Subscribe an endpoint of yours (loopback http is allowed locally), then agree a refund

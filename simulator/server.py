@@ -16,10 +16,19 @@ latest version of each, for the seller whose session calls.
 
 Faults can be queued per platform (`POST /_sim/faults`): `rate_limit`,
 `server_error`, `invalid_session`, `timeout` (the call is carried out, its
-answer held back) and `reset` (carried out, then the connection is reset).
+answer held back), `reset` (carried out, then the connection is reset) and
+`none` (answered as usual: it places the faults after it on later calls).
 Every API call received is kept for inspection (`GET /_sim/calls`, each with
 its answer and whether it was carried out);
 `POST /_sim/reset` forgets calls, faults, steps taken and records held.
+
+A platform with a message channel (platforms.md 1.4) keeps one queue per app:
+`POST /_sim/channel` publishes a scenario's messages to it (thin contents by
+default, their records held for the detail calls), a consume hands out what is
+visible and leases it for CHANNEL_LEASE (by the simulator's clock, so frozen
+time freezes it too), a confirm takes ids off for good, and what was handed out
+and never confirmed is handed out again once its lease ends
+(`GET /_sim/channel`: waiting, leased, redelivered, permitted shops).
 
 `shophook local` starts it and points the OAuth and API URLs at it.
 """
@@ -34,6 +43,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 from urllib.parse import urlencode
@@ -49,6 +59,7 @@ from simulator.platforms.base import (
     ApiCall,
     ApiMethod,
     ArgumentRefusedError,
+    ChannelMethods,
     HeldRecord,
     Query,
     Refusal,
@@ -60,7 +71,9 @@ from simulator.webhooks import Message
 ACCESS_LIFETIME_SECONDS = 86400
 REFRESH_LIFETIME_SECONDS = 30 * 86400
 TIMEOUT_HOLD_SECONDS = 15  # longer than any client timeout ShopHook uses
-FAULTS = ("rate_limit", "server_error", "timeout", "invalid_session", "reset")
+FAULTS = ("rate_limit", "server_error", "timeout", "invalid_session", "reset", "none")
+# A message handed out by a consume and not confirmed comes back after this.
+CHANNEL_LEASE = timedelta(minutes=5)
 
 _APPROVE_PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <title>{platform} · authorize ShopHook</title>
@@ -85,6 +98,7 @@ class Grants:
     codes: dict[str, tuple[str, str]] = field(default_factory=dict)
     refresh_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
     sessions: dict[str, str] = field(default_factory=dict)  # access token -> seller
+    nicks: dict[str, str] = field(default_factory=dict)  # seller -> the shop's nick
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def issue_code(self, seller: str, nick: str) -> str:
@@ -98,6 +112,7 @@ class Grants:
         with self.lock:
             self.refresh_tokens[refresh] = (seller, nick)
             self.sessions[access] = seller
+            self.nicks[seller] = nick
         return {
             "access_token": access,
             "refresh_token": refresh,
@@ -146,6 +161,7 @@ class Calls:
         answer: str,
         carried_out: bool,
         query: bool,
+        channel: bool,
     ) -> None:
         with self.lock:
             self.received.append(
@@ -157,6 +173,8 @@ class Calls:
                     "carried_out": carried_out,
                     # A read (a reconciliation listing): it changes nothing on the platform.
                     "query": query,
+                    # On the app's message channel: no step on any shop's trade.
+                    "channel": channel,
                 }
             )
 
@@ -190,6 +208,76 @@ class Holdings:
             self.records.clear()
 
 
+@dataclass
+class Queued:
+    """A message on a channel: visible from `visible_at`, handed out `handed` times."""
+
+    message_id: str
+    body: dict[str, Any]
+    visible_at: datetime
+    handed: int = 0
+
+
+@dataclass
+class Channels:
+    """Each platform's message channel for its app: the messages not confirmed, in
+    the order published, and the shops permitted."""
+
+    queued: dict[str, list[Queued]] = field(default_factory=dict)
+    permitted: dict[str, set[str]] = field(default_factory=dict)
+    redelivered: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publish(self, platform: str, message_id: str, body: dict[str, Any], now: datetime) -> None:
+        with self.lock:
+            self.queued.setdefault(platform, []).append(Queued(message_id, body, now))
+
+    def consume(self, platform: str, quantity: int, now: datetime) -> list[dict[str, Any]]:
+        """Up to `quantity` visible messages, each leased for CHANNEL_LEASE."""
+        with self.lock:
+            visible = [item for item in self.queued.get(platform, []) if item.visible_at <= now]
+            taken = visible[:quantity]
+            for item in taken:
+                if item.handed:
+                    self.redelivered[platform] = self.redelivered.get(platform, 0) + 1
+                item.handed += 1
+                item.visible_at = now + CHANNEL_LEASE
+            return [item.body for item in taken]
+
+    def confirm(self, platform: str, message_ids: Iterable[str]) -> None:
+        done = set(message_ids)
+        with self.lock:
+            kept = self.queued.get(platform, [])
+            self.queued[platform] = [item for item in kept if item.message_id not in done]
+
+    def permit(self, platform: str, seller: str, allowed: bool) -> None:
+        with self.lock:
+            sellers = self.permitted.setdefault(platform, set())
+            if allowed:
+                sellers.add(seller)
+            else:
+                sellers.discard(seller)
+
+    def forget(self) -> None:
+        with self.lock:
+            self.queued.clear()
+            self.permitted.clear()
+            self.redelivered.clear()
+
+    def state(self, now: datetime) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            return {
+                platform: {
+                    "waiting": sum(item.visible_at <= now for item in queued),
+                    "leased": sum(item.visible_at > now for item in queued),
+                    "redelivered": self.redelivered.get(platform, 0),
+                    "permitted": sorted(self.permitted.get(platform, set())),
+                }
+                for platform in self.queued.keys() | self.permitted.keys()
+                for queued in [self.queued.get(platform, [])]
+            }
+
+
 def create_app(
     credentials: Mapping[str, AppCredentials], hold_seconds: float = TIMEOUT_HOLD_SECONDS
 ) -> Flask:
@@ -197,6 +285,7 @@ def create_app(
     grants = Grants()
     calls = Calls()
     holdings = Holdings()
+    channels = Channels()
 
     def approve_page(platform: SimulatedPlatform) -> str:
         return _APPROVE_PAGE.format(
@@ -242,13 +331,16 @@ def create_app(
         body = grants.tokens(seller, nick) | platform.identity(seller, nick)
         return platform.success(call.method, body)
 
-    def refused_at_gateway(call: ApiCall, fault: str | None) -> Refusal | None:
+    def refused_at_gateway(
+        platform: SimulatedPlatform, call: ApiCall, fault: str | None
+    ) -> Refusal | None:
         """What the gateway refuses before any method sees the call."""
         if fault == "rate_limit":
             return Refusal.RATE_LIMITED
         if not call.signature_ok:
             return Refusal.BAD_SIGNATURE
-        if fault == "invalid_session" or call.session not in grants.sessions:
+        app_level = platform.channel is not None and call.method in platform.channel.app_level
+        if fault == "invalid_session" or (call.session not in grants.sessions and not app_level):
             return Refusal.INVALID_SESSION
         return None
 
@@ -277,6 +369,26 @@ def create_app(
         except (ArgumentRefusedError, TypeError, ValueError) as error:
             return Refusal.INVALID_ARGUMENT, str(error)
 
+    def channel_call(
+        platform: SimulatedPlatform, channel: ChannelMethods, call: ApiCall
+    ) -> tuple[Refusal, str] | dict[str, Any]:
+        """A call on the platform's message channel: its body, or why it is refused."""
+        now = datetime.now(UTC)
+        try:
+            if call.method == channel.consume:
+                quantity = channel.quantity(call.business)
+                return channel.batch(channels.consume(platform.name, quantity, now))
+            if call.method == channel.confirm:
+                channels.confirm(platform.name, channel.confirmed(call.business))
+            elif call.method == channel.permit:
+                seller = grants.sessions[call.session]
+                channels.permit(platform.name, grants.nicks.get(seller, seller), allowed=True)
+            else:
+                channels.permit(platform.name, str(call.business.get("nick", "")), allowed=False)
+        except (ArgumentRefusedError, KeyError) as error:
+            return Refusal.INVALID_ARGUMENT, str(error)
+        return dict(channel.done)
+
     def answered(
         platform: SimulatedPlatform, call: ApiCall, fault: str | None
     ) -> tuple[dict[str, Any], bool]:
@@ -284,9 +396,14 @@ def create_app(
         was carried out."""
         if call.method in platform.token_methods and fault is None:
             return token_call(platform, call), False
-        gateway = refused_at_gateway(call, fault)
+        gateway = refused_at_gateway(platform, call, fault)
         if gateway is not None:
             return platform.refusal(gateway, ""), False
+        if platform.channel is not None and call.method in channel_methods(platform.channel):
+            body = channel_call(platform, platform.channel, call)
+            if isinstance(body, tuple):
+                return platform.refusal(*body), False
+            return platform.success(call.method, body), True
         query = platform.queries.get(call.method)
         if query is not None:
             body = queried(platform, call, query)
@@ -301,7 +418,12 @@ def create_app(
 
     def api_answer(platform: SimulatedPlatform):
         call = platform.read_call(request, credentials[platform.name])
-        known = (*platform.methods, *platform.queries, *platform.token_methods)
+        known = {
+            *platform.methods,
+            *platform.queries,
+            *platform.token_methods,
+            *channel_methods(platform.channel),
+        }
         if call.method not in known:
             return jsonify(platform.refusal(Refusal.UNKNOWN_METHOD, call.method))
         fault = calls.next_fault(platform.name)
@@ -317,6 +439,7 @@ def create_app(
             response.get_data(as_text=True),
             done,
             query=call.method in platform.queries,
+            channel=call.method in channel_methods(platform.channel),
         )
         if fault == "timeout":
             time.sleep(hold_seconds)
@@ -373,6 +496,7 @@ def create_app(
     def forget():
         calls.forget()
         holdings.forget()
+        channels.forget()
         return jsonify(reset=True)
 
     @app.post("/_sim/records")
@@ -390,6 +514,30 @@ def create_app(
                 held += 1
         return jsonify(held=held)
 
+    @app.post("/_sim/channel")
+    def publish():
+        """{"messages": [{"platform", "message_id", "topic", "payload", "shop_ref"}, ...],
+        "thin": true}: messages the platforms put on their channels, in this order
+        (an id twice: delivered twice), their records held for the detail calls."""
+        wanted = request.get_json(silent=True) or {}
+        now = datetime.now(UTC)
+        for sent in wanted.get("messages", []):
+            platform = registry().get(str(sent.get("platform")))
+            if platform is None or platform.channel is None:
+                return jsonify(error=f"no simulated channel for {sent.get('platform')!r}"), 400
+            message = Message(**sent)
+            app_key = credentials[platform.name].app_key
+            body = platform.channel_message(message, app_key, now, bool(wanted.get("thin", True)))
+            channels.publish(platform.name, message.message_id, body, now)
+            record = platform.held_record(message)
+            if record is not None:
+                holdings.hold(platform.name, record)
+        return jsonify(published=len(wanted.get("messages", [])))
+
+    @app.get("/_sim/channel")
+    def channel_state():
+        return jsonify(channels.state(datetime.now(UTC)))
+
     @app.get("/_sim/calls")
     def received_calls():
         with calls.lock:
@@ -402,6 +550,23 @@ def create_app(
         return jsonify(grants.tokens(str(body.get("seller", "")), str(body.get("nick", ""))))
 
     return app
+
+
+def channel_methods(channel: ChannelMethods | None) -> tuple[str, ...]:
+    if channel is None:
+        return ()
+    return (channel.permit, *channel.app_level)
+
+
+def publish(base_url: str, messages: Iterable[Message], thin: bool = True) -> int:
+    """Put these messages on their platforms' channels, in order."""
+    answer = requests.post(
+        f"{base_url}/_sim/channel",
+        json={"messages": [asdict(message) for message in messages], "thin": thin},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return int(answer.json()["published"])
 
 
 def drop_connection(environ: Mapping[str, object]) -> None:

@@ -173,7 +173,7 @@ def drain(at: datetime) -> dict[str, int]:
 def connect_with_tokens(simulator_url: str, at: datetime = NOW) -> None:
     """The demo shops, connected `at` with sessions the simulated platforms honour."""
     for shop_id, name in DEMO_SHOPS.items():
-        answer = issue_session(simulator_url, shop_id.partition(":")[2])
+        answer = issue_session(simulator_url, shop_id.partition(":")[2], name)
         SECRETS.update(str(answer[name]) for name in ("access_token", "refresh_token"))
         shops.connect(shop_id, name, at, tokens_from(answer, at))
 

@@ -4,7 +4,9 @@ An event is fanned out once to the subscriptions that want it; an action is
 one call to the platform's API; a delivery is one event for one subscription;
 a pull is one reconciliation run for one shop (its listings read from the
 shop's cursor on, as far as the run's time allows); a fetch is one detail call
-that completes a thin message (one that named an order or case but not all of it).
+that completes a thin message (one that named an order or case but not all of
+it); a channel call subscribes a shop to its platform's message channel, or
+ends that.
 Actions and deliveries are tried until they are done, fail for good, or run out
 of attempts (dead-lettered); any finished one can be given another go (a
 replay), which takes it back to where it started.
@@ -22,6 +24,7 @@ class WorkKind(StrEnum):
     DELIVERY = "delivery"
     PULL = "pull"
     FETCH = "fetch"
+    CHANNEL = "channel"
 
 
 class WorkState(StrEnum):
@@ -50,6 +53,7 @@ STARTS = {
     WorkKind.DELIVERY: WorkState.PENDING,
     WorkKind.PULL: WorkState.PENDING,
     WorkKind.FETCH: WorkState.PENDING,
+    WorkKind.CHANNEL: WorkState.PENDING,
 }
 ACTIVE = frozenset({WorkState.PENDING, WorkState.QUEUED})
 _DONE = {
@@ -57,6 +61,7 @@ _DONE = {
     WorkKind.DELIVERY: WorkState.DELIVERED,
     WorkKind.PULL: WorkState.PULLED,
     WorkKind.FETCH: WorkState.FETCHED,
+    WorkKind.CHANNEL: WorkState.SENT,
 }
 # Where each kind ends when its work was done.
 DONE_STATES = frozenset(_DONE.values())
@@ -73,6 +78,7 @@ _FINISHED = {
     ),
     WorkKind.PULL: frozenset({WorkState.PULLED, WorkState.FAILED, WorkState.DEAD_LETTERED}),
     WorkKind.FETCH: frozenset({WorkState.FETCHED, WorkState.FAILED, WorkState.DEAD_LETTERED}),
+    WorkKind.CHANNEL: frozenset({WorkState.SENT, WorkState.FAILED, WorkState.DEAD_LETTERED}),
 }
 # From where each kind starts to where it may finish; a replay takes a finished
 # action or delivery back to its start. An event is never replayed: its

@@ -53,7 +53,6 @@ def post_signed(
     """Sign `form` (its fields sorted, `name + value`) and POST it as `post` does.
     A blank field is neither sent nor signed, as the
     platforms' SDKs do."""
-    import requests
 
     form = without_blank(form)
     form["sign"] = signer(secret, joined_params(form))

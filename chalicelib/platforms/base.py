@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -75,8 +75,39 @@ class Pulled:
     refused: CallResult | None = None
 
 
+@dataclass(frozen=True)
+class Consumed:
+    """One batch taken from a message channel: each message as the push it would
+    have been (verified: the channel's answer is signed by the call), or with no
+    messages the platform's refusal (`refused`, never SUCCESS). Empty: drained."""
+
+    deliveries: tuple[VerifiedDelivery, ...] = ()
+    refused: CallResult | None = None
+
+
+class MessageChannel(Protocol):
+    """A platform's message channel drained over its API (platforms.md 1.4): a
+    shop is subscribed with its session; consuming and confirming are the app's."""
+
+    batch: int  # the most one consume returns, and the most ids one confirm takes
+
+    def permit(self, session: ApiSession) -> CallResult:
+        """Subscribe the shop whose session this is to the app's topics."""
+
+    def cancel(self, session: ApiSession, nick: str) -> CallResult:
+        """Stop the shop's messages (an app-level call: the session holds no token)."""
+
+    def consume(self, session: ApiSession) -> Consumed:
+        """The next batch of messages not confirmed (redelivered after a while)."""
+
+    def confirm(self, session: ApiSession, message_ids: Sequence[str]) -> CallResult:
+        """Take these messages off the channel for good (at most `batch` ids)."""
+
+
 class Platform(Protocol):
     name: str
+    # Its message channel, for a platform that delivers through one besides pushes.
+    channel: MessageChannel | None
 
     def verify(
         self, request: InboundRequest, credentials: AppCredentials, now: datetime

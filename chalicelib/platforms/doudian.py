@@ -357,6 +357,7 @@ LISTINGS = {
 
 class Doudian(SessionCalls):
     name = "doudian"
+    channel = None  # every message is pushed
     listings = tuple(LISTINGS)
     # Both listings are by update time: a changed case is listed again.
     rereads_open_cases = False

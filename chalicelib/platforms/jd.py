@@ -327,6 +327,7 @@ class _Listed:
 
 class Jd(OneMessagePush, SessionCalls):
     name = "jd"
+    channel = None  # every message is pushed
     listings = tuple(LISTINGS)
     rereads_open_cases = True
 

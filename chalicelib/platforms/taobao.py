@@ -1,8 +1,10 @@
-"""Taobao-style marketplace: TOP push webhooks (platforms.md 1.1)."""
+"""Taobao-style marketplace: TOP push webhooks (platforms.md 1.1) and its
+message channel, TMC, drained over the API (1.4)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import unquote_plus
@@ -29,6 +31,7 @@ from chalicelib.platforms.api import CallOutcome, CallResult, post_signed
 from chalicelib.platforms.base import (
     ApiSession,
     AppCredentials,
+    Consumed,
     InboundRequest,
     MalformedMessageError,
     OneMessagePush,
@@ -295,12 +298,60 @@ DETAILS: dict[
     EntityKind.CASE: ("taobao.refund.get", "refund_id", "refund", Refund, _refund_event),
 }
 
+# TMC over HTTP (platforms.md 1.4): what one consume returns and one confirm takes.
+TMC_BATCH = 200
+TMC_PERMIT = "taobao.tmc.user.permit"
+TMC_CANCEL = "taobao.tmc.user.cancel"
+TMC_CONSUME = "taobao.tmc.messages.consume"
+TMC_CONFIRM = "taobao.tmc.messages.confirm"
+
+
+class Tmc:
+    """The message channel over the TOP API: each consumed message is the push
+    body of 1.1 under another envelope (`pub_app_key` besides), so it is read
+    by the push's own parser."""
+
+    batch = TMC_BATCH
+
+    def __init__(self, api: SessionCalls, platform: str) -> None:
+        self.api, self.platform = api, platform
+
+    def permit(self, session: ApiSession) -> CallResult:
+        # No `topics`: the app's own.
+        return self.api.answered(session, TMC_PERMIT, {})[0]
+
+    def cancel(self, session: ApiSession, nick: str) -> CallResult:
+        return self.api.answered(session, TMC_CANCEL, {"nick": nick})[0]
+
+    def consume(self, session: ApiSession) -> Consumed:
+        result, body = self.api.answered(session, TMC_CONSUME, {"quantity": self.batch})
+        if result.outcome is not CallOutcome.SUCCESS:
+            return Consumed(refused=result)
+        messages = (body.get("messages") or {}).get("tmc_message") or []
+        return Consumed(
+            tuple(
+                VerifiedDelivery(
+                    self.platform,
+                    json.dumps(message, ensure_ascii=False).encode(),
+                    {"channel": TMC_CONSUME},
+                )
+                for message in messages
+            )
+        )
+
+    def confirm(self, session: ApiSession, message_ids: Sequence[str]) -> CallResult:
+        assert len(message_ids) <= self.batch
+        return self.api.answered(session, TMC_CONFIRM, {"s_message_ids": ",".join(message_ids)})[0]
+
 
 class Taobao(OneMessagePush, SessionCalls):
     name = NAME
     listings = tuple(LISTINGS)
     # The refund list is by modified: every change to a refund is listed.
     rereads_open_cases = False
+
+    def __init__(self) -> None:
+        self.channel = Tmc(self, self.name)
 
     def verify(
         self, request: InboundRequest, credentials: AppCredentials, now: datetime

@@ -1,7 +1,8 @@
 """The queues' consumers: each message is one attempt at one piece of outbound
 work (an action for the platform, an event to fan out, a delivery to an
-integrator, a shop's reconciliation pull, or the detail call that completes a
-thin message), recorded on its outbox row.
+integrator, a shop's reconciliation pull, the detail call that completes a
+thin message, or a shop's subscription to its platform's message channel),
+recorded on its outbox row.
 
 Retryable failures wait (the message's visibility timeout) with backoff and
 jitter; after the queue's budget the row shows `dead_lettered` and SQS moves
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.work import ACTIVE, AttemptResult, Tried, WorkKind, WorkState, after_attempt
 from chalicelib.observability import emit, logger
-from chalicelib.service import fanout, outbox, platform_actions, reconcile
+from chalicelib.service import channel, fanout, outbox, platform_actions, reconcile
 from chalicelib.store import queues, work
 from chalicelib.store import subscriptions as stored_subscriptions
 from chalicelib.store.errors import ConditionFailedError
@@ -35,12 +36,14 @@ METRICS = {
     WorkKind.DELIVERY: ("Deliveries", "DeliveryLatency"),
     WorkKind.PULL: ("ReconcileRuns", "ReconcileRunTime"),
     WorkKind.FETCH: ("DetailFetches", "DetailFetchLatency"),
+    WorkKind.CHANNEL: ("ChannelCalls", "ChannelCallLatency"),
 }
 ATTEMPTS = {
     WorkKind.ACTION: platform_actions.attempt,
     WorkKind.DELIVERY: fanout.attempt,
     WorkKind.PULL: reconcile.attempt,
     WorkKind.FETCH: reconcile.fetch,
+    WorkKind.CHANNEL: channel.attempt,
 }
 
 

@@ -126,47 +126,74 @@ def _store(
     array is acked: redelivering it would not mend the one), and always when
     `whole_push` is False (a quarantined message reprocessed: the caller keeps it
     unless it is stored)."""
-    quarantined: list[Reply] = []
+    quarantined: list[MalformedMessageError] = []
     try:
         try:
             messages = platform.messages(delivery)
         except MalformedMessageError as malformed:
-            return _quarantine(platform, delivery, malformed, now, store)
+            _quarantine(platform, delivery, malformed, now, store)
+            return _malformed_reply(platform, malformed)
         for message in messages:
-            reply = _store_message(platform, message, now, store, queue)
-            if reply is not None:
-                quarantined.append(reply)
+            settled = store_delivery(platform, message, now, store, queue)
+            if settled.malformed is not None:
+                quarantined.append(settled.malformed)
     except StorageUnavailableError as failure:
-        emit("WebhookStorageFailure", platform=platform.name)
-        logger.exception("webhook not stored")
         return Reply(503, platform.failure("storage_unavailable", str(failure)))
     if quarantined and not (whole_push and platform.pushes_arrays):
-        return quarantined[0]
+        return _malformed_reply(platform, quarantined[0])
     return Reply(200, platform.ack())
 
 
-def _store_message(
+def _malformed_reply(platform: Platform, malformed: MalformedMessageError) -> Reply:
+    return Reply(
+        422,
+        {
+            **platform.failure("malformed_message", f"{malformed.field}: {malformed.message}"),
+            "field": malformed.field,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What became of one verified message: stored (what the store made of it) or
+    quarantined (why). Either way the platform may stop delivering it."""
+
+    receipt: Receipt | None = None
+    malformed: MalformedMessageError | None = None
+
+
+def store_delivery(
     platform: Platform,
     delivery: VerifiedDelivery,
     now: datetime,
-    store: EntityStore,
-    queue: outbox.WorkQueue,
-) -> Reply | None:
-    """Store one message once; the quarantine's reply when it is malformed, else None."""
+    store: EntityStore = ENTITIES,
+    queue: outbox.WorkQueue = outbox.SQS,
+) -> Settled:
+    """Parse and store once one verified message (of a push, or taken from a
+    channel), quarantining the malformed, and queue the work it caused; raises
+    StorageUnavailableError when it could not be kept (the platform delivers it
+    again)."""
     message_id = platform.message_id(delivery)
     if message_id is not None:
         logger.set_correlation_id(f"{platform.name}:{message_id}")
     try:
-        inbound = platform.parse(delivery)
-        logger.append_keys(shop_id=inbound.shop_id)
-        receipt, work = store_once(inbound, now, store)
-    except MalformedMessageError as malformed:
-        return _quarantine(platform, delivery, malformed, now, store)
+        try:
+            inbound = platform.parse(delivery)
+            logger.append_keys(shop_id=inbound.shop_id)
+            receipt, work = store_once(inbound, now, store)
+        except MalformedMessageError as malformed:
+            _quarantine(platform, delivery, malformed, now, store)
+            return Settled(malformed=malformed)
+    except StorageUnavailableError:
+        emit("WebhookStorageFailure", platform=platform.name)
+        logger.exception("webhook not stored")
+        raise
     queue.send(work)
     emit(RECEIPT_METRICS[receipt], platform=platform.name)
     count_deadline_events([item.work_type for item in work])
     logger.info("webhook stored", extra={"topic": inbound.topic, "outcome": receipt})
-    return None
+    return Settled(receipt=receipt)
 
 
 def store_once(inbound: Inbound, now: datetime, store: EntityStore) -> tuple[Receipt, list[Work]]:
@@ -202,7 +229,7 @@ def _quarantine(
     malformed: MalformedMessageError,
     now: datetime,
     store: EntityStore,
-) -> Reply:
+) -> None:
     store.quarantine(
         Quarantined(
             platform.name,
@@ -217,11 +244,4 @@ def _quarantine(
     emit("WebhookQuarantined", platform=platform.name)
     logger.warning(
         "webhook quarantined", extra={"field": malformed.field, "error": malformed.message}
-    )
-    return Reply(
-        422,
-        {
-            **platform.failure("malformed_message", f"{malformed.field}: {malformed.message}"),
-            "field": malformed.field,
-        },
     )

@@ -1,6 +1,7 @@
 """Shop connect by OAuth: start (a state bound to the browser) and finish
-(check it once, trade the code for tokens, store them sealed, and for a shop
-new to ShopHook queue the pull of its last 30 days)."""
+(check it once, trade the code for tokens, store them sealed, queue its
+subscription to the platform's message channel, and for a shop new to ShopHook
+queue the pull of its last 30 days)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from chalicelib.observability import emit, logger
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import Platform
 from chalicelib.platforms.oauth import OAuthExchangeError
-from chalicelib.service import reconcile, tokens
+from chalicelib.service import channel, reconcile, tokens
 from chalicelib.settings import AppCredentials, settings
 from chalicelib.store import shops
 from chalicelib.store.records import ShopRecord
@@ -120,6 +121,7 @@ def finish(
     if backfill:
         reconcile.start_backfill(record, now)
     shops.save(record)
+    channel.subscribe(record, now)
     if backfill:
         reconcile.queue_backfill(record.shop_id, now)
     emit("ShopConnected", platform=platform.name)

@@ -9,7 +9,7 @@ from chalicelib.domain.ids import ShopId
 from chalicelib.domain.model import SHANGHAI, ShopStatus, ShopTokens
 from chalicelib.domain.pulls import Backfill
 from chalicelib.platforms import registry
-from chalicelib.service import tokens
+from chalicelib.service import channel, tokens
 from chalicelib.service.errors import InvalidInputError, NotFoundError
 from chalicelib.store import shops
 from chalicelib.store.records import ShopRecord
@@ -31,7 +31,8 @@ def connect(
 ) -> ShopRecord:
     """Record a connected shop (an operator's or the local stack's); with tokens,
     ShopHook can also act on the platform for it, and pulls it from now on (its
-    history: `shophook reconcile SHOP --since`)."""
+    history: `shophook reconcile SHOP --since`), and subscribes it to its
+    platform's message channel."""
     parsed = parse_shop_id(shop_id)
     record = ShopRecord(
         shop_id,
@@ -44,6 +45,8 @@ def connect(
     if shop_tokens is not None:
         tokens.keep(record, shop_tokens)
     shops.save(record)
+    if shop_tokens is not None:
+        channel.subscribe(record, now)
     return record
 
 
@@ -58,10 +61,12 @@ def all_shops() -> list[ShopRecord]:
     return shops.every()
 
 
-def disconnect(shop_id: str) -> ShopRecord:
-    """Forget the shop's tokens; its webhooks are acked and ignored from now on."""
+def disconnect(shop_id: str, now: datetime) -> ShopRecord:
+    """Forget the shop's tokens; its webhooks are acked and ignored from now on,
+    and its platform's message channel is told to stop its messages."""
     record = get(shop_id)
     shops.disconnect(record)
+    channel.unsubscribe(record, now)
     return record
 
 

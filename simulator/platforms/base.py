@@ -142,6 +142,30 @@ def page_size(business: Mapping[str, Any], name: str, limit: int) -> int:
 
 
 @dataclass(frozen=True)
+class ChannelMethods:
+    """A platform's message channel as its API serves it (platforms.md 1.4): the
+    method names, what a consume and a confirm ask for, and the answers' bodies
+    (under each method's success key)."""
+
+    permit: str  # with the shop's session: its messages start
+    cancel: str  # the app's call, naming the shop: its messages stop
+    consume: str  # the app's call: the next batch not confirmed
+    confirm: str  # the app's call: these ids are done
+    # The batch a consume asks for; raises ArgumentRefusedError.
+    quantity: Callable[[Mapping[str, Any]], int]
+    # The ids a confirm names; raises ArgumentRefusedError.
+    confirmed: Callable[[Mapping[str, Any]], list[str]]
+    # A consume's body for its messages (none: nothing to consume).
+    batch: Callable[[list[Mapping[str, Any]]], dict[str, Any]]
+    done: Mapping[str, Any]  # the body of a permit, cancel or confirm carried out
+
+    @property
+    def app_level(self) -> tuple[str, ...]:
+        """The methods called without a shop's session."""
+        return (self.cancel, self.consume, self.confirm)
+
+
+@dataclass(frozen=True)
 class ApiCall:
     """One API request as the platform read it."""
 
@@ -226,6 +250,15 @@ class SimulatedPlatform(Protocol):
 
     def read_call(self, request: Request, credentials: AppCredentials) -> ApiCall:
         """An API request as the platform reads it, its signature checked."""
+
+    channel: ChannelMethods | None  # a platform that delivers through a channel too
+
+    def channel_message(
+        self, message: Message, app_key: str, sent_at: datetime, thin: bool
+    ) -> dict[str, Any]:
+        """The message as the platform's channel hands it out, its contents thin
+        (`thin`: the rest behind the detail calls) or whole. Only for a platform
+        with a channel."""
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         """The fields that name the shop in a token answer."""

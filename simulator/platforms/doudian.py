@@ -174,6 +174,7 @@ class SimulatedDoudian:
     methods = METHODS
     queries = QUERIES
     token_methods = {TOKEN_CREATE: "authorization_code", TOKEN_REFRESH: "refresh_token"}  # noqa: RUF012 - read only
+    channel = None  # every message is pushed
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         return {"shop_id": seller, "shop_name": nick}

@@ -149,6 +149,7 @@ class SimulatedJd(FormApi):
     methods = METHODS
     queries = QUERIES
     token_methods = NO_TOKEN_METHODS
+    channel = None  # every message is pushed
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         return {"venderId": seller, "uid": nick}

@@ -12,12 +12,13 @@ from urllib.parse import urlencode
 
 from chalicelib.platforms.base import AppCredentials
 from chalicelib.platforms.signing import SIGNERS, joined_params
-from chalicelib.platforms.taobao import ALREADY_DONE_SUB_CODE
+from chalicelib.platforms.taobao import ALREADY_DONE_SUB_CODE, TMC_BATCH
 from chalicelib.platforms.wire import format_wire_time, parse_wire_time
 from simulator.platforms.base import (
     NO_TOKEN_METHODS,
     ApiMethod,
     ArgumentRefusedError,
+    ChannelMethods,
     FormApi,
     HeldRecord,
     Query,
@@ -160,8 +161,64 @@ QUERIES = {
     "taobao.trade.fullinfo.get": Query(TRADES, ("tid", "fields"), _detail("tid", "trade")),
     "taobao.refund.get": Query(REFUNDS, ("refund_id", "fields"), _detail("refund_id", "refund")),
 }
+
+
 # What a thin content (platforms.md 1.4) leaves out: the detail call has it.
-THIN_WITHOUT = frozenset({"items", "refund_fee"})
+def _quantity(business: Mapping[str, Any]) -> int:
+    return page_size(business, "quantity", TMC_BATCH) if business.get("quantity") else 100
+
+
+def _confirmed(business: Mapping[str, Any]) -> list[str]:
+    ids = [part for part in str(business["s_message_ids"]).split(",") if part]
+    if len(ids) > TMC_BATCH:
+        raise ArgumentRefusedError(f"s_message_ids: at most {TMC_BATCH} ids a call")
+    return ids
+
+
+def _consumed(messages: list[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"messages": {"tmc_message": messages}} if messages else {}
+
+
+# TMC over HTTP (platforms.md 1.4); a consume asks for 10 to 200 (100 unless it says).
+CHANNEL = ChannelMethods(
+    permit="taobao.tmc.user.permit",
+    cancel="taobao.tmc.user.cancel",
+    consume="taobao.tmc.messages.consume",
+    confirm="taobao.tmc.messages.confirm",
+    quantity=_quantity,
+    confirmed=_confirmed,
+    batch=_consumed,
+    done={"is_success": True},
+)
+# What a thin TMC content keeps (platforms.md 1.4): trades lose their items,
+# refunds their amounts; courier scans come whole.
+THIN_TRADE = ("tid", "status", "payment", "modified")
+THIN_REFUND = ("refund_id", "tid", "oid", "status", "modified")
+
+
+def thin_content(topic: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    if topic.startswith("taobao_trade_"):
+        oid = payload["items"][0]["oid"] if payload.get("items") else ""
+        return {
+            **{name: payload[name] for name in THIN_TRADE},
+            "oid": oid,
+            "buyer_nick": "buyer",
+        }
+    if topic.startswith("taobao_refund_"):
+        return {name: payload[name] for name in THIN_REFUND}
+    return dict(payload)
+
+
+def _envelope(message: Message, sent_at: datetime, content: Mapping[str, Any]) -> dict[str, Any]:
+    """A message as a push's body and a TMC message both carry it (1.1, 1.4)."""
+    return {
+        "id": message.message_id,
+        "topic": message.topic,
+        "user_id": message.shop_ref,
+        "user_nick": f"shop-{message.shop_ref}",
+        "pub_time": format_wire_time(sent_at),
+        "content": json.dumps(content, ensure_ascii=False),
+    }
 
 
 class SimulatedTaobao(FormApi):
@@ -179,6 +236,7 @@ class SimulatedTaobao(FormApi):
     methods = METHODS
     queries = QUERIES
     token_methods = NO_TOKEN_METHODS
+    channel = CHANNEL
 
     def identity(self, seller: str, nick: str) -> dict[str, str]:
         return {"taobao_user_id": seller, "taobao_user_nick": nick}
@@ -213,6 +271,12 @@ class SimulatedTaobao(FormApi):
     def order_story(self, order_id: str, start: datetime) -> list[Message]:
         return taobao_order(order_id, start)
 
+    def channel_message(
+        self, message: Message, app_key: str, sent_at: datetime, thin: bool
+    ) -> dict[str, Any]:
+        content = thin_content(message.topic, message.payload) if thin else message.payload
+        return {**_envelope(message, sent_at, content), "pub_app_key": app_key}
+
     def signed_push(
         self,
         message: Message,
@@ -221,23 +285,9 @@ class SimulatedTaobao(FormApi):
         sign_method: str = "hmac-sha256",
     ) -> SignedWebhook:
         """A TOP push: the message as a JSON body, the signature in the query string;
-        a thin message's trade or refund content without its items or refund fee."""
-        content = {
-            name: value
-            for name, value in message.payload.items()
-            if not (message.thin and name in THIN_WITHOUT)
-        }
-        body = json.dumps(
-            {
-                "id": message.message_id,
-                "topic": message.topic,
-                "user_id": message.shop_ref,
-                "user_nick": f"shop-{message.shop_ref}",
-                "pub_time": format_wire_time(sent_at),
-                "content": json.dumps(content, ensure_ascii=False),
-            },
-            ensure_ascii=False,
-        ).encode()
+        a thin message's content as the platform's channel would hand it out."""
+        content = thin_content(message.topic, message.payload) if message.thin else message.payload
+        body = json.dumps(_envelope(message, sent_at, content), ensure_ascii=False).encode()
         query = {
             "app_key": credentials.app_key,
             "timestamp": format_wire_time(sent_at),

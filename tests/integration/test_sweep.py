@@ -133,6 +133,7 @@ def test_the_local_driver_runs_every_schedule_of_the_app(stack):
         "refresh_tokens",
         "requeue_outbox",
         "reconcile_shops",
+        "drain_channels",
     }
     stack.deliver(unshipped("600005"))
     with time_machine.travel((PAID + timedelta(hours=49)).astimezone(UTC), tick=False):

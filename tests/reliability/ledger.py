@@ -17,18 +17,31 @@ from tests.support import Answer, Stack
 @dataclass
 class Ledger:
     tally: Tally
-    acked: dict[str, SignedWebhook] = field(default_factory=dict)
+    # The messages the platform saw taken in: a push acknowledged, or a message
+    # its channel handed out confirmed.
+    acked: set[str] = field(default_factory=set)
+
+    def _note(self, key: str) -> None:
+        if key in self.acked:
+            self.tally.duplicates += 1
+        self.tally.inputs += 1
 
     def send(self, stack: Stack, webhook: SignedWebhook) -> Answer:
         """Send as the platform does, noting what was acknowledged (each message of
         an array push)."""
         keys = [platform_key(webhook.platform, message_id) for message_id in webhook.message_ids]
-        self.tally.duplicates += sum(key in self.acked for key in keys)
-        self.tally.inputs += len(keys)
+        for key in keys:
+            self._note(key)
         answer = stack.send(webhook)
         if 200 <= answer.status < 300:
-            self.acked.update(dict.fromkeys(keys, webhook))
+            self.acked.update(keys)
         return answer
+
+    def took(self, platform: str, message_id: str) -> None:
+        """A message the platform's channel handed out and saw confirmed."""
+        key = platform_key(platform, message_id)
+        self._note(key)
+        self.acked.add(key)
 
     def lost(self) -> list[str]:
         """Acknowledged messages that are neither in the state nor in quarantine."""

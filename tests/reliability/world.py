@@ -109,11 +109,12 @@ FAMILIES: dict[str, tuple[Callable[[], list[Message]], list[str]]] = {
 STATE_PATHS = [f"/shops/{shop_id}/deadlines" for shop_id in DEMO_SHOPS]
 
 
-def without_version(body):
+def without(body, names: frozenset[str] = frozenset({"version"})):
+    """The body with the fields `names` left out, at any depth."""
     if isinstance(body, dict):
-        return {name: without_version(value) for name, value in body.items() if name != "version"}
-    if isinstance(body, list):
-        return [without_version(item) for item in body]
+        return {name: without(value, names) for name, value in body.items() if name not in names}
+    if isinstance(body, (list, tuple)):
+        return [without(item, names) for item in body]
     return body
 
 
@@ -122,9 +123,7 @@ def final_state(the_world: World, paths: list[str]) -> dict[str, object]:
     platform action ended (sent, not failed). Deliveries are checked by what the
     subscriber received: their number follows the arrival order."""
     answers = {path: the_world.stack.get(path) for path in [*paths, *STATE_PATHS]}
-    shown = {
-        path: (answer.status, without_version(answer.body)) for path, answer in answers.items()
-    }
+    shown = {path: (answer.status, without(answer.body)) for path, answer in answers.items()}
     actions = Counter(
         (row.type, row.state) for row in OutboxRecord.scan(OutboxRecord.kind == "action")
     )
@@ -216,10 +215,11 @@ class World:
 
     def platform_effects(self) -> Counter[str]:
         """Platform API calls the platform accepted since the reset, per distinct effect
-        (reconciliation queries change nothing: not effects)."""
+        (reconciliation queries and the message channel's calls change no shop's
+        trade: not effects)."""
         effects: Counter[str] = Counter()
         for call in requests.get(f"{self.simulator}/_sim/calls", timeout=5).json():
-            if not call["carried_out"] or call["query"]:
+            if not call["carried_out"] or call["query"] or call["channel"]:
                 continue
             business = {k: v for k, v in call["params"].items() if k not in CALL_NOISE}
             effects[json.dumps([call["method"], business], sort_keys=True)] += 1

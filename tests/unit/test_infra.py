@@ -109,6 +109,7 @@ def test_tokens_are_sealed_under_a_rotated_key_only_the_functions_may_use():
             "RefreshTokens",
             "RequeueOutbox",
             "ReconcileShops",
+            "DrainChannels",
             "DeliverOutbox",
             "DeliverWebhooks",
         )
