@@ -51,9 +51,7 @@ def post_signed(
     timeout: tuple[float, float],
 ) -> tuple[CallResult | None, Any]:
     """Sign `form` (its fields sorted, `name + value`) and POST it as `post` does.
-    A blank field is neither sent nor signed, as the
-    platforms' SDKs do."""
-
+    A blank field is neither sent nor signed, as the platforms' SDKs do."""
     form = without_blank(form)
     form["sign"] = signer(secret, joined_params(form))
     return post(url, timeout, data=form)
@@ -63,6 +61,8 @@ def post(url: str, timeout: tuple[float, float], **request: Any) -> tuple[CallRe
     """POST (`request`: the body and query as requests takes them); (a RETRYABLE
     result, None) when the platform is unreachable, slow or failing, else (None,
     the decoded JSON answer)."""
+    import requests
+
     try:
         answer = http().post(url, timeout=timeout, **request)
     except requests.Timeout:

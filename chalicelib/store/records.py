@@ -34,18 +34,25 @@ from chalicelib.domain.model import ShopStatus
 from chalicelib.settings import settings
 
 
+RAW_DEFLATE = -zlib.MAX_WBITS
+
+
 class CompressedTextAttribute(Attribute[str]):
     """Text stored deflated, as binary: JSON documents and payloads shrink to
     about half, and DynamoDB bills writes by the kilobyte (twice in a
-    transaction). A value stored as plain text before is read as it is."""
+    transaction). Raw deflate at the best level: DynamoDB keeps the bytes
+    whole, so zlib's header and checksum (6 bytes) are left out. A value stored as plain text before is
+    read as it is."""
 
     attr_type = BINARY
 
     def serialize(self, value: str) -> bytes:
-        return zlib.compress(value.encode())
+        return zlib.compress(value.encode(), level=9, wbits=RAW_DEFLATE)
 
     def deserialize(self, value: bytes | str) -> str:
-        return value if isinstance(value, str) else zlib.decompress(value).decode()
+        if isinstance(value, str):
+            return value
+        return zlib.decompress(value, wbits=RAW_DEFLATE).decode()
 
     def get_value(self, value: dict[str, Any]) -> Any:
         return value[STRING] if STRING in value else super().get_value(value)
