@@ -26,9 +26,6 @@ from shophook.stage import PROJECT_DIR, apply_stage
 
 # Where `shophook local` serves the platform simulator unless told otherwise.
 DEFAULT_SIMULATOR_PORT = 8100
-# Channel contents as the real platform sends them need the detail calls to complete.
-THIN_CHANNEL_CONTENTS = False
-
 console = Console()
 
 # Terminal escape sequences: CSI (`ESC [ ... final`), OSC (`ESC ] ... BEL or ST`,
@@ -103,7 +100,8 @@ def _publish(args: argparse.Namespace, messages: list[Any], order_id: str) -> in
 
     scenario = SCENARIOS[args.scenario]
     try:
-        published = publish(args.simulator, messages, thin=THIN_CHANNEL_CONTENTS)
+        # Thin, as the real channel hands them out: the detail calls complete them.
+        published = publish(args.simulator, messages)
     except requests.RequestException as error:
         raise SystemExit(f"the simulator at {args.simulator} did not take them ({error})") from None
     rows = [

@@ -136,6 +136,24 @@ def test_the_channel_is_drained_stored_once_and_exactly_what_was_kept_is_confirm
     assert {"TmcConsumed", "TmcConfirmed", "TmcRedelivered", "TmcRunFailed"} <= set(names)
 
 
+def test_thin_contents_from_the_channel_are_completed_then_decided(tmc, stack):
+    # As the real channel hands them out: trades without items, refunds without fees.
+    publish_at(tmc, STORY, thin=True)
+    (report,) = drained(NOW)
+    assert (report.consumed, report.confirmed) == (len(STORY), len(STORY))
+    assert stack.get(ORDER).status == 404, "nothing applied before the detail is in"
+    drain(NOW)
+    detail_calls = [
+        call["method"]
+        for call in requests.get(f"{tmc}/_sim/calls", timeout=5).json()
+        if call["method"] in ("taobao.trade.fullinfo.get", "taobao.refund.get")
+    ]
+    assert set(detail_calls) == {"taobao.trade.fullinfo.get", "taobao.refund.get"}
+    order, case = stack.get(ORDER).body, stack.get(CASE).body
+    assert (order["status"], len(order["items"])) == ("completed", 1)
+    assert case["status"] == "refunded" and case["decisions"]
+
+
 def test_the_same_message_pushed_and_consumed_is_stored_once(tmc, stack):
     assert stack.deliver(STORY[1]).status == 200
     publish_at(tmc, [STORY[1]], thin=False)
