@@ -33,7 +33,6 @@ from pynamodb.models import Model
 from chalicelib.domain.model import ShopStatus
 from chalicelib.settings import settings
 
-
 RAW_DEFLATE = -zlib.MAX_WBITS
 
 
