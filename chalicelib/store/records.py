@@ -40,8 +40,8 @@ class CompressedTextAttribute(Attribute[str]):
     """Text stored deflated, as binary: JSON documents and payloads shrink to
     about half, and DynamoDB bills writes by the kilobyte (twice in a
     transaction). Raw deflate at the best level: DynamoDB keeps the bytes
-    whole, so zlib's header and checksum (6 bytes) are left out. A value stored as plain text before is
-    read as it is."""
+    whole, so zlib's header and checksum (6 bytes) are left out. A value
+    stored as plain text before is read as it is."""
 
     attr_type = BINARY
 
