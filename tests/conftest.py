@@ -40,6 +40,7 @@ from chalicelib.settings import LOOPBACK_WEBHOOKS_VARIABLE  # noqa: E402
 from tests.support import (  # noqa: E402
     ANSWER_WATCHERS,
     NOW,
+    PEER_HOLD_SECONDS,
     SECRETS,
     Answer,
     AwsCalls,
@@ -171,7 +172,7 @@ def simulator(monkeypatch) -> Iterator[str]:
     from simulator.server import serve, shophook_settings
 
     port = free_port()
-    server = serve("127.0.0.1", port, DEMO_CREDENTIALS, hold_seconds=1.5)
+    server = serve("127.0.0.1", port, DEMO_CREDENTIALS, hold_seconds=PEER_HOLD_SECONDS)
     set_env(monkeypatch, shophook_settings(f"http://127.0.0.1:{port}"))
     yield f"http://127.0.0.1:{port}"
     server.shutdown()

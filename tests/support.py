@@ -51,6 +51,14 @@ SIGNATURE_VECTORS: list[dict[str, Any]] = json.loads(
 (JD_REPLY_VECTOR,) = [vector for vector in SIGNATURE_VECTORS if vector["kind"] == "jd-api"]
 JD_REFUND_APPROVAL = json.loads(JD_REPLY_VECTOR["form"]["360buy_param_json"])
 
+# A peer that hangs (the simulator's "timeout" fault, a hanging integrator) holds
+# its answer past the timeout ShopHook is given in tests. The timeout is short so
+# a hang costs little, and long enough that a real answer from a loopback peer on
+# a busy machine is never taken for a hang: at 0.3 s, a reconciliation page missed
+# it under two CPU hogs and the storm test saw a heal come late.
+PEER_TIMEOUT_SECONDS = 2.0
+PEER_HOLD_SECONDS = 2 * PEER_TIMEOUT_SECONDS
+
 # The frozen "now" of the suite: 2026-11-23 10:00:05 in Shanghai.
 NOW = datetime(2026, 11, 23, 10, 0, 5, tzinfo=SHANGHAI)
 

@@ -24,7 +24,7 @@ from tests.integration.subscribers import (
     subscribe,
     trade_messages,
 )
-from tests.support import NOW, drain, set_env
+from tests.support import NOW, PEER_TIMEOUT_SECONDS, drain, set_env
 
 
 def _order_created(stack, order_id: str) -> None:
@@ -86,7 +86,7 @@ def test_a_subscription_failing_for_five_days_is_disabled_announced_and_recovere
 
 @pytest.fixture
 def hanging(loopback_webhooks, monkeypatch):
-    set_env(monkeypatch, {INTEGRATOR_TIMEOUT_VARIABLE: "0.2"})
+    set_env(monkeypatch, {INTEGRATOR_TIMEOUT_VARIABLE: str(PEER_TIMEOUT_SECONDS)})
     endpoint = HangingEndpoint()
     yield endpoint
     endpoint.close()

@@ -21,7 +21,15 @@ from chalicelib.store import queues
 from chalicelib.store.records import OutboxRecord, ShopRecord
 from simulator.scenarios import DEMO_CREDENTIALS, Message, jd_order, taobao_order
 from simulator.server import api_urls, issue_session
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, oracle_sdk_sign, set_env
+from tests.support import (
+    JD_SHOP,
+    NOW,
+    PEER_TIMEOUT_SECONDS,
+    TAOBAO_SHOP,
+    drain,
+    oracle_sdk_sign,
+    set_env,
+)
 
 START = NOW - timedelta(days=4)
 LATER = NOW.astimezone(UTC) + timedelta(seconds=1)
@@ -111,7 +119,7 @@ def test_an_answer_lost_after_the_platform_acted_ends_sent_with_one_effect(
 ):
     """The platform carried the agree out but its answer never came: the retry is
     answered "already done", which, after a call of unknown outcome, means ours."""
-    set_env(monkeypatch, {OUTBOUND_TIMEOUT_VARIABLE: "0.3"})
+    set_env(monkeypatch, {OUTBOUND_TIMEOUT_VARIABLE: str(PEER_TIMEOUT_SECONDS)})
     fault(simulator, lost_answer)
     action_id = agree_refund(outbound)
     drain(LATER)

@@ -27,6 +27,7 @@ from tests.support import (
     JD_REFUND_APPROVAL,
     JD_REPLY_VECTOR,
     NOW,
+    PEER_TIMEOUT_SECONDS,
     SIGNATURE_VECTORS,
     oracle_blank,
     oracle_sdk_sign,
@@ -212,7 +213,7 @@ def test_repeating_a_step_the_platform_took_is_answered_already_done(
 
 @pytest.mark.parametrize("fault", ["timeout", "reset"])
 def test_a_call_without_an_answer_is_retryable_and_uncertain(simulator, monkeypatch, fault):
-    set_env(monkeypatch, {OUTBOUND_TIMEOUT_VARIABLE: "0.3"})
+    set_env(monkeypatch, {OUTBOUND_TIMEOUT_VARIABLE: str(PEER_TIMEOUT_SECONDS)})
     requests.post(f"{simulator}/_sim/faults", json={"taobao": [fault]}, timeout=5)
     session = session_for(simulator, "2200000001")
     url, credentials = api_urls(simulator)["taobao"], DEMO_CREDENTIALS["taobao"]

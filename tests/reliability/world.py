@@ -43,6 +43,8 @@ from tests.support import (
     DOUDIAN_SHOP,
     JD_SHOP,
     NOW,
+    PEER_HOLD_SECONDS,
+    PEER_TIMEOUT_SECONDS,
     TAOBAO_SHOP,
     Stack,
     connect_with_tokens,
@@ -133,8 +135,6 @@ def final_state(the_world: World, paths: list[str]) -> dict[str, object]:
 # What a failing integrator answers: an HTTP status, or "hang" (past ShopHook's
 # timeout) and "reset" (the connection dropped), both after taking the event in.
 SUBSCRIBER_ANSWERS = {"unavailable": 503, "rate_limited": 429}
-HOLD_SECONDS = 1.0
-OUTBOUND_TIMEOUT_SECONDS = "0.3"
 
 
 @dataclass
@@ -154,7 +154,7 @@ class Subscriber:
             )
             fault = self.faults.popleft() if self.faults else None
         if fault == "hang":
-            time.sleep(HOLD_SECONDS)
+            time.sleep(PEER_HOLD_SECONDS)
         if fault == "reset":
             drop_connection(environ)
         return Response("ok", status=SUBSCRIBER_ANSWERS.get(fault, 200))(environ, start_response)
@@ -247,15 +247,15 @@ def world() -> Iterator[World]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     subscriber.url = f"http://127.0.0.1:{port}/hook"
     sim_port = free_port()
-    simulator = serve("127.0.0.1", sim_port, DEMO_CREDENTIALS, hold_seconds=HOLD_SECONDS)
+    simulator = serve("127.0.0.1", sim_port, DEMO_CREDENTIALS, hold_seconds=PEER_HOLD_SECONDS)
     base = f"http://127.0.0.1:{sim_port}"
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         set_env(
             patch,
             {
                 LOOPBACK_WEBHOOKS_VARIABLE: "1",
-                OUTBOUND_TIMEOUT_VARIABLE: OUTBOUND_TIMEOUT_SECONDS,
-                INTEGRATOR_TIMEOUT_VARIABLE: OUTBOUND_TIMEOUT_SECONDS,
+                OUTBOUND_TIMEOUT_VARIABLE: str(PEER_TIMEOUT_SECONDS),
+                INTEGRATOR_TIMEOUT_VARIABLE: str(PEER_TIMEOUT_SECONDS),
                 **shophook_settings(base),
             },
         )
