@@ -186,10 +186,17 @@ def entity_record(entity: EntityWrite) -> OrderRecord | CaseRecord:
     )
 
 
+def _indexed(deadline: Deadline | None) -> bool:
+    """Only a pending deadline has an index row: the sweeper's and the console's
+    indexes hold nothing else, and the entity's document holds its truth."""
+    return deadline is not None and next_check(deadline) is not None
+
+
 def deadline_row(entity: EntityWrite, deadline: Deadline) -> DeadlineRecord:
+    """A pending deadline's index row."""
     new, key = entity.new, entity.ref.deadline_key(deadline.rule)
     check = next_check(deadline)
-    pending = check is not None
+    assert check is not None and new.shop_id is not None, "only a pending deadline is indexed"
     return DeadlineRecord(
         key,
         entity_key=entity.ref.stream,
@@ -199,10 +206,10 @@ def deadline_row(entity: EntityWrite, deadline: Deadline) -> DeadlineRecord:
         rule=deadline.rule,
         due_at=deadline.due_at,
         state=deadline.state,
-        due_shard=shard_of(key, DEADLINE_SHARDS) if pending else None,
-        next_check=sortable(check) if check else None,
-        pending_shop=new.shop_id if pending else None,
-        due_key=sortable(deadline.due_at) if pending else None,
+        due_shard=shard_of(key, DEADLINE_SHARDS),
+        next_check=sortable(check),
+        pending_shop=new.shop_id,
+        due_key=sortable(deadline.due_at),
     )
 
 
@@ -235,11 +242,17 @@ def _stage(write: TransactWrite, entity: EntityWrite, now: datetime) -> list[Out
     before = {
         deadline.rule: deadline for deadline in (entity.held.deadlines if entity.held else ())
     }
+    # A row is written only when what the indexes show changes (or a sweep
+    # refreshes it): a deadline met or breached leaves them, and one never
+    # pending never enters them.
+    unindex = set(entity.refresh - {deadline.rule for deadline in entity.new.deadlines})
     for deadline in entity.new.deadlines:
-        if before.pop(deadline.rule, None) != deadline or deadline.rule in entity.refresh:
+        held, refreshed = before.pop(deadline.rule, None), deadline.rule in entity.refresh
+        if _indexed(deadline) and (held != deadline or refreshed):
             write.save(deadline_row(entity, deadline))
-    current = {deadline.rule for deadline in entity.new.deadlines}
-    for gone in set(before) | (entity.refresh - current):
+        elif not _indexed(deadline) and (_indexed(held) or refreshed):
+            unindex.add(deadline.rule)
+    for gone in unindex | {rule for rule, held in before.items() if _indexed(held)}:
         write.delete(DeadlineRecord(entity.ref.deadline_key(gone)))
     rows = _outbound(entity, now)
     for row in rows:

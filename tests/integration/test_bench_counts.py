@@ -15,6 +15,7 @@ from bench.reconcile import DAY, measure
 from bench.webhooks import metered
 from chalicelib.domain.pulls import OVERLAP, WINDOW
 from chalicelib.settings import settings
+from chalicelib.store.records import DeadlineRecord
 from tests.support import NOW
 
 
@@ -34,6 +35,9 @@ def test_requests_per_webhook_shophook_and_the_baseline(stack):
     written = meters["ShopHook"].items_written_by_table
     assert written[f"{settings().table_prefix}event-log"] == unique
     assert f"{settings().table_prefix}inbox" not in written
+    # Deadline rows only for pending deadlines: every row is in the sweeper's index.
+    assert all(row.due_shard is not None for row in DeadlineRecord.scan())
+    assert DeadlineRecord.count() < written[f"{settings().table_prefix}deadlines"]
     # Powertools idempotency: a conditional put per webhook (all a duplicate costs),
     # then a read, the writes, and the completion update per new message.
     assert base["dynamodb:UpdateItem"] == unique and base["dynamodb:GetItem"] == unique
