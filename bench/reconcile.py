@@ -174,7 +174,7 @@ def reconcile_costs(orders: int = 40) -> Report:
         "call each (none open here). Calls per healed order fall as a shop's day gets busier."
     )
     report.notes.append(
-        "A record held already costs its one TransactGetItems (inbox row, entity, shop) and "
+        "A record held already costs its one TransactGetItems (event-log row, entity, shop) and "
         "no write: the target. Target met when reads = 1.0 and writes = 0.0."
     )
     return report

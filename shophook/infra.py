@@ -30,7 +30,6 @@ from chalicelib.store.records import (
     CaseRecord,
     DeadlineRecord,
     EventLogRecord,
-    InboxRecord,
     OrderRecord,
 )
 from shophook.stage import deployed_environment
@@ -71,7 +70,7 @@ ACCESS_LOG_FORMAT = {
 API_NAME = "shophook"
 FIVE_MINUTES = 300
 # Tables on the webhook path: their throttling is what makes platforms redeliver.
-HOT_TABLES = (OrderRecord, CaseRecord, InboxRecord, EventLogRecord, DeadlineRecord)
+HOT_TABLES = (OrderRecord, CaseRecord, EventLogRecord, DeadlineRecord)
 
 
 def _logical_id(record: type[Model]) -> str:

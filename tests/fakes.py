@@ -1,6 +1,6 @@
 """In-memory stand-ins for the store gateway and the queues, for fast tests of
 the use cases (ingest, sweep). They keep the gateway's promises: one version
-guard per entity, the inbox refuses a message id twice, a commit is all or
+guard per entity, the event log refuses a message id twice, a commit is all or
 nothing. moto stays for the integration suite."""
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ class InMemoryEntities:
 
     entities: dict[EntityRef, Stored] = field(default_factory=dict)
     shops: dict[str, ShopSettings] = field(default_factory=dict)
-    inbox: dict[tuple[str, str], str] = field(default_factory=dict)
-    log: list[tuple[EntityRef, str, str]] = field(default_factory=list)  # (entity, msg, receipt)
+    # (entity, message id, receipt): a message's entry is its dedup key, as in the table.
+    log: list[tuple[EntityRef, str, str]] = field(default_factory=list)
     # The sparse due index: (entity, rule) -> (next check, shop, the case's order)
     due_index: dict[tuple[EntityRef, str], tuple[datetime, str, EntityRef | None]] = field(
         default_factory=dict
@@ -56,11 +56,14 @@ class InMemoryEntities:
             else None
         )
         return Held(
-            duplicate=(inbound.platform, inbound.message_id) in self.inbox,
+            duplicate=self.logged(ref, inbound.message_id),
             entity=self.entities.get(ref),
             shop=self.shops.get(inbound.shop_id) if inbound.shop_id else None,
             order=self.entities.get(order) if order else None,
         )
+
+    def logged(self, ref: EntityRef, message_id: str) -> bool:
+        return any(entry[:2] == (ref, message_id) for entry in self.log)
 
     def load_cases(self, order: EntityRef, case_ids: frozenset[str]) -> list[Stored]:
         refs = [EntityRef.case(order.platform, case_id) for case_id in sorted(case_ids)]
@@ -89,7 +92,7 @@ class InMemoryEntities:
         if self.before_commit is not None:
             self.before_commit(change)
         inbound = change.message
-        if inbound is not None and (inbound.platform, inbound.message_id) in self.inbox:
+        if inbound is not None and self.logged(message_ref(inbound), inbound.message_id):
             raise AlreadyStoredError("the message is held already", (0,))
         for entity in change.writes:
             held = self.entities.get(entity.ref)
@@ -127,7 +130,6 @@ class InMemoryEntities:
             work.append(Work(fetch.outbox_id, fetch.kind, fetch.work_type, 0, group))
         if change.message is not None:
             inbound = change.message
-            self.inbox[(inbound.platform, inbound.message_id)] = str(change.receipt)
             self.log.append((message_ref(inbound), inbound.message_id, str(change.receipt)))
         return work
 

@@ -75,7 +75,7 @@ class ShopSettings:
 class Held:
     """What was read before deciding, in one read."""
 
-    duplicate: bool = False  # the message id is in the inbox already
+    duplicate: bool = False  # the message's event-log row is there already
     entity: Stored | None = None
     shop: ShopSettings | None = None
     # For a case, its order: the rules decide a case with its order in view.

@@ -88,5 +88,5 @@ class EntityRef:
 
 
 def platform_key(platform: str, local_id: str) -> str:
-    """`<platform>#<id>`: an order's or case's table key, or a message's inbox key."""
+    """`<platform>#<id>`: an order's or case's table key, or a quarantined message's key."""
     return f"{platform}#{local_id}"

@@ -1,10 +1,10 @@
 """The store gateway for orders and after-sale cases: load what a decision
 needs in one read, commit the decided change in one transaction.
 
-AWS budget per webhook: one TransactGetItems (inbox row, entity, shop, and a
-case's order) and one TransactWriteItems (inbox row put only if absent, entity
-rows guarded by their versions, deadline index rows, outbox rows, event-log
-row). A change to an order with after-sale cases reads them too (one more
+AWS budget per webhook: one TransactGetItems (the message's event-log row,
+entity, shop, and a case's order) and one TransactWriteItems (the event-log row
+put only if absent: the dedup; entity rows guarded by their versions, deadline
+index rows, outbox rows). A change to an order with after-sale cases reads them too (one more
 TransactGetItems). A well-signed message that cannot be applied costs one
 UpdateItem (quarantine).
 """
@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from pynamodb.transactions import TransactGet, TransactWrite
@@ -57,7 +57,6 @@ from chalicelib.store.records import (
     CaseRecord,
     DeadlineRecord,
     EventLogRecord,
-    InboxRecord,
     OrderRecord,
     OutboxRecord,
     QuarantineRecord,
@@ -68,8 +67,6 @@ from chalicelib.store.records import (
 )
 from chalicelib.store.work import NewWork, new_row, shard_of, sortable, work_of
 
-# Platforms redeliver for days at most; the inbox remembers message ids for longer.
-INBOX_RETENTION = timedelta(days=30)
 RECORDS: dict[EntityKind, type[OrderRecord | CaseRecord]] = {
     EntityKind.ORDER: OrderRecord,
     EntityKind.CASE: CaseRecord,
@@ -77,7 +74,7 @@ RECORDS: dict[EntityKind, type[OrderRecord | CaseRecord]] = {
 
 
 class AlreadyStoredError(ConditionFailedError):
-    """The message's id was in the inbox by the time its change was written."""
+    """The message's event-log row was there by the time its change was written."""
 
 
 @dataclass(frozen=True)
@@ -189,10 +186,17 @@ def entity_record(entity: EntityWrite) -> OrderRecord | CaseRecord:
     )
 
 
+def _indexed(deadline: Deadline | None) -> bool:
+    """Only a pending deadline has an index row: the sweeper's and the console's
+    indexes hold nothing else, and the entity's document holds its truth."""
+    return deadline is not None and next_check(deadline) is not None
+
+
 def deadline_row(entity: EntityWrite, deadline: Deadline) -> DeadlineRecord:
+    """A pending deadline's index row."""
     new, key = entity.new, entity.ref.deadline_key(deadline.rule)
     check = next_check(deadline)
-    pending = check is not None
+    assert check is not None and new.shop_id is not None, "only a pending deadline is indexed"
     return DeadlineRecord(
         key,
         entity_key=entity.ref.stream,
@@ -202,10 +206,10 @@ def deadline_row(entity: EntityWrite, deadline: Deadline) -> DeadlineRecord:
         rule=deadline.rule,
         due_at=deadline.due_at,
         state=deadline.state,
-        due_shard=shard_of(key, DEADLINE_SHARDS) if pending else None,
-        next_check=sortable(check) if check else None,
-        pending_shop=new.shop_id if pending else None,
-        due_key=sortable(deadline.due_at) if pending else None,
+        due_shard=shard_of(key, DEADLINE_SHARDS),
+        next_check=sortable(check),
+        pending_shop=new.shop_id,
+        due_key=sortable(deadline.due_at),
     )
 
 
@@ -238,11 +242,17 @@ def _stage(write: TransactWrite, entity: EntityWrite, now: datetime) -> list[Out
     before = {
         deadline.rule: deadline for deadline in (entity.held.deadlines if entity.held else ())
     }
+    # A row is written only when what the indexes show changes (or a sweep
+    # refreshes it): a deadline met or breached leaves them, and one never
+    # pending never enters them.
+    unindex = set(entity.refresh - {deadline.rule for deadline in entity.new.deadlines})
     for deadline in entity.new.deadlines:
-        if before.pop(deadline.rule, None) != deadline or deadline.rule in entity.refresh:
+        held, refreshed = before.pop(deadline.rule, None), deadline.rule in entity.refresh
+        if _indexed(deadline) and (held != deadline or refreshed):
             write.save(deadline_row(entity, deadline))
-    current = {deadline.rule for deadline in entity.new.deadlines}
-    for gone in set(before) | (entity.refresh - current):
+        elif not _indexed(deadline) and (_indexed(held) or refreshed):
+            unindex.add(deadline.rule)
+    for gone in unindex | {rule for rule, held in before.items() if _indexed(held)}:
         write.delete(DeadlineRecord(entity.ref.deadline_key(gone)))
     rows = _outbound(entity, now)
     for row in rows:
@@ -278,7 +288,7 @@ class DynamoEntities:
         ref = message_ref(inbound)
         event = inbound.event
         with storage_errors("read current state"), TransactGet(connection=connection()) as read:
-            inbox = read.get(InboxRecord, platform_key(inbound.platform, inbound.message_id))
+            logged = read.get(EventLogRecord, ref.stream, inbound.message_id)
             entity = read.get(RECORDS[ref.kind], ref.key)
             shop = read.get(ShopRecord, inbound.shop_id) if inbound.shop_id else None
             order = (
@@ -287,7 +297,7 @@ class DynamoEntities:
                 else None
             )
         return Held(
-            duplicate=found(inbox) is not None,
+            duplicate=found(logged) is not None,
             entity=_stored(found(entity)),
             shop=shop_settings(found(shop)),
             order=_stored(found(order)),
@@ -344,16 +354,10 @@ class DynamoEntities:
                 TransactWrite(connection=connection()) as write,
             ):
                 if inbound is not None:
+                    # First, so that a refusal of item 0 is the message held already.
                     write.save(
-                        InboxRecord(
-                            platform_key(inbound.platform, inbound.message_id),
-                            shop_id=inbound.shop_id,
-                            topic=inbound.topic,
-                            outcome=change.receipt,
-                            received_at=now,
-                            expires_at=now + INBOX_RETENTION,
-                        ),
-                        condition=InboxRecord.message_key.does_not_exist(),
+                        _log_entry(change, inbound),
+                        condition=EventLogRecord.sequence.does_not_exist(),
                     )
                 for entity in change.writes:
                     rows += _stage(write, entity, now)
@@ -362,8 +366,6 @@ class DynamoEntities:
                 if change.fetch is not None:
                     rows.append(_fetch_row(change.fetch, now))
                     write.save(rows[-1])
-                if inbound is not None:
-                    write.save(_log_entry(change, inbound))
         except ConditionFailedError as refused:
             if inbound is not None and 0 in refused.items:
                 raise AlreadyStoredError("the message is held already", refused.items) from refused
@@ -400,7 +402,7 @@ def _log_entry(change: Change, inbound: Inbound) -> EventLogRecord:
     now = change.at
     return EventLogRecord(
         message_ref(inbound).stream,
-        f"{now.isoformat()}#{inbound.message_id}",
+        inbound.message_id,
         shop_id=inbound.shop_id,
         platform=inbound.platform,
         message_id=inbound.message_id,
@@ -490,9 +492,14 @@ class LogEntry:
 
 
 def log(ref: EntityRef) -> list[LogEntry]:
-    """Every message received for an entity, in arrival order, applied or not."""
+    """Every message received for an entity, in arrival order, applied or not.
+    Rows are keyed by message id (the dedup): ordered here, as an entity's log is
+    a handful of rows."""
     with storage_errors("read the event log"):
-        entries = list(EventLogRecord.query(ref.stream))
+        entries = sorted(
+            EventLogRecord.query(ref.stream),
+            key=lambda entry: (entry.received_at, entry.message_id),
+        )
     return [
         LogEntry(
             entry.received_at,

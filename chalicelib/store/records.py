@@ -192,23 +192,11 @@ class CaseRecord(Model):
     breached_by_shop = BreachedCasesIndex()
 
 
-class InboxRecord(Model):
-    """One row per platform message id: the dedup key, written in the same
-    transaction as the state it changed."""
-
-    class Meta(_Meta):
-        table_name = f"{settings().table_prefix}inbox"
-
-    message_key = UnicodeAttribute(hash_key=True)
-    shop_id = UnicodeAttribute(null=True)
-    topic = UnicodeAttribute()
-    outcome = UnicodeAttribute()
-    received_at = UTCDateTimeAttribute()
-    expires_at = TTLAttribute()
-
-
 class EventLogRecord(Model):
-    """Every accepted message, applied or not, per entity, in arrival order."""
+    """Every accepted message, applied or not, per entity. Keyed by the message's
+    id within its entity's stream, so the row is also the message's dedup key:
+    it is put only if absent, in the same transaction as the state it changed.
+    Rows written before this key carry `<received_at>#<id>` as their sequence."""
 
     class Meta(_Meta):
         table_name = f"{settings().table_prefix}event-log"
@@ -532,7 +520,6 @@ ALL_RECORDS: tuple[type[Model], ...] = (
     ShopRecord,
     OrderRecord,
     CaseRecord,
-    InboxRecord,
     EventLogRecord,
     QuarantineRecord,
     DeadlineRecord,

@@ -29,7 +29,7 @@ from chalicelib.platforms.base import (
 )
 from chalicelib.platforms.oauth import OAuthExchangeError
 from chalicelib.settings import platform_variable
-from chalicelib.store.records import InboxRecord
+from chalicelib.store.records import EventLogRecord
 from simulator.platforms import registry as simulated_registry
 from simulator.platforms.base import SimulatedPlatform
 from simulator.server import api_urls, hold_records, issue_session, oauth_urls
@@ -86,7 +86,7 @@ def test_a_signed_push_verifies_parses_and_is_acked(stack, platform):
         assert inbound.shop_id in (None, demo_shop)
         answer = stack.send(webhook)
         assert (answer.status, answer.body) == (200, platform.ack()), message.topic
-    assert InboxRecord.count() == len(story(platform))
+    assert EventLogRecord.count() == len(story(platform))
 
 
 def test_a_tampered_or_forged_push_is_refused_401_and_stores_nothing(stack, platform):
@@ -107,7 +107,7 @@ def test_a_tampered_or_forged_push_is_refused_401_and_stores_nothing(stack, plat
         answer = stack.send(refused)
         assert answer.status == 401, answer.body
         assert set(answer.body) == set(platform.failure("code", "text"))
-    assert InboxRecord.count() == 0
+    assert EventLogRecord.count() == 0
 
 
 def test_oauth_connects_a_shop_and_refreshes_its_tokens(simulator, platform):

@@ -35,7 +35,7 @@ def main() -> None:
 
     from chalicelib.platforms.base import InboundRequest
     from chalicelib.service import ingest
-    from chalicelib.store.records import CaseRecord, EventLogRecord, InboxRecord, OrderRecord
+    from chalicelib.store.records import CaseRecord, EventLogRecord, OrderRecord
     from simulator.scenarios import DEMO_CREDENTIALS, jd_order, taobao_order
 
     start = datetime.now(UTC) - timedelta(days=6)
@@ -85,8 +85,8 @@ def main() -> None:
         thread.join()
     elapsed = time.monotonic() - began
 
-    inbox = {row.message_key for row in InboxRecord.scan()}
-    lost = sum(1 for platform, message_id in acked if f"{platform}#{message_id}" not in inbox)
+    logged = {(row.platform, row.message_id) for row in EventLogRecord.scan()}
+    lost = sum(1 for message in acked if message not in logged)
     applied: Counter[str] = Counter()
     per_message: Counter[str] = Counter()
     for row in EventLogRecord.scan():

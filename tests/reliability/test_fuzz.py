@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from chalicelib.domain.ids import MAX_ID_LENGTH
 from chalicelib.platforms.wire import MAX_TEXT_LENGTH
 from chalicelib.service.commands import MAX_BODY_BYTES
-from chalicelib.store.records import InboxRecord, QuarantineRecord
+from chalicelib.store.records import EventLogRecord, QuarantineRecord
 from simulator.scenarios import doudian_order, jd_order, taobao_order
 from tests.reliability.report import examples
 from tests.support import (
@@ -417,7 +417,7 @@ def test_well_signed_doudian_messages_with_hostile_fields_are_stored_or_quaranti
     answer = shared_stack.send(oracle_signed_doudian(json.dumps([message]).encode()))
     tally.inputs += 1
     assert answer.status == 200, answer.body
-    assert InboxRecord.count() + QuarantineRecord.count() == 1
+    assert EventLogRecord.count() + QuarantineRecord.count() == 1
     if isinstance(value, str) and len(value) > MAX_TEXT_LENGTH:
         assert QuarantineRecord.count() == 1, (field, len(value))
 

@@ -15,7 +15,7 @@ import pytest
 
 from chalicelib.domain.ids import platform_key
 from chalicelib.platforms.wire import format_wire_time
-from chalicelib.store.records import InboxRecord, QuarantineRecord
+from chalicelib.store.records import EventLogRecord, QuarantineRecord
 from simulator.scenarios import (
     DEMO_CREDENTIALS,
     DEMO_TAOBAO_USER_ID,
@@ -116,7 +116,7 @@ def alter(value: str) -> str:
 def nothing_stored(platform: str, stack) -> bool:
     return (
         stack.get(ORDER_PATH[platform]).status == 404
-        and InboxRecord.count() == 0
+        and EventLogRecord.count() == 0
         and QuarantineRecord.count() == 0
     )
 
@@ -142,7 +142,7 @@ def test_a_replayed_message_changes_the_state_once(shared_stack, tally, platform
     for _ in range(10):
         assert ledger.send(shared_stack, webhook).status == 200
     assert shared_stack.get(ORDER_PATH[platform]).body["version"] == 1
-    assert InboxRecord.count() == 1
+    assert EventLogRecord.count() == 1
     assert ledger.lost() == []
 
 
@@ -217,7 +217,7 @@ def test_invalid_utf8_and_deep_json_are_quarantined_by_name_never_applied(shared
     tally.inputs += 1
     assert (jd.status, jd.body["field"]) == (422, "360buy_param_json"), jd.body
     assert quarantined("jd", "deep-1").deliveries == 1
-    assert InboxRecord.count() == 0
+    assert EventLogRecord.count() == 0
 
 
 @pytest.mark.parametrize(
@@ -247,4 +247,4 @@ def test_a_replay_captured_outside_the_window_is_refused(shared_stack, tally):
     answer = shared_stack.send(captured)
     tally.inputs += 1
     assert (answer.status, answer.body["code"]) == (401, "stale_timestamp")
-    assert InboxRecord.count() == 0
+    assert EventLogRecord.count() == 0

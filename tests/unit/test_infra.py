@@ -36,8 +36,8 @@ def test_every_table_with_its_indexes_ttl_recovery_and_encryption():
         assert table["DeletionPolicy"] == "Retain"
     deadlines = tables["${TablePrefix}deadlines"]["Properties"]["GlobalSecondaryIndexes"]
     assert {index["IndexName"] for index in deadlines} == {"due", "pending_by_shop"}
-    inbox = tables["${TablePrefix}inbox"]["Properties"]
-    assert inbox["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    sessions = tables["${TablePrefix}console-sessions"]["Properties"]
+    assert sessions["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
 
 
 @pytest.mark.parametrize(
