@@ -7,7 +7,6 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -516,6 +515,10 @@ def _cookie(value: str, max_age: int) -> str:
 
 
 def _cookie_value(name: str) -> str | None:
+    # Imported with the first page's cookie (its regular expressions are
+    # compiled on import), not at every cold start.
+    from http.cookies import CookieError, SimpleCookie
+
     jar = SimpleCookie()
     try:
         jar.load(app.current_request.headers.get("cookie", ""))
