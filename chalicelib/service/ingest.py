@@ -8,6 +8,8 @@ after the commit.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from time import perf_counter
@@ -131,7 +133,8 @@ def _store(
         try:
             messages = platform.messages(delivery)
         except MalformedMessageError as malformed:
-            _quarantine(platform, delivery, malformed, now, store)
+            with _reported_if_not_kept(platform):
+                _quarantine(platform, delivery, malformed, now, store)
             return _malformed_reply(platform, malformed)
         for message in messages:
             settled = store_delivery(platform, message, now, store, queue)
@@ -177,7 +180,7 @@ def store_delivery(
     message_id = platform.message_id(delivery)
     if message_id is not None:
         logger.set_correlation_id(f"{platform.name}:{message_id}")
-    try:
+    with _reported_if_not_kept(platform):
         try:
             inbound = platform.parse(delivery)
             logger.append_keys(shop_id=inbound.shop_id)
@@ -185,15 +188,23 @@ def store_delivery(
         except MalformedMessageError as malformed:
             _quarantine(platform, delivery, malformed, now, store)
             return Settled(malformed=malformed)
-    except StorageUnavailableError:
-        emit("WebhookStorageFailure", platform=platform.name)
-        logger.exception("webhook not stored")
-        raise
     queue.send(work)
     emit(RECEIPT_METRICS[receipt], platform=platform.name)
     count_deadline_events([item.work_type for item in work])
     logger.info("webhook stored", extra={"topic": inbound.topic, "outcome": receipt})
     return Settled(receipt=receipt)
+
+
+@contextmanager
+def _reported_if_not_kept(platform: Platform) -> Iterator[None]:
+    """Count and log a delivery that could not be kept, whether it failed as one
+    message or as a whole push quarantined."""
+    try:
+        yield
+    except StorageUnavailableError:
+        emit("WebhookStorageFailure", platform=platform.name)
+        logger.exception("webhook not stored")
+        raise
 
 
 def store_once(inbound: Inbound, now: datetime, store: EntityStore) -> tuple[Receipt, list[Work]]:

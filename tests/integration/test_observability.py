@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import time_machine
 
+from chalicelib.platforms.doudian import push_sign
 from chalicelib.service.sweep import sweep
 from simulator.scenarios import DEMO_CREDENTIALS, Message, taobao_order
 from tests.support import NOW
@@ -102,3 +103,26 @@ def test_no_secret_key_or_signature_reaches_a_log_or_an_answer(stack, capfd, log
         part.split("=", 1)[1] for part in tampered.path.split("&") if part.startswith("sign=")
     ]
     assert signatures and signatures[0] not in everything
+
+
+def test_a_delivery_lost_to_storage_is_counted_as_one_message_or_a_whole_push(
+    stack, faults, capfd, log_stream
+):
+    faults.fail_next("TransactGetItems")
+    assert stack.deliver(ORDER[1]).status == 503
+    # A Doudian push that is not an array is quarantined whole; that write fails here.
+    faults.fail_next("UpdateItem")
+    body = b'{"tag": "200"}'
+    app = DEMO_CREDENTIALS["doudian"]
+    headers = {
+        "Content-Type": "application/json",
+        "app-id": app.app_key,
+        "event-sign": push_sign(app.app_key, body, app.app_secret),
+    }
+    answer = stack.request("POST", "/webhooks/doudian", body, headers)
+    assert answer.status == 503 and "storage_unavailable" in answer.body["msg"]
+    lines = output_lines(capfd, log_stream)
+    failures = [line["platform"] for line in lines if "WebhookStorageFailure" in line]
+    assert failures == ["taobao", "doudian"]
+    logged = [line["platform"] for line in lines if line.get("message") == "webhook not stored"]
+    assert logged == ["taobao", "doudian"]
