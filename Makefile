@@ -8,6 +8,8 @@ CHECKOV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV)/.installed
 
 STAGE ?= dev
+# The policy files as validated (pydantic) at build time: what a cold start reads.
+POLICIES := chalicelib/policies/validated.json
 
 .PHONY: run test soak lint package browser bench format clean
 
@@ -23,7 +25,12 @@ $(CHECKOV_STAMP): requirements-checkov.txt $(STAMP)
 	$(CHECKOV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $@
 
-run: $(STAMP)
+$(POLICIES): $(STAMP) $(wildcard chalicelib/policies/*.toml) chalicelib/policies/validate.py \
+		chalicelib/domain/policy.py chalicelib/domain/rules.py
+	$(BIN)/python -m chalicelib.policies.validate
+	touch $@
+
+run: $(STAMP) $(POLICIES)
 	$(BIN)/shophook local
 
 # No function past rank C (cyclomatic complexity above 20) in the app.
@@ -34,7 +41,7 @@ lint: $(STAMP)
 
 # The deployable template: chalice's functions with infra/template.json merged in,
 # checked by cfn-lint and by checkov (what it skips, and why: infra/checkov.yaml).
-package: $(STAMP) $(CHECKOV_STAMP)
+package: $(STAMP) $(CHECKOV_STAMP) $(POLICIES)
 	$(BIN)/shophook infra --check
 	rm -rf out/$(STAGE)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package --stage $(STAGE) --merge-template infra/template.json out/$(STAGE)
@@ -49,7 +56,7 @@ browser:
 	|| (apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null) \
 	|| echo "chromium could not be installed here: the browser tests will be skipped"
 
-test: lint package browser
+test: $(POLICIES) lint package browser
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # The reliability suite's long variants (1,000 full-stack storms, every fault at

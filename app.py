@@ -7,13 +7,11 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from chalice import Chalice, Rate, Response
 from chalice.app import SQSEvent
-from pydantic import BaseModel
 
 from chalicelib import openapi, policies
 from chalicelib.domain.ids import MAX_ID_LENGTH
@@ -40,40 +38,6 @@ from chalicelib.service import (
     subscriptions,
     sweep,
     tokens,
-)
-from chalicelib.service.answers import (
-    ActionAnswer,
-    ActionQueuedAnswer,
-    CaseAnswer,
-    CaseListAnswer,
-    DeadlineListAnswer,
-    DeliveryListAnswer,
-    DisconnectedAnswer,
-    HealthAnswer,
-    OpenApiAnswer,
-    OrderAnswer,
-    PolicyAnswer,
-    ReplayedAnswer,
-    SecretAnswer,
-    ShopAnswer,
-    SubscriptionAnswer,
-    SubscriptionCreatedAnswer,
-    SubscriptionListAnswer,
-)
-from chalicelib.service.commands import (
-    ActionRequest,
-    CaseListQuery,
-    Command,
-    DeadlineQuery,
-    DeliveryListQuery,
-    PolicyRequest,
-    Query,
-    ReplayRequest,
-    ShipRequest,
-    SubscriptionRequest,
-    SubscriptionUpdate,
-    from_json,
-    from_query,
 )
 from chalicelib.service.errors import (
     ConflictError,
@@ -164,16 +128,17 @@ def _refusals(
 def route(
     path: str,
     method: str,
-    answer: type[BaseModel] | None,
+    answer: str | None,
     *,
     status: int = 200,
-    body: type[Command] | None = None,
-    query: type[Query] | None = None,
+    body: str | None = None,
+    query: str | None = None,
     keyed: bool = True,
     refusals: tuple[type[ServiceError], ...] = (),
     documented: bool = True,
 ) -> Callable[[Callable[..., Any]], Any]:
-    """A route whose answer is shaped by its `answer` model (and sent with
+    """A route whose answer is shaped by its `answer` model (named: see
+    openapi.Operation; sent with
     `status`), whose refusals are answered as their specific 4xx, and storage
     trouble as a 503 the caller may retry. (Chalice turns exceptions into 500s
     before any middleware sees them.) Every route takes any content type: the
@@ -220,7 +185,9 @@ def _answer(operation: Operation, answered: Any) -> Any:
         return answered
     if operation.answer is None:
         return Response(body="", status_code=operation.status)
-    shaped = operation.answer.model_validate(answered).model_dump(mode="json", exclude_unset=True)
+    shaped = operation.answer_model.model_validate(answered).model_dump(
+        mode="json", exclude_unset=True
+    )
     return _json(operation.status, shaped)
 
 
@@ -265,14 +232,18 @@ def _body() -> Any:
         raise UnsupportedMediaTypeError(
             "unsupported_media_type", "send the body as application/json", "Content-Type"
         )
-    declared = _operation().body
+    from chalicelib.service.commands import from_json
+
+    declared = _operation().body_model
     assert declared is not None, "the route declares no body"
     return from_json(declared, app.current_request.raw_body or b"")
 
 
 def _query() -> Any:
     """The request's query parameters as the route's declared query."""
-    declared = _operation().query
+    from chalicelib.service.commands import from_query
+
+    declared = _operation().query_model
     assert declared is not None, "the route declares no query"
     return from_query(declared, dict(app.current_request.query_params or {}))
 
@@ -287,13 +258,13 @@ def _reader_of(shop_id: str) -> str:
     return preferred_language(app.current_request.headers.get("accept-language"))
 
 
-@route("/health", "GET", HealthAnswer, keyed=False)
+@route("/health", "GET", "HealthAnswer", keyed=False)
 def health() -> dict[str, str]:
     """Whether the stack can serve."""
     return {"status": "ok"}
 
 
-@route("/openapi.json", "GET", OpenApiAnswer, keyed=False)
+@route("/openapi.json", "GET", "OpenApiAnswer", keyed=False)
 def describe_api() -> dict[str, Any]:
     """This description: OpenAPI 3.1, built from the models the routes use."""
     return openapi.document(OPERATIONS.values())
@@ -317,40 +288,40 @@ def receive_webhook(platform: str) -> Response:
     return _json(reply.status, reply.body)
 
 
-@route("/shops/{shop_id}", "GET", ShopAnswer)
+@route("/shops/{shop_id}", "GET", "ShopAnswer")
 def get_shop(shop_id: str) -> dict[str, Any]:
     """A shop: its status, its reconciliation cursor and backfill progress."""
     _reader_of(shop_id)
     return shops.view(shops.get(shop_id))
 
 
-@route("/shops/{shop_id}/orders/{order_id}", "GET", OrderAnswer)
+@route("/shops/{shop_id}/orders/{order_id}", "GET", "OrderAnswer")
 def get_order(shop_id: str, order_id: str) -> dict[str, Any]:
     """The canonical order."""
     return queries.order(shop_id, order_id, _reader_of(shop_id))
 
 
-@route("/shops/{shop_id}/after-sales", "GET", CaseListAnswer, query=CaseListQuery)
+@route("/shops/{shop_id}/after-sales", "GET", "CaseListAnswer", query="CaseListQuery")
 def list_after_sales(shop_id: str) -> dict[str, Any]:
     """The shop's after-sale cases, a page at a time."""
     language = _reader_of(shop_id)
     return queries.cases(shop_id, _query(), language, datetime.now(UTC))
 
 
-@route("/shops/{shop_id}/after-sales/{case_id}", "GET", CaseAnswer)
+@route("/shops/{shop_id}/after-sales/{case_id}", "GET", "CaseAnswer")
 def get_after_sale(shop_id: str, case_id: str) -> dict[str, Any]:
     """The canonical after-sale case, decided as it is now."""
     return queries.case(shop_id, case_id, _reader_of(shop_id), datetime.now(UTC))
 
 
-@route("/shops/{shop_id}/deadlines", "GET", DeadlineListAnswer, query=DeadlineQuery)
+@route("/shops/{shop_id}/deadlines", "GET", "DeadlineListAnswer", query="DeadlineQuery")
 def list_deadlines(shop_id: str) -> dict[str, Any]:
     """The shop's pending deadlines, soonest first."""
     _reader_of(shop_id)
     return queries.deadlines(shop_id, _query())
 
 
-@route("/shops/{shop_id}/policy", "GET", PolicyAnswer)
+@route("/shops/{shop_id}/policy", "GET", "PolicyAnswer")
 def get_policy(shop_id: str) -> dict[str, Any]:
     """Every rule that applies to the shop, and what it may adjust."""
     return policy.show(shop_id, _reader_of(shop_id))
@@ -359,8 +330,8 @@ def get_policy(shop_id: str) -> dict[str, Any]:
 @route(
     "/shops/{shop_id}/policy",
     "PUT",
-    PolicyAnswer,
-    body=PolicyRequest,
+    "PolicyAnswer",
+    body="PolicyRequest",
     refusals=(NotAllowedError,),
 )
 def put_policy(shop_id: str) -> dict[str, Any]:
@@ -372,9 +343,9 @@ def put_policy(shop_id: str) -> dict[str, Any]:
 @route(
     "/shops/{shop_id}/after-sales/{case_id}/actions",
     "POST",
-    ActionQueuedAnswer,
+    "ActionQueuedAnswer",
     status=202,
-    body=ActionRequest,
+    body="ActionRequest",
     refusals=(ConflictError,),
 )
 def request_action(shop_id: str, case_id: str) -> dict[str, str]:
@@ -383,7 +354,7 @@ def request_action(shop_id: str, case_id: str) -> dict[str, str]:
     return actions.request(shop_id, case_id, _body(), datetime.now(UTC))
 
 
-@route("/shops/{shop_id}/after-sales/{case_id}/actions/{action_id}", "GET", ActionAnswer)
+@route("/shops/{shop_id}/after-sales/{case_id}/actions/{action_id}", "GET", "ActionAnswer")
 def get_action(shop_id: str, case_id: str, action_id: str) -> dict[str, Any]:
     """Where an action stands."""
     _reader_of(shop_id)
@@ -393,9 +364,9 @@ def get_action(shop_id: str, case_id: str, action_id: str) -> dict[str, Any]:
 @route(
     "/shops/{shop_id}/orders/{order_id}/ship",
     "POST",
-    ActionQueuedAnswer,
+    "ActionQueuedAnswer",
     status=202,
-    body=ShipRequest,
+    body="ShipRequest",
     refusals=(ConflictError,),
 )
 def ship_order(shop_id: str, order_id: str) -> dict[str, str]:
@@ -407,9 +378,9 @@ def ship_order(shop_id: str, order_id: str) -> dict[str, str]:
 @route(
     "/subscriptions",
     "POST",
-    SubscriptionCreatedAnswer,
+    "SubscriptionCreatedAnswer",
     status=201,
-    body=SubscriptionRequest,
+    body="SubscriptionRequest",
     refusals=(NotFoundError, ConflictError, NotAllowedError),
 )
 def create_subscription() -> dict[str, Any]:
@@ -418,13 +389,13 @@ def create_subscription() -> dict[str, Any]:
     return subscriptions.create(principal, _body(), datetime.now(UTC))
 
 
-@route("/subscriptions", "GET", SubscriptionListAnswer)
+@route("/subscriptions", "GET", "SubscriptionListAnswer")
 def list_subscriptions() -> dict[str, Any]:
     """The key's subscriptions."""
     return subscriptions.listing(_principal())
 
 
-@route("/subscriptions/{subscription_id}", "GET", SubscriptionAnswer)
+@route("/subscriptions/{subscription_id}", "GET", "SubscriptionAnswer")
 def get_subscription(subscription_id: str) -> dict[str, Any]:
     """One subscription and its delivery health (never its secret)."""
     return subscriptions.show(_principal(), subscription_id)
@@ -433,8 +404,8 @@ def get_subscription(subscription_id: str) -> dict[str, Any]:
 @route(
     "/subscriptions/{subscription_id}",
     "PATCH",
-    SubscriptionAnswer,
-    body=SubscriptionUpdate,
+    "SubscriptionAnswer",
+    body="SubscriptionUpdate",
     refusals=(NotAllowedError, ConflictError),
 )
 def update_subscription(subscription_id: str) -> dict[str, Any]:
@@ -446,7 +417,7 @@ def update_subscription(subscription_id: str) -> dict[str, Any]:
 @route(
     "/subscriptions/{subscription_id}/rotate-secret",
     "POST",
-    SecretAnswer,
+    "SecretAnswer",
     refusals=(ConflictError,),
 )
 def rotate_secret(subscription_id: str) -> dict[str, str]:
@@ -463,8 +434,8 @@ def delete_subscription(subscription_id: str) -> None:
 @route(
     "/subscriptions/{subscription_id}/deliveries",
     "GET",
-    DeliveryListAnswer,
-    query=DeliveryListQuery,
+    "DeliveryListAnswer",
+    query="DeliveryListQuery",
 )
 def list_deliveries(subscription_id: str) -> dict[str, Any]:
     """Its delivery log, newest first, with every attempt."""
@@ -475,9 +446,9 @@ def list_deliveries(subscription_id: str) -> dict[str, Any]:
 @route(
     "/subscriptions/{subscription_id}/replay",
     "POST",
-    ReplayedAnswer,
+    "ReplayedAnswer",
     status=202,
-    body=ReplayRequest,
+    body="ReplayRequest",
 )
 def replay_deliveries(subscription_id: str) -> dict[str, Any]:
     """Send deliveries again, delivered or not: one by id, or a time range."""
@@ -485,7 +456,7 @@ def replay_deliveries(subscription_id: str) -> dict[str, Any]:
     return subscriptions.replay(principal, subscription_id, _body(), datetime.now(UTC))
 
 
-@route("/shops/{shop_id}/disconnect", "POST", DisconnectedAnswer)
+@route("/shops/{shop_id}/disconnect", "POST", "DisconnectedAnswer")
 def disconnect_shop(shop_id: str) -> dict[str, str]:
     """Forget the shop's tokens; its webhooks are acknowledged and ignored from now on."""
     _reader_of(shop_id)
@@ -544,6 +515,10 @@ def _cookie(value: str, max_age: int) -> str:
 
 
 def _cookie_value(name: str) -> str | None:
+    # Imported with the first page's cookie (its regular expressions are
+    # compiled on import), not at every cold start.
+    from http.cookies import CookieError, SimpleCookie
+
     jar = SimpleCookie()
     try:
         jar.load(app.current_request.headers.get("cookie", ""))

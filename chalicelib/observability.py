@@ -13,8 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.shared import constants
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "shophook")
@@ -54,8 +52,12 @@ def _tracer() -> Any:
 tracer = _tracer()
 
 
-def emit(name: str, value: float = 1, unit: str = MetricUnit.Count, **dimensions: str) -> None:
+def emit(name: str, value: float = 1, unit: str = "Count", **dimensions: str) -> None:
     """One metric data point with its own dimensions (platform, reason, ...)."""
+    # Imported with the first metric, not at every cold start.
+    from aws_lambda_powertools.metrics import single_metric
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
     # single_metric prints even when POWERTOOLS_METRICS_DISABLED is set; honour it here.
     if is_metrics_disabled():
         return

@@ -1,19 +1,25 @@
 """The OpenAPI 3.1 description of the integrator API (GET /openapi.json),
 built from the operations app.py serves: each names the pydantic models that
 validate its request (service.commands) and shape its answer (service.answers),
-and the statuses app.py answers with. Nothing here is kept by hand."""
+and the statuses app.py answers with. Nothing here is kept by hand.
+
+Models are named, not imported: their modules (and pydantic) load on a route's
+first use, not on every function's cold start."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from pydantic.json_schema import JsonSchemaMode
 
-from chalicelib.service.answers import ErrorAnswer
+ANSWERS = "chalicelib.service.answers"
+COMMANDS = "chalicelib.service.commands"
 
 API_VERSION = "1"
 SECURITY_SCHEME = "apiKey"
@@ -39,11 +45,28 @@ class Operation:
     method: str
     summary: str
     status: int
-    answer: type[BaseModel] | None  # None: no content
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
+    answer: str | None  # its model's name in service.answers; None: no content
+    body: str | None = None  # its model's name in service.commands
+    query: str | None = None  # the same
     keyed: bool = True
     refusals: tuple[int, ...] = ()  # each answered with ErrorAnswer
+
+    @property
+    def answer_model(self) -> type[BaseModel] | None:
+        return model(ANSWERS, self.answer)
+
+    @property
+    def body_model(self) -> type[BaseModel] | None:
+        return model(COMMANDS, self.body)
+
+    @property
+    def query_model(self) -> type[BaseModel] | None:
+        return model(COMMANDS, self.query)
+
+
+def model(module: str, name: str | None) -> type[BaseModel] | None:
+    """The model `name` of `module`, importing the module on first use."""
+    return None if name is None else getattr(importlib.import_module(module), name)
 
 
 def _schemas(
@@ -51,17 +74,21 @@ def _schemas(
 ) -> tuple[dict[tuple[type[BaseModel], JsonSchemaMode], dict[str, Any]], dict[str, Any]]:
     """Every model's schema under components, and a reference to each (requests
     as validated, answers as serialized)."""
+    from pydantic.json_schema import models_json_schema
+
+    from chalicelib.service.answers import ErrorAnswer
+
     wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {
         (ErrorAnswer, "serialization"): None
     }
     for operation in operations:
-        for model, mode in (
-            (operation.body, "validation"),
-            (operation.query, "validation"),
-            (operation.answer, "serialization"),
+        for declared, mode in (
+            (operation.body_model, "validation"),
+            (operation.query_model, "validation"),
+            (operation.answer_model, "serialization"),
         ):
-            if model is not None:
-                wanted[(model, mode)] = None
+            if declared is not None:
+                wanted[(declared, mode)] = None
     references, schema = models_json_schema(
         list(wanted), ref_template="#/components/schemas/{model}"
     )
@@ -106,9 +133,11 @@ def _operation(
     references: dict[tuple[type[BaseModel], JsonSchemaMode], dict[str, Any]],
     components: dict[str, Any],
 ) -> dict[str, Any]:
+    from chalicelib.service.answers import ErrorAnswer
+
     answer: dict[str, Any] = {"description": HTTPStatus(operation.status).phrase}
     if operation.answer is not None:
-        answer["content"] = _json_content(references[(operation.answer, "serialization")])
+        answer["content"] = _json_content(references[(operation.answer_model, "serialization")])
     responses = {str(operation.status): answer}
     for status in operation.refusals:
         responses[str(status)] = {
@@ -121,7 +150,7 @@ def _operation(
         "parameters": _parameters(
             operation,
             components,
-            references[(operation.query, "validation")] if operation.query else None,
+            references[(operation.query_model, "validation")] if operation.query else None,
         ),
         "responses": responses,
         "security": [{SECURITY_SCHEME: []}] if operation.keyed else [],
@@ -129,7 +158,7 @@ def _operation(
     if operation.body is not None:
         described["requestBody"] = {
             "required": True,
-            "content": _json_content(references[(operation.body, "validation")]),
+            "content": _json_content(references[(operation.body_model, "validation")]),
         }
     return described
 

@@ -3,8 +3,6 @@ adding a marketplace means adding its module here, nothing else."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Iterable
 from functools import cache
 from typing import Any
@@ -15,6 +13,9 @@ from chalicelib.platforms.base import Platform
 def platforms_in(package: str, path: Iterable[str]) -> dict[str, Any]:
     """The `PLATFORM` of every module in `package` that defines one, by its name
     (the simulator finds its platforms the same way)."""
+    import importlib  # with the first message, not at every cold start
+    import pkgutil
+
     platforms: dict[str, Any] = {}
     for module_info in pkgutil.iter_modules(path):
         module = importlib.import_module(f"{package}.{module_info.name}")

@@ -14,6 +14,9 @@ from chalicelib.domain.pulls import Window
 from chalicelib.platforms.api import CallResult
 from chalicelib.settings import AppCredentials
 
+# What any inbound path takes (platforms.md 1.5: a bigger body is a 413).
+MAX_BODY_BYTES = 256 * 1024
+
 
 @dataclass(frozen=True)
 class InboundRequest:

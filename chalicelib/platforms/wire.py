@@ -16,15 +16,13 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from chalicelib.domain.ids import MAX_ID_LENGTH
 from chalicelib.domain.model import SHANGHAI
-from chalicelib.platforms.base import MalformedMessageError, WebhookRejectedError
+from chalicelib.platforms.base import MAX_BODY_BYTES, MalformedMessageError, WebhookRejectedError
 
 WIRE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 TIMESTAMP_WINDOW = timedelta(minutes=10)
 _WIRE_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 # Up to 12 integer digits: a trillion yuan is more than any order, and keeps fen in int64.
 _YUAN = re.compile(r"(0|[1-9]\d{0,11})(\.\d{1,2})?")
-# What any inbound path takes (platforms.md 1.5: a bigger body is a 413).
-MAX_BODY_BYTES = 256 * 1024
 # Every text field of a message: generous next to the platforms' own (a title
 # is at most 60 characters, a reason or a scan's description a few hundred),
 # finite so that no one field can fill a stored row.

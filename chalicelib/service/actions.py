@@ -7,7 +7,7 @@ import json
 import secrets
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.actions import Action, ReturnAddress, refusal
 from chalicelib.domain.change import Stored, order_ref_of, ref_of
@@ -17,12 +17,14 @@ from chalicelib.domain.work import WorkKind
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import UnsupportedActionError
 from chalicelib.service import outbox
-from chalicelib.service.commands import ActionRequest, ShipRequest
 from chalicelib.service.errors import ConflictError, InvalidInputError, NotFoundError
 from chalicelib.service.queries import owned
 from chalicelib.store import work
 from chalicelib.store.errors import ConditionFailedError
 from chalicelib.store.work import NewWork
+
+if TYPE_CHECKING:  # named only: the commands (pydantic) load with a request
+    from chalicelib.service.commands import ActionRequest, ShipRequest
 
 SHIPPABLE = frozenset({OrderStatus.PAID})
 

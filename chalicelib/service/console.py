@@ -25,7 +25,6 @@ from chalicelib.platforms.base import UnsupportedActionError
 from chalicelib.policies import default_policy
 from chalicelib.service import actions, keys, outbox, queries, shops
 from chalicelib.service import subscriptions as shop_subscriptions
-from chalicelib.service.commands import ActionRequest, ShipRequest, from_json
 from chalicelib.service.errors import ForbiddenError, InvalidInputError, NotFoundError
 from chalicelib.service.policy import for_shop
 from chalicelib.store import entities, sessions, subscriptions, work
@@ -288,6 +287,8 @@ def act(session: Session, case_id: str, form: Mapping[str, str], now: datetime) 
         "reason": _form_text(form, "reason"),
         "return_address": address if any(address.values()) else None,
     }
+    from chalicelib.service.commands import ActionRequest, from_json
+
     command = from_json(ActionRequest, json.dumps(body).encode())
     return actions.request(session.shop_id, case_id, command, now)["action_id"]
 
@@ -327,6 +328,8 @@ def order_page(session: Session, order_id: str, language: str, now: datetime) ->
 
 def ship(session: Session, order_id: str, form: Mapping[str, str], now: datetime) -> str:
     body = {"tracking_no": form.get("tracking_no", ""), "carrier": form.get("carrier", "")}
+    from chalicelib.service.commands import ShipRequest, from_json
+
     command = from_json(ShipRequest, json.dumps(body).encode())
     return actions.ship(session.shop_id, order_id, command, now)["action_id"]
 

@@ -22,13 +22,13 @@ from chalicelib.domain.work import Work
 from chalicelib.observability import count_deadline_events, emit, logger, tracer
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import (
+    MAX_BODY_BYTES,
     InboundRequest,
     MalformedMessageError,
     Platform,
     VerifiedDelivery,
     WebhookRejectedError,
 )
-from chalicelib.platforms.wire import MAX_BODY_BYTES
 from chalicelib.policies import default_policy
 from chalicelib.service import outbox
 from chalicelib.service.errors import NotFoundError

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.policy import Policy, PolicyError
 from chalicelib.policies import default_policy
 from chalicelib.service import shops
-from chalicelib.service.commands import PolicyRequest
 from chalicelib.service.errors import NotAllowedError
 from chalicelib.store import shops as stored_shops
 from chalicelib.store.records import ShopRecord
+
+if TYPE_CHECKING:  # named only: the commands (pydantic) load with a request
+    from chalicelib.service.commands import PolicyRequest
 
 
 def for_shop(shop: ShopRecord) -> Policy:

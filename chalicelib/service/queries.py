@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.change import ShopSettings, Stored, shop_policy
 from chalicelib.domain.ids import EntityKind, EntityRef, platform_of
@@ -11,9 +11,11 @@ from chalicelib.domain.model import OPEN_CASE_STATUSES, SHANGHAI, CaseState, Ord
 from chalicelib.domain.rules import decide_case
 from chalicelib.domain.views import case_view, order_view
 from chalicelib.policies import default_policy
-from chalicelib.service.commands import CaseListQuery, DeadlineQuery
 from chalicelib.service.errors import NotFoundError
 from chalicelib.store import entities
+
+if TYPE_CHECKING:  # named only: the commands (pydantic) load with a request
+    from chalicelib.service.commands import CaseListQuery, DeadlineQuery
 
 
 def owned(shop_id: str, kind: EntityKind, entity_id: str) -> Stored:

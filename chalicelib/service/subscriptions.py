@@ -24,12 +24,6 @@ from chalicelib.domain.model import SHANGHAI
 from chalicelib.domain.work import WorkKind
 from chalicelib.observability import emit, logger
 from chalicelib.service import outbox
-from chalicelib.service.commands import (
-    DeliveryListQuery,
-    ReplayRequest,
-    SubscriptionRequest,
-    SubscriptionUpdate,
-)
 from chalicelib.service.errors import (
     ConflictError,
     InvalidInputError,
@@ -43,6 +37,12 @@ from chalicelib.store.records import OutboxRecord, SubscriptionRecord
 from chalicelib.store.work import NewWork, sortable
 
 if TYPE_CHECKING:  # only named: service.keys imports this module to revoke a key
+    from chalicelib.service.commands import (
+        DeliveryListQuery,
+        ReplayRequest,
+        SubscriptionRequest,
+        SubscriptionUpdate,
+    )
     from chalicelib.service.keys import Principal
 
 # One transaction fans an event out to every subscription of its shop (100 items at most).

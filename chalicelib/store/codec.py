@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, Generic, TypeVar
-
-from pydantic import TypeAdapter
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from chalicelib.domain.model import CanonicalEvent, CaseState, OrderState
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 _T = TypeVar("_T")
 
@@ -19,7 +20,9 @@ class Codec(Generic[_T]):
     @cached_property
     def _adapter(self) -> TypeAdapter[_T]:
         # Built on first use (some 30 ms): not on the cold start of a function
-        # that never reads or writes this kind of document.
+        # that never reads or writes this kind of document; pydantic with it.
+        from pydantic import TypeAdapter
+
         return TypeAdapter(self._kind)
 
     def encode(self, value: _T) -> str:

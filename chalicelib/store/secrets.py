@@ -5,8 +5,6 @@ minutes. Only their names are in the functions' environment."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities import parameters
-
 from chalicelib.store.errors import StorageUnavailableError
 
 SECRET_MAX_AGE_SECONDS = 300
@@ -15,6 +13,9 @@ SECRET_MAX_AGE_SECONDS = 300
 def app_secret(secret_id: str) -> str:
     """The secret stored under `secret_id` (a name or an ARN); StorageUnavailableError
     when Secrets Manager cannot give it (the caller answers "try again")."""
+    # Imported with the first secret read (some 15 ms), not at every cold start.
+    from aws_lambda_powertools.utilities import parameters
+
     try:
         value = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
     except parameters.exceptions.GetParameterError as error:

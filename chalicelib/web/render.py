@@ -5,7 +5,6 @@ countdowns."""
 
 from __future__ import annotations
 
-import tomllib
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -24,6 +23,8 @@ STATIC = HERE / "static"
 def catalog(language: str) -> dict[str, str]:
     """English source text -> its text in `language` (for English, only the wire
     values that read better spelled out)."""
+    import tomllib  # on a page's first render, not at a webhook's cold start
+
     return tomllib.loads((HERE / "messages" / f"{language}.toml").read_text(encoding="utf-8"))
 
 

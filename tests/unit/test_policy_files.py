@@ -10,7 +10,8 @@ import pytest
 from chalicelib.domain.policy import PolicyError
 from chalicelib.domain.rules import NEEDED
 from chalicelib.platforms import registry
-from chalicelib.policies import DIRECTORY, left_out_in, load
+from chalicelib.policies import DIRECTORY, VALIDATED, default_policy, read_validated
+from chalicelib.policies.validate import left_out_in, load, main
 
 
 @pytest.fixture
@@ -25,6 +26,27 @@ def test_every_platform_module_has_a_valid_policy_file():
         policy = load(platform)
         assert all(rule.source.strip() for rule in policy.rules.values())
         assert all(set(rule.texts) == {"en", "zh"} for rule in policy.rules.values())
+
+
+def test_the_validated_policies_read_at_start_are_what_validating_the_files_gives():
+    """What a cold start reads without pydantic cannot drift from the files."""
+    assert set(read_validated()) == set(registry())
+    for platform in registry():
+        assert default_policy(platform) == load(platform)
+    assert main(["--check"]) == 0
+
+
+def test_a_policy_file_edited_since_it_was_validated_stops_the_start(policy_dir):
+    shutil.copy(VALIDATED, policy_dir / VALIDATED.name)
+    assert read_validated(policy_dir) == read_validated()
+    edit(policy_dir / "seller.toml", "params = { days = 7 }", "params = { days = 8 }")
+    with pytest.raises(PolicyError, match="older than the policy files"):
+        read_validated.__wrapped__(policy_dir)
+
+
+def test_no_validated_policies_stops_the_start(policy_dir):
+    with pytest.raises(PolicyError, match=f"policies/{VALIDATED.name}: "):
+        read_validated(policy_dir)
 
 
 def edit(path: Path, old: str, new: str) -> None:

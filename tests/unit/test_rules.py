@@ -26,7 +26,7 @@ from chalicelib.domain.model import (
 )
 from chalicelib.domain.policy import PolicyError
 from chalicelib.domain.rules import decide_case, decide_order, next_sweep
-from chalicelib.policies import load
+from chalicelib.policies.validate import load
 
 POLICIES = {"taobao": load("taobao"), "jd": load("jd")}
 TAOBAO = POLICIES["taobao"]
