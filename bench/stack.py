@@ -27,14 +27,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait_for(url: str) -> None:
-    for _ in range(100):
+# How long the moto server may take to answer: it imports moto whole, which a
+# busy machine has been seen to take more than 10 s over (the earlier bound).
+STARTUP_SECONDS = 120
+
+
+def _wait_for(url: str, server: subprocess.Popen) -> None:
+    """Until the server answers: given up on only if it exits or never answers."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while server.poll() is None and time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"{url}/moto-api/", timeout=1)  # noqa: S310 - loopback
             return
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError(f"moto_server did not start at {url}")
+    raise RuntimeError(f"moto_server did not start at {url} (exit code {server.poll()})")
 
 
 @cache
@@ -52,7 +59,7 @@ def start(server_command: tuple[str, ...] = ()) -> str:
     )
     atexit.register(server.terminate)
     url = f"http://127.0.0.1:{port}"
-    _wait_for(url)
+    _wait_for(url, server)
     os.environ.update(
         AWS_ENDPOINT_URL=url,
         AWS_ACCESS_KEY_ID="bench",
