@@ -242,18 +242,17 @@ def _stage(write: TransactWrite, entity: EntityWrite, now: datetime) -> list[Out
     before = {
         deadline.rule: deadline for deadline in (entity.held.deadlines if entity.held else ())
     }
+    after = {deadline.rule: deadline for deadline in entity.new.deadlines}
     # A row is written only when what the indexes show changes (or a sweep
     # refreshes it): a deadline met or breached leaves them, and one never
     # pending never enters them.
-    unindex = set(entity.refresh - {deadline.rule for deadline in entity.new.deadlines})
-    for deadline in entity.new.deadlines:
-        held, refreshed = before.pop(deadline.rule, None), deadline.rule in entity.refresh
-        if _indexed(deadline) and (held != deadline or refreshed):
-            write.save(deadline_row(entity, deadline))
-        elif not _indexed(deadline) and (_indexed(held) or refreshed):
-            unindex.add(deadline.rule)
-    for gone in unindex | {rule for rule, held in before.items() if _indexed(held)}:
-        write.delete(DeadlineRecord(entity.ref.deadline_key(gone)))
+    for rule in sorted(before.keys() | after.keys() | entity.refresh):
+        held, new, refreshed = before.get(rule), after.get(rule), rule in entity.refresh
+        if _indexed(new):
+            if new != held or refreshed:
+                write.save(deadline_row(entity, new))
+        elif _indexed(held) or refreshed:
+            write.delete(DeadlineRecord(entity.ref.deadline_key(rule)))
     rows = _outbound(entity, now)
     for row in rows:
         write.save(row)
