@@ -8,8 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from functools import cache
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from shophook.local import wait_until_answering
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS
 from simulator.webhooks import SignedWebhook
 
@@ -28,20 +27,8 @@ def free_port() -> int:
 
 
 # How long the moto server may take to answer: it imports moto whole, which a
-# busy machine has been seen to take more than 10 s over (the earlier bound).
+# busy machine has been seen to take more than 10 s over.
 STARTUP_SECONDS = 120
-
-
-def _wait_for(url: str, server: subprocess.Popen) -> None:
-    """Until the server answers: given up on only if it exits or never answers."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while server.poll() is None and time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)  # noqa: S310 - loopback
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"moto_server did not start at {url} (exit code {server.poll()})")
 
 
 @cache
@@ -59,7 +46,7 @@ def start(server_command: tuple[str, ...] = ()) -> str:
     )
     atexit.register(server.terminate)
     url = f"http://127.0.0.1:{port}"
-    _wait_for(url, server)
+    wait_until_answering(f"{url}/moto-api/", server, STARTUP_SECONDS)
     os.environ.update(
         AWS_ENDPOINT_URL=url,
         AWS_ACCESS_KEY_ID="bench",

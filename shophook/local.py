@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,18 +119,23 @@ def seed(now: datetime, simulator_url: str) -> str:
     return api_key
 
 
-def _wait_until_healthy(url: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+class NotAnsweringError(RuntimeError):
+    """A local server exited, or did not answer in time."""
+
+
+def wait_until_answering(url: str, server: subprocess.Popen, seconds: float) -> None:
+    """Poll `url` until it answers; a busy machine can take seconds to start a
+    server, so any network error is retried until `server` exits or `seconds` pass."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"chalice local exited with code {server.returncode}")
+            raise NotAnsweringError(f"{url}: the server exited with code {server.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - our own loopback URL
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback URL
+                return
+        except OSError:
             time.sleep(0.2)
-    raise SystemExit(f"the API did not answer {url} within {STARTUP_TIMEOUT_SECONDS}s")
+    raise NotAnsweringError(f"{url} did not answer within {seconds:g} s")
 
 
 def banner(api_url: str, moto_url: str, simulator_url: str, api_key: str) -> str:
@@ -246,7 +250,10 @@ def run(host: str, port: int, moto_port: int, simulator_port: int) -> int:
             env=os.environ.copy(),
         )
         try:
-            _wait_until_healthy(f"{api_url}/health", server)
+            try:
+                wait_until_answering(f"{api_url}/health", server, STARTUP_TIMEOUT_SECONDS)
+            except NotAnsweringError as failed:
+                raise SystemExit(f"chalice local did not start: {failed}") from None
             print(banner(api_url, moto_url, simulator_url, api_key), flush=True)
             import app as app_module
             from shophook.driver import start_pollers
