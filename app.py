@@ -17,28 +17,12 @@ from chalicelib import openapi, policies
 from chalicelib.domain.ids import MAX_ID_LENGTH
 from chalicelib.domain.model import LANGUAGES
 from chalicelib.domain.views import preferred_language
+from chalicelib.first_use import on_first_use
 from chalicelib.observability import logger
 from chalicelib.openapi import Operation
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import InboundRequest
-from chalicelib.service import (
-    actions,
-    channel,
-    console,
-    deliver,
-    ingest,
-    keys,
-    oauth,
-    outbox,
-    pages,
-    policy,
-    queries,
-    reconcile,
-    shops,
-    subscriptions,
-    sweep,
-    tokens,
-)
+from chalicelib.service import ingest, outbox
 from chalicelib.service.errors import (
     ConflictError,
     ForbiddenError,
@@ -53,6 +37,25 @@ from chalicelib.settings import settings
 from chalicelib.store.errors import StorageUnavailableError
 from chalicelib.store.queues import DELIVERIES, OUTBOX
 from chalicelib.web.render import STATIC, render
+
+# The webhook's use case (and the outbox it writes to) is imported with the
+# app; every other route's, page's, schedule's and queue consumer's service
+# when first used, so that a cold start does not load the console, OAuth and
+# the schedules for a webhook.
+actions = on_first_use("chalicelib.service.actions")
+channel = on_first_use("chalicelib.service.channel")
+console = on_first_use("chalicelib.service.console")
+deliver = on_first_use("chalicelib.service.deliver")
+keys = on_first_use("chalicelib.service.keys")
+oauth = on_first_use("chalicelib.service.oauth")
+pages = on_first_use("chalicelib.service.pages")
+policy = on_first_use("chalicelib.service.policy")
+queries = on_first_use("chalicelib.service.queries")
+reconcile = on_first_use("chalicelib.service.reconcile")
+shops = on_first_use("chalicelib.service.shops")
+subscriptions = on_first_use("chalicelib.service.subscriptions")
+sweep = on_first_use("chalicelib.service.sweep")
+tokens = on_first_use("chalicelib.service.tokens")
 
 app = Chalice(app_name="shophook")
 policies.load_all()
@@ -572,7 +575,10 @@ def finish_connect(platform: str) -> Response:
         finished = oauth.finish(platform, query, _cookie_value(oauth.COOKIE), now)
         if finished.purpose == "console":
             session = console.start(finished.shop.shop_id, now)
-            return _see_other("/console", [spent, _console_cookie(session, SESSION_SECONDS)])
+            return _see_other(
+                "/console",
+                [spent, _console_cookie(session, int(console.SESSION_IDLE.total_seconds()))],
+            )
     except (oauth.ConnectError, StorageUnavailableError) as error:
         return _connect_failed(error, spent)
     shop = finished.shop
@@ -593,7 +599,6 @@ def finish_connect(platform: str) -> Response:
 # session first; without one it is the sign-in page. Every POST carries the
 # session's CSRF token. The shop comes from the session only.
 CONSOLE_COOKIE = "shophook_console"
-SESSION_SECONDS = int(console.SESSION_IDLE.total_seconds())
 MAX_FORM_BYTES = 16 * 1024
 CONSOLE_STATUS = {**STATUS, ForbiddenError: 403}
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
