@@ -7,7 +7,8 @@ functions do; the rest is kept at its pinned version.
 And add the bytecode of every module a cold start imports: `chalice package`
 ships sources only and /var/task is read-only, so without it each cold start
 compiles all of them again. Only those (found by importing app.py from the
-trimmed package): bytecode for every module would add 5 MB, and a module
+trimmed package), and the services app.py loads at their first use with what
+they import: bytecode for every module would add 5 MB, and a module
 imported later is compiled once per container. Hash-based and unchecked (the
 package never changes once built), for the interpreter building it: build with
 the runtime's Python (3.11), as the Makefile does; another interpreter's
@@ -33,10 +34,17 @@ PROVIDED_BY_THE_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath")
 _PROVIDED = re.compile(
     r"^(?:" + "|".join(PROVIDED_BY_THE_RUNTIME) + r")(?:/|-[^/]*\.(?:dist-info|data)/)"
 )
-_IMPORTED_FILES = (
-    "import sys, app; print('\\n'.join(getattr(m, '__file__', None) or '' "
-    "for m in list(sys.modules.values())))"
-)
+# Reading a module's __file__ executes one app.py binds to load at first use
+# (chalicelib.first_use), which imports more: read until no module is new, so
+# that those services and what they import are compiled too.
+_IMPORTED_FILES = """
+import sys, app
+files = {}
+while unread := sys.modules.keys() - files.keys():
+    for name in unread:
+        files[name] = getattr(sys.modules.get(name), "__file__", None) or ""
+print("\\n".join(files.values()))
+"""
 
 
 def trim(package: Path) -> tuple[int, int]:
@@ -58,7 +66,8 @@ def trim(package: Path) -> tuple[int, int]:
 
 
 def imported_at_start(unpacked: Path) -> list[str]:
-    """The package's modules that `import app` loads, as paths inside it."""
+    """The package's modules that `import app` loads or binds to load at first
+    use, as paths inside it."""
     done = subprocess.run(  # noqa: S603 - this interpreter, on a fixed script
         [sys.executable, "-c", _IMPORTED_FILES],
         cwd=unpacked,

@@ -1,5 +1,5 @@
 """The deployment package leaves out only what the Lambda runtime provides, and
-carries the bytecode of what a cold start imports."""
+carries the bytecode of what a cold start imports or binds to load at first use."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ import importlib.util
 import marshal
 import sys
 import zipfile
+from pathlib import Path
 
+from chalicelib import first_use
 from shophook.package import trim
 
 KEPT = (
     "app.py",
+    "chalicelib/first_use.py",
     "chalicelib/service/ingest.py",
+    "chalicelib/service/console.py",
+    "chalicelib/store/sessions.py",
     "pynamodb/models.py",
     "requests/api.py",
     "urllib3/__init__.py",
@@ -28,11 +33,26 @@ LEFT_OUT = (
     "jmespath/parser.py",
     "jmespath-1.1.0.data/scripts/jp.py",
 )
-# What the fake app imports at start: app.py itself and the ingest module.
-SOURCES = {"app.py": b"import chalicelib.service.ingest\n"}
+# What the fake app imports at start: app.py itself and the ingest module; and
+# a service it binds to load at first use, which imports one more module.
+SOURCES = {
+    "app.py": (
+        b"import chalicelib.service.ingest\n"
+        b"from chalicelib.first_use import on_first_use\n"
+        b"console = on_first_use('chalicelib.service.console')\n"
+    ),
+    "chalicelib/first_use.py": Path(first_use.__file__).read_bytes(),
+    "chalicelib/service/console.py": b"import chalicelib.store.sessions\n",
+}
 MODULE = b"VALUE = 1\n" * 100
 TAG = sys.implementation.cache_tag
-BYTECODE = (f"__pycache__/app.{TAG}.pyc", f"chalicelib/service/__pycache__/ingest.{TAG}.pyc")
+BYTECODE = (
+    f"__pycache__/app.{TAG}.pyc",
+    f"chalicelib/service/__pycache__/ingest.{TAG}.pyc",
+    f"chalicelib/__pycache__/first_use.{TAG}.pyc",
+    f"chalicelib/service/__pycache__/console.{TAG}.pyc",
+    f"chalicelib/store/__pycache__/sessions.{TAG}.pyc",
+)
 
 
 def test_the_runtimes_own_libraries_are_left_out_and_what_a_cold_start_imports_is_compiled(
