@@ -17,7 +17,7 @@ from chalicelib import openapi, policies
 from chalicelib.domain.ids import MAX_ID_LENGTH
 from chalicelib.domain.model import LANGUAGES
 from chalicelib.domain.views import preferred_language
-from chalicelib.first_use import on_first_use
+from chalicelib.first_use import OnFirstUse
 from chalicelib.observability import logger
 from chalicelib.openapi import Operation
 from chalicelib.platforms import registry
@@ -42,20 +42,20 @@ from chalicelib.web.render import STATIC, render
 # app; every other route's, page's, schedule's and queue consumer's service
 # when first used, so that a cold start does not load the console, OAuth and
 # the schedules for a webhook.
-actions = on_first_use("chalicelib.service.actions")
-channel = on_first_use("chalicelib.service.channel")
-console = on_first_use("chalicelib.service.console")
-deliver = on_first_use("chalicelib.service.deliver")
-keys = on_first_use("chalicelib.service.keys")
-oauth = on_first_use("chalicelib.service.oauth")
-pages = on_first_use("chalicelib.service.pages")
-policy = on_first_use("chalicelib.service.policy")
-queries = on_first_use("chalicelib.service.queries")
-reconcile = on_first_use("chalicelib.service.reconcile")
-shops = on_first_use("chalicelib.service.shops")
-subscriptions = on_first_use("chalicelib.service.subscriptions")
-sweep = on_first_use("chalicelib.service.sweep")
-tokens = on_first_use("chalicelib.service.tokens")
+actions = OnFirstUse("chalicelib.service.actions")
+channel = OnFirstUse("chalicelib.service.channel")
+console = OnFirstUse("chalicelib.service.console")
+deliver = OnFirstUse("chalicelib.service.deliver")
+keys = OnFirstUse("chalicelib.service.keys")
+oauth = OnFirstUse("chalicelib.service.oauth")
+pages = OnFirstUse("chalicelib.service.pages")
+policy = OnFirstUse("chalicelib.service.policy")
+queries = OnFirstUse("chalicelib.service.queries")
+reconcile = OnFirstUse("chalicelib.service.reconcile")
+shops = OnFirstUse("chalicelib.service.shops")
+subscriptions = OnFirstUse("chalicelib.service.subscriptions")
+sweep = OnFirstUse("chalicelib.service.sweep")
+tokens = OnFirstUse("chalicelib.service.tokens")
 
 app = Chalice(app_name="shophook")
 policies.load_all()

@@ -1,29 +1,24 @@
-"""Modules loaded when first used rather than when imported, for what a cold
-start may never need (app.py's services other than the webhook's)."""
+"""Modules imported when first used rather than with their importer, for what a
+cold start may never need (app.py's services other than the webhook's)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from types import ModuleType
+import importlib
+from typing import Any
 
 
-def on_first_use(name: str) -> ModuleType:
-    """The module `name`, executed at the first read of one of its attributes
-    (importlib's LazyLoader). It is entered in sys.modules and on its package
-    as an import would, so every importer shares the one module; one imported
-    already is returned as it is."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        raise ModuleNotFoundError(f"no module named {name!r}", name=name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    package, _, child = name.rpartition(".")
-    if package:
-        setattr(sys.modules[package], child, module)
-    return module
+class OnFirstUse:
+    """Stands for the module named `__name__`: the first read of one of its
+    attributes imports it, and every read is the module's own. Importing is
+    left to the import system, which makes a second thread wait for the module
+    to finish (`chalice local` serves requests on threads; importlib's
+    LazyLoader does not make them wait on Python 3.11)."""
+
+    def __init__(self, name: str) -> None:
+        self.__name__ = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self.__name__), attribute)
+
+    def __repr__(self) -> str:
+        return f"<module {self.__name__!r}, imported on first use>"

@@ -7,7 +7,7 @@ functions do; the rest is kept at its pinned version.
 And add the bytecode of every module a cold start imports: `chalice package`
 ships sources only and /var/task is read-only, so without it each cold start
 compiles all of them again. Only those (found by importing app.py from the
-trimmed package), and the services app.py loads at their first use with what
+trimmed package), and the services app.py imports on their first use with what
 they import: bytecode for every module would add 5 MB, and a module
 imported later is compiled once per container. Hash-based and unchecked (the
 package never changes once built), for the interpreter building it: build with
@@ -34,16 +34,14 @@ PROVIDED_BY_THE_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath")
 _PROVIDED = re.compile(
     r"^(?:" + "|".join(PROVIDED_BY_THE_RUNTIME) + r")(?:/|-[^/]*\.(?:dist-info|data)/)"
 )
-# Reading a module's __file__ executes one app.py binds to load at first use
-# (chalicelib.first_use), which imports more: read until no module is new, so
-# that those services and what they import are compiled too.
+# And the services app.py binds to import on first use, with what they import.
 _IMPORTED_FILES = """
-import sys, app
-files = {}
-while unread := sys.modules.keys() - files.keys():
-    for name in unread:
-        files[name] = getattr(sys.modules.get(name), "__file__", None) or ""
-print("\\n".join(files.values()))
+import importlib, sys, app
+from chalicelib.first_use import OnFirstUse
+for bound in vars(app).values():
+    if isinstance(bound, OnFirstUse):
+        importlib.import_module(bound.__name__)
+print("\\n".join(getattr(module, "__file__", None) or "" for module in sys.modules.values()))
 """
 
 
@@ -66,7 +64,7 @@ def trim(package: Path) -> tuple[int, int]:
 
 
 def imported_at_start(unpacked: Path) -> list[str]:
-    """The package's modules that `import app` loads or binds to load at first
+    """The package's modules that `import app` loads or binds to import on first
     use, as paths inside it."""
     done = subprocess.run(  # noqa: S603 - this interpreter, on a fixed script
         [sys.executable, "-c", _IMPORTED_FILES],

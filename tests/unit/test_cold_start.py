@@ -32,8 +32,7 @@ LOADED_LATER = (
 )
 # The app's own modules that hold pydantic models, and the policies' validation;
 # the services of every route, page, schedule and queue consumer but the
-# webhook's (app.py binds them with chalicelib.first_use), and the modules only
-# they import.
+# webhook's (app.py imports them on first use), and the modules only they import.
 OWN_LOADED_LATER = (
     "chalicelib.service.answers",
     "chalicelib.service.commands",
@@ -62,13 +61,7 @@ OWN_LOADED_LATER = (
     "chalicelib.store.shops",
     "chalicelib.store.vault",
 )
-# The modules executed: one bound to load at first use is in sys.modules as a
-# LazyLoader's module until then.
-LOADED = (
-    "import importlib.util, json, sys, app; print(json.dumps(sorted("
-    "name for name, module in sys.modules.items()"
-    " if type(module) is not importlib.util._LazyModule)))"
-)
+LOADED = "import json, sys, app; print(json.dumps(sorted(sys.modules)))"
 
 
 def test_a_cold_start_does_not_load_what_only_some_calls_need():

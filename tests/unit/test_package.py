@@ -1,5 +1,5 @@
 """The deployment package leaves out only what the Lambda runtime provides, and
-carries the bytecode of what a cold start imports or binds to load at first use."""
+carries the bytecode of what a cold start imports or binds to import on first use."""
 
 from __future__ import annotations
 
@@ -34,12 +34,12 @@ LEFT_OUT = (
     "jmespath-1.1.0.data/scripts/jp.py",
 )
 # What the fake app imports at start: app.py itself and the ingest module; and
-# a service it binds to load at first use, which imports one more module.
+# a service it imports on first use, which imports one more module.
 SOURCES = {
     "app.py": (
         b"import chalicelib.service.ingest\n"
-        b"from chalicelib.first_use import on_first_use\n"
-        b"console = on_first_use('chalicelib.service.console')\n"
+        b"from chalicelib.first_use import OnFirstUse\n"
+        b"console = OnFirstUse('chalicelib.service.console')\n"
     ),
     "chalicelib/first_use.py": Path(first_use.__file__).read_bytes(),
     "chalicelib/service/console.py": b"import chalicelib.store.sessions\n",
