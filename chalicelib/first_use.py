@@ -19,6 +19,3 @@ class OnFirstUse:
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(importlib.import_module(self.__name__), attribute)
-
-    def __repr__(self) -> str:
-        return f"<module {self.__name__!r}, imported on first use>"
