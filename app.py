@@ -43,6 +43,7 @@ from chalicelib.web.render import STATIC, render
 # when first used, so that a cold start does not load the console, OAuth and
 # the schedules for a webhook.
 actions = OnFirstUse("chalicelib.service.actions")
+changes = OnFirstUse("chalicelib.service.changes")
 channel = OnFirstUse("chalicelib.service.channel")
 console = OnFirstUse("chalicelib.service.console")
 deliver = OnFirstUse("chalicelib.service.deliver")
@@ -932,3 +933,10 @@ def deliver_outbox(event: SQSEvent) -> dict[str, Any]:
 def deliver_webhooks(event: SQSEvent) -> dict[str, Any]:
     """One event to one integrator, signed per Standard Webhooks."""
     return deliver.consume(DELIVERIES, event.to_dict(), datetime.now(UTC))
+
+
+@app.lambda_function(name="tell_changes")
+def tell_changes(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The orders' and cases' committed writes, from their tables' streams (wired
+    in infra/template.json): the events and actions each one tells."""
+    return changes.consume(event, datetime.now(UTC))

@@ -66,8 +66,8 @@ def _outbox_consumer(groups: list[str]) -> Consumer:
 def _run_fetches(meter: Meter) -> int:
     """The outbox's messages run one at a time (its batch size) until none is left, as
     Lambda runs them; only the detail fetches' requests (their receive, their work, their
-    delete) are added to `meter`. The events a fetched record queues are fanned out too,
-    uncounted: the other routes queue the same events and run none."""
+    delete) are added to `meter`. What a fetched record's write tells is read from its
+    table's stream, as for every route, and is not run here."""
     from chalicelib.domain.work import WorkKind
     from shophook.driver import poll
 
@@ -116,8 +116,8 @@ def _drained(messages: list[Message], now: datetime, simulator: str, thin: bool)
     from shophook.driver import drain
     from simulator.server import publish
 
-    # Work queued before (the shop's channel permit, the other routes' events) runs first,
-    # uncounted: only this route's calls are on the platform's count.
+    # Work queued before (the shop's channel permit, what the other routes' writes told)
+    # runs first, uncounted: only this route's calls are on the platform's count.
     drain(app)
     publish(simulator, messages, thin=thin)
     before = _platform_calls(simulator)
@@ -202,8 +202,8 @@ def channel_costs(orders: int = 150) -> Report:
         "queues its detail call (taobao.trade.fullinfo.get / taobao.refund.get) as FETCH "
         "work; counted here with the drain: each fetch's SQS receive and delete, its outbox "
         "row and shop reads, the session token's KMS decrypt, the detail call and the "
-        "store-once of what it returns. The events a fetched record queues are fanned out "
-        "uncounted, as every route queues them and none runs them here."
+        "store-once of what it returns. What the writes tell is read from their tables' "
+        "streams, on every route alike, and not run here."
     )
     whole, thin = measured[1:]
     report.notes.append(

@@ -18,6 +18,9 @@ from botocore.exceptions import ClientError
 # On-demand list prices, us-east-1 (aws.amazon.com/dynamodb/pricing/on-demand,
 # aws.amazon.com/sqs/pricing): USD per million.
 PRICE_PER_MILLION = {"WRU": 0.625, "RRU": 0.125, "SQS FIFO request": 0.50}
+# Not billed per request: the control plane, and the stream reads of Lambda's
+# event source mapping (DynamoDB Streams reads by a Lambda trigger are free).
+UNBILLED = {"dynamodb:DescribeTable", "dynamodbstreams"}
 WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 READS = {"GetItem", "Query", "Scan"}
 _TYPES = {"S", "B", "N", "BOOL", "NULL", "SS", "NS", "BS", "L", "M"}
@@ -85,6 +88,8 @@ class Meter:
         self.items_written_by_table[table] += 1
 
     def record(self, service: str, operation: str, params: dict, answer: dict) -> None:
+        if service in UNBILLED or f"{service}:{operation}" in UNBILLED:
+            return
         self.requests[f"{service}:{operation}"] += 1
         if service != "dynamodb":
             return

@@ -95,6 +95,7 @@ def empty_tables() -> None:
 
     from bench.baseline import handler as baseline
     from chalicelib.store.records import ALL_RECORDS, create_tables
+    from shophook.driver import forget_stream_positions
 
     client = boto3.client("dynamodb")
     for record in ALL_RECORDS:
@@ -103,6 +104,7 @@ def empty_tables() -> None:
         if name.startswith(baseline.PREFIX):
             client.delete_table(TableName=name)
     create_tables()
+    forget_stream_positions()
     seed_shops()
     baseline.create_tables()
 

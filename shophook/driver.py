@@ -5,11 +5,19 @@ Queues are polled the way Lambda's event source mapping does it: receive,
 invoke the function with the records, delete the records it did not report as
 failed; a failed record comes back when its visibility timeout ends, and SQS
 moves it to the DLQ after the redrive count.
+
+The orders' and cases' DynamoDB streams are read the way Lambda reads them:
+each shard in order from where the function last got to, a batch at a time; a
+batch is read again from its first failed record, until it is handled (the
+event source mapping never skips one: infra's MaximumRetryAttempts -1).
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -18,10 +26,15 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any
 
+import boto3
+from botocore.config import Config
 from chalice.app import ScheduledEventConfig, SQSEventConfig
 
 from chalicelib.settings import settings
 from chalicelib.store import queues
+from chalicelib.store.entities import STREAMED
+
+STREAM_BATCH = 100
 
 
 def scheduled_handlers(app_module: ModuleType) -> dict[str, Callable[..., Any]]:
@@ -125,8 +138,9 @@ def poll(consumer: Consumer, wait_seconds: int = 0) -> int:
 def start_pollers(
     app_module: ModuleType, stop: threading.Event, per_queue: int
 ) -> list[threading.Thread]:
-    """Lambda's SQS event sources, continuously: `per_queue` long-polling threads per
-    queue (each FIFO group is in one thread's hands at a time), until `stop` is set."""
+    """Lambda's event sources, continuously, until `stop` is set: `per_queue`
+    long-polling threads per queue (each FIFO group is in one thread's hands at a
+    time) and one reading the streams."""
 
     def keep_polling(consumer: Consumer) -> None:
         while not stop.is_set():
@@ -136,23 +150,152 @@ def start_pollers(
                 logging.getLogger("shophook.driver").exception("a queue consumer failed")
                 stop.wait(1)
 
+    def keep_reading_streams() -> None:
+        while not stop.is_set():
+            try:
+                if not poll_streams(app_module):
+                    # Lambda polls a stream's shards about four times a second.
+                    stop.wait(0.25)
+            except Exception:  # a failing handler must not stop the pollers
+                logging.getLogger("shophook.driver").exception("the stream consumer failed")
+                stop.wait(1)
+
     threads = [
         threading.Thread(target=keep_polling, args=(consumer,), daemon=True)
         for consumer in consumers(app_module)
         for _ in range(per_queue)
-    ]
+    ] + [threading.Thread(target=keep_reading_streams, daemon=True)]
     for thread in threads:
         thread.start()
     return threads
 
 
+def _streams_client() -> Any:
+    return _streams_client_at(settings().region, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+@functools.cache
+def _streams_client_at(region: str, endpoint: str | None) -> Any:
+    # Account-based endpoints (botocore's default for calls naming a stream ARN)
+    # are not served by moto; the regional endpoint is the same service.
+    return boto3.client(
+        "dynamodbstreams", region_name=region, config=Config(account_id_endpoint_mode="disabled")
+    )
+
+
+@dataclass
+class _Shard:
+    """Where the function got to in one shard, as Lambda keeps it between polls."""
+
+    stream_arn: str
+    shard_id: str
+    after: str | None = None  # the last sequence number handled
+    iterator: str | None = None  # where the next read starts, while nothing failed
+
+    def next_iterator(self) -> str:
+        if self.iterator is None:
+            where = (
+                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self.after}
+                if self.after
+                else {"ShardIteratorType": "TRIM_HORIZON"}
+            )
+            self.iterator = _streams_client().get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=self.shard_id, **where
+            )["ShardIterator"]
+        return self.iterator
+
+
+_SHARDS: list[_Shard] = []
+_SHARDS_LOCK = threading.Lock()
+
+
+def forget_stream_positions() -> None:
+    """Read the streams from their start again: their tables were made anew (moto
+    names a new table's stream and shard as it named the old one's)."""
+    with _SHARDS_LOCK:
+        _SHARDS.clear()
+
+
+def _shards() -> list[_Shard]:
+    if not _SHARDS:
+        dynamodb = boto3.client("dynamodb", region_name=settings().region)
+        for table in STREAMED:
+            stream_arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+            described = _streams_client().describe_stream(StreamArn=stream_arn)
+            _SHARDS.extend(
+                _Shard(stream_arn, shard["ShardId"])
+                for shard in described["StreamDescription"]["Shards"]
+            )
+    return _SHARDS
+
+
+def _as_json(image: dict[str, Any]) -> dict[str, Any]:
+    # Lambda's event is JSON: binary values arrive base64-encoded.
+    return {
+        name: {"B": base64.b64encode(value["B"]).decode()} if "B" in value else value
+        for name, value in image.items()
+    }
+
+
+def _lambda_stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    images = record["dynamodb"]
+    return {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": settings().region,
+        "dynamodb": {
+            **images,
+            **{
+                name: _as_json(images[name])
+                for name in ("Keys", "NewImage", "OldImage")
+                if name in images
+            },
+            # What Lambda hands a function: epoch seconds, not a datetime.
+            "ApproximateCreationDateTime": images["ApproximateCreationDateTime"].timestamp(),
+        },
+        "eventSourceARN": stream_arn,
+    }
+
+
+def poll_streams(app_module: ModuleType) -> int:
+    """One batch from each shard of the streamed tables, handed to the app's
+    stream function; returns how many records it handled (a failed record is
+    handed again by a later poll)."""
+    with _SHARDS_LOCK:
+        return sum(_poll_shard(app_module, shard) for shard in _shards())
+
+
+def _poll_shard(app_module: ModuleType, shard: _Shard) -> int:
+    read = _streams_client().get_records(ShardIterator=shard.next_iterator(), Limit=STREAM_BATCH)
+    records = read["Records"]
+    if not records:
+        shard.iterator = read.get("NextShardIterator")
+        return 0
+    # Until the function answers, the next read starts after what it had handled:
+    # an invocation that dies is handed the same batch again.
+    shard.iterator = None
+    event = {"Records": [_lambda_stream_record(record, shard.stream_arn) for record in records]}
+    answer = app_module.tell_changes(event, None) or {}
+    failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
+    sequence = [record["dynamodb"]["SequenceNumber"] for record in records]
+    handled = next((i for i, number in enumerate(sequence) if number in failed), len(sequence))
+    if handled:
+        shard.after = sequence[handled - 1]
+    if handled == len(sequence):
+        shard.iterator = read.get("NextShardIterator")
+    return handled
+
+
 def drain(app_module: ModuleType, rounds: int = 100) -> dict[str, int]:
-    """Poll every queue until none has a visible message (tests, `shophook local`);
-    returns the messages received per consumer."""
+    """Poll every queue and stream until none has anything new (tests, `shophook
+    local`); returns the messages and records received per consumer."""
     every = consumers(app_module)
-    received = {consumer.name: 0 for consumer in every}
+    received = {consumer.name: 0 for consumer in every} | {"tell_changes": 0}
     for _ in range(rounds):
         got = {consumer.name: poll(consumer) for consumer in every}
+        got["tell_changes"] = poll_streams(app_module)
         for name, count in got.items():
             received[name] += count
         if not any(got.values()):

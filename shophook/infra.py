@@ -19,6 +19,7 @@ from chalicelib.settings import (
     platform_variable,
     settings,
 )
+from chalicelib.store.entities import STREAMED
 from chalicelib.store.queues import (
     ALL_QUEUES,
     RETENTION_SECONDS,
@@ -32,6 +33,7 @@ from chalicelib.store.records import (
     EventLogRecord,
     OrderRecord,
 )
+from shophook.driver import STREAM_BATCH
 from shophook.stage import deployed_environment
 
 # What the deployed functions emit under (not whatever this shell has set).
@@ -46,11 +48,15 @@ FUNCTIONS = {
     "DrainChannels": "message channel drain",
     "DeliverOutbox": "action sender, event fan-out and reconciliation puller",
     "DeliverWebhooks": "integrator webhook sender",
+    "TellChanges": "change teller (events and actions from the orders' and cases' streams)",
 }
 # The IAM roles chalice generates for them.
 ROLES = tuple(name.replace("APIHandler", "ApiHandler") for name in FUNCTIONS)
 # The SQS consumers: they report failures per record.
 CONSUMERS = ("DeliverOutbox", "DeliverWebhooks")
+# The streams' consumer, and how far behind the stream it may fall before ops hear.
+STREAM_CONSUMER = "TellChanges"
+STREAM_LAG_ALARM_MS = 5 * 60 * 1000
 # Functions that call the platforms' APIs (OAuth included).
 PLATFORM_CALLERS = ("APIHandler", "RefreshTokens", "DeliverOutbox", "DrainChannels")
 # A schedule needs one run at a time; two, so a late run never throttles the next.
@@ -96,6 +102,8 @@ def table(record: type[Model]) -> dict[str, Any]:
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
         "SSESpecification": {"SSEEnabled": True},
     }
+    if hasattr(record.Meta, "stream_view_type"):
+        properties["StreamSpecification"] = {"StreamViewType": record.Meta.stream_view_type}
     if schema["global_secondary_indexes"]:
         properties["GlobalSecondaryIndexes"] = [
             {
@@ -275,6 +283,21 @@ def alarms() -> dict[str, dict[str, Any]]:
                 },
                 0,
             )
+    found["ChangesLagAlarm"] = _math_alarm(
+        "The change teller is more than 5 minutes behind the orders' and cases' streams "
+        "(events and actions wait; a record that keeps failing holds its shard): see the "
+        "TellChanges function's errors and logs",
+        "FILL(age, 0)",
+        {
+            "age": _metric(
+                "AWS/Lambda",
+                "IteratorAge",
+                {"FunctionName": {"Ref": STREAM_CONSUMER}},
+                stat="Maximum",
+            )
+        },
+        STREAM_LAG_ALARM_MS,
+    )
     for queue in ALL_QUEUES:
         found[f"{queue.name.capitalize()}DeadLetterDepthAlarm"] = _math_alarm(
             f"Work ran out of retries and waits in a DLQ ({queue.purpose}): "
@@ -631,13 +654,31 @@ def _functions() -> dict[str, Any]:
                     }
                 }
             }
+        if function == STREAM_CONSUMER:
+            # Every committed write, in order per item; a failed record is read
+            # again (never skipped: nothing is lost) while the lag alarm says so.
+            properties["Events"] = {
+                f"{_logical_id(record)}Stream": {
+                    "Type": "DynamoDB",
+                    "Properties": {
+                        "Stream": {"Fn::GetAtt": [_logical_id(record), "StreamArn"]},
+                        "StartingPosition": "TRIM_HORIZON",
+                        "BatchSize": STREAM_BATCH,
+                        "MaximumRetryAttempts": -1,
+                        "MaximumRecordAgeInSeconds": -1,
+                        "BisectBatchOnFunctionError": True,
+                        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                    },
+                }
+                for record in STREAMED.values()
+            }
         # Each function has its share of the account's concurrency, so none can
         # starve the others (or the account's other functions).
         properties["ReservedConcurrentExecutions"] = (
             {"Ref": "ApiConcurrency"}
             if function == "APIHandler"
             else {"Ref": "ConsumerConcurrency"}
-            if function in CONSUMERS
+            if function in (*CONSUMERS, STREAM_CONSUMER)
             else SCHEDULE_CONCURRENCY
         )
         resources[function] = {"Properties": properties}

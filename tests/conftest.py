@@ -49,6 +49,7 @@ from tests.support import (  # noqa: E402
     Stack,
     connect_with_tokens,
     fake_oauth_platforms,
+    listen_to_every_event,
     set_env,
 )
 
@@ -126,6 +127,13 @@ def stack() -> Iterator[Stack]:
     """Fresh moto tables with the demo shops connected and a key for both."""
     with mock_aws():
         yield Stack.create()
+
+
+@pytest.fixture
+def every_event(stack) -> Stack:
+    """The stack, with each event its changes tell stored as a delivery row."""
+    listen_to_every_event()
+    return stack
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """In-memory stand-ins for the store gateway and the queues, for fast tests of
 the use cases (ingest, sweep). They keep the gateway's promises: one version
 guard per entity, the event log refuses a message id twice, a commit is all or
-nothing. moto stays for the integration suite."""
+nothing, each entity write is on its stream. moto stays for the integration suite."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from chalicelib.domain.change import (
     fetched_ref,
     message_ref,
     order_ref_of,
-    outbound,
+    told,
 )
 from chalicelib.domain.ids import EntityRef
 from chalicelib.domain.model import CaseSnapshot, CaseState, Inbound, OrderState, ShopStatus
@@ -42,6 +42,10 @@ class InMemoryEntities:
     )
     quarantined: dict[str, dict[str, Any]] = field(default_factory=dict)
     commits: int = 0
+    # Each entity write as its table's stream shows it: (before, after, when).
+    stream: list[tuple[Stored | None, OrderState | CaseState, datetime]] = field(
+        default_factory=list
+    )
     # Runs before each commit is checked: a test's way to lose a race.
     before_commit: Callable[[Change], None] | None = None
 
@@ -109,13 +113,9 @@ class InMemoryEntities:
         self.commits += 1
         work = []
         for entity in change.writes:
+            self.stream.append((self.entities.get(entity.ref), entity.new, change.at))
             self.entities[entity.ref] = Stored(entity.new, entity.version + 1, entity.case_ids)
             self._index(entity.ref, entity.new)
-            group = order_ref_of(entity.ref, entity.new).key
-            work += [
-                Work(item.outbox_id, item.kind, item.work_type, 0, group)
-                for item in outbound(entity, change.at)
-            ]
         if change.link is not None:
             link = change.link
             order = self.entities.get(link.order) or Stored(
@@ -132,6 +132,15 @@ class InMemoryEntities:
             inbound = change.message
             self.log.append((message_ref(inbound), inbound.message_id, str(change.receipt)))
         return work
+
+    def told(self) -> list[str]:
+        """The types of what the committed writes tell (the stream consumer's
+        decision), in the order they were written."""
+        return [
+            item.work_type
+            for before, after, at in self.stream
+            for item in told(before, after, at)[1]
+        ]
 
     def _index(self, ref: EntityRef, state: OrderState | CaseState) -> None:
         for key in [key for key in self.due_index if key[0] == ref]:

@@ -26,6 +26,7 @@ from botocore.awsrequest import AWSResponse
 from chalice.test import Client
 
 from app import app
+from chalicelib.domain.events import EVENT_TYPES
 from chalicelib.domain.model import SHANGHAI, Inbound
 from chalicelib.domain.state import apply, entity_of
 from chalicelib.platforms import registry
@@ -35,7 +36,14 @@ from chalicelib.platforms.wire import format_wire_time
 from chalicelib.service import keys, shops
 from chalicelib.settings import KMS_KEY_VARIABLE, reload, settings
 from chalicelib.store import queues, vault
-from chalicelib.store.records import ALL_RECORDS, connection, create_tables
+from chalicelib.store.records import (
+    ALL_RECORDS,
+    OutboxRecord,
+    SubscriptionRouteRecord,
+    connection,
+    create_tables,
+)
+from shophook.driver import forget_stream_positions
 from simulator.scenarios import DEMO_CREDENTIALS, DEMO_SHOPS, Message
 from simulator.scenarios import DOUDIAN_SHOP as DOUDIAN_SHOP  # the suite's demo shops
 from simulator.scenarios import JD_SHOP as JD_SHOP
@@ -99,6 +107,7 @@ class Stack:
         key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
         os.environ[KMS_KEY_VARIABLE] = key
         create_tables()
+        forget_stream_positions()
         os.environ.update(queues.create_queues())
         reload()
         return cls(client=Client(app, stage_name="test"), api_key=_seed())
@@ -113,6 +122,7 @@ class Stack:
                 url = queues.client().get_queue_url(QueueName=name)["QueueUrl"]
                 queues.client().delete_queue(QueueUrl=url)
         create_tables()
+        forget_stream_positions()
         os.environ.update(queues.create_queues())
         reload()
         self.api_key = _seed()
@@ -176,6 +186,37 @@ def drain(at: datetime) -> dict[str, int]:
 
     with time_machine.travel(at, tick=False):
         return drain_queues(app_module)
+
+
+def tell_changes(at: datetime = NOW) -> int:
+    """Run the stream consumer at `at` (as Lambda would) over the changes committed
+    since it last ran; returns how many stream records it read."""
+    import app as app_module
+    from shophook.driver import poll_streams
+
+    read = 0
+    with time_machine.travel(at, tick=False):
+        while handed := poll_streams(app_module):
+            read += handed
+    return read
+
+
+EVERY_EVENT = "sub_every_event"
+
+
+def listen_to_every_event() -> None:
+    """A route from each demo shop to a subscription that wants every event (and
+    is not there): each event a change tells is a delivery row the tests can
+    read, and one attempted finds no subscription and is cancelled."""
+    for shop_id in DEMO_SHOPS:
+        SubscriptionRouteRecord(shop_id, EVERY_EVENT, event_types=set(EVENT_TYPES)).save()
+
+
+def told(at: datetime = NOW) -> list[OutboxRecord]:
+    """The outbox rows the changes committed so far told (`listen_to_every_event`
+    first, for their events): actions, and deliveries named by their event's type."""
+    tell_changes(at)
+    return list(OutboxRecord.scan())
 
 
 def connect_with_tokens(simulator_url: str, at: datetime = NOW) -> None:

@@ -156,6 +156,17 @@ def outbound(entity: EntityWrite, now: datetime) -> list[Outbound]:
     ]
 
 
+def told(
+    before: Stored | None, after: EntityState, at: datetime
+) -> tuple[EntityWrite, list[Outbound]]:
+    """What a committed write tells, decided again from the entity before and
+    after it (as its table's stream shows them, `at` the time it was written):
+    the events and actions `write` decided when the change was committed, as
+    both are derived from the two states alone."""
+    entity = write(before, after)
+    return entity, outbound(entity, at)
+
+
 def fetch_work(inbound: Inbound, thin: ThinMessage) -> Outbound:
     """The one detail call that completes a thin message, named by the message."""
     if inbound.shop_id is None:

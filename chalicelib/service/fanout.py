@@ -12,6 +12,7 @@ A subscription whose every delivery has failed for five days is disabled.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from chalicelib import integrators
@@ -23,7 +24,7 @@ from chalicelib.service import outbox, subscriptions
 from chalicelib.settings import settings
 from chalicelib.store import subscriptions as stored_subscriptions
 from chalicelib.store import work
-from chalicelib.store.records import OutboxRecord, SubscriptionRecord
+from chalicelib.store.records import OutboxRecord, SubscriptionRecord, SubscriptionRouteRecord
 from chalicelib.store.work import NewWork
 
 RESULTS = {
@@ -35,11 +36,13 @@ WAITING_FOR_PROBE = "not sent: the endpoint stopped answering; another delivery 
 HELD_WHILE_DISABLED = "not sent: the subscription was disabled"
 
 
-def fan_out(event: OutboxRecord, now: datetime, queue: outbox.WorkQueue = outbox.SQS) -> None:
-    """One delivery row per subscription that wants this event; a disabled
-    subscription's is recorded but not sent."""
+def deliveries_of(
+    event: OutboxRecord, routes: Iterable[SubscriptionRouteRecord], now: datetime
+) -> list[OutboxRecord]:
+    """One delivery row per subscription (of these routes) that wants the event;
+    a disabled subscription's is recorded but not sent."""
     deliveries = []
-    for route in stored_subscriptions.routes(event.shop_id):
+    for route in routes:
         if event.type not in route.event_types:
             continue
         delivery = NewWork(
@@ -58,6 +61,12 @@ def fan_out(event: OutboxRecord, now: datetime, queue: outbox.WorkQueue = outbox
             if route.enabled
             else work.held_row(delivery, now, HELD_WHILE_DISABLED)
         )
+    return deliveries
+
+
+def fan_out(event: OutboxRecord, now: datetime, queue: outbox.WorkQueue = outbox.SQS) -> None:
+    """A stored event's deliveries, stored with its new state and sent."""
+    deliveries = deliveries_of(event, stored_subscriptions.routes(event.shop_id), now)
     if not work.fan_out(event, deliveries, now):
         logger.info("fanned out already", extra={"outbox_id": event.outbox_id})
         return

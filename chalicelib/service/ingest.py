@@ -2,8 +2,9 @@
 
 Storing is load (store.entities), decide (domain.change, pure) and commit, in
 one transaction guarded by the versions read; a lost race reads and decides
-again. Outbound work is committed with the change and handed to its queue
-after the commit.
+again. What the change tells the outside world follows from the committed
+rows (service.changes, on their stream); a thin message's detail call is
+committed with the change and handed to its queue after the commit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from chalicelib.domain.change import Receipt, cases_to_redecide, decide, with_ca
 from chalicelib.domain.model import Inbound
 from chalicelib.domain.state import ShopMismatchError
 from chalicelib.domain.work import Work
-from chalicelib.observability import count_deadline_events, emit, logger, tracer
+from chalicelib.observability import emit, logger, tracer
 from chalicelib.platforms import registry
 from chalicelib.platforms.base import (
     MAX_BODY_BYTES,
@@ -190,7 +191,6 @@ def store_delivery(
             return Settled(malformed=malformed)
     queue.send(work)
     emit(RECEIPT_METRICS[receipt], platform=platform.name)
-    count_deadline_events([item.work_type for item in work])
     logger.info("webhook stored", extra={"topic": inbound.topic, "outcome": receipt})
     return Settled(receipt=receipt)
 

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from chalicelib.domain.change import decide
 from chalicelib.domain.ids import EntityRef
-from chalicelib.observability import count_deadline_events, emit, logger, tracer
+from chalicelib.observability import emit, logger, tracer
 from chalicelib.policies import default_policy
 from chalicelib.service import outbox
 from chalicelib.store.entities import ENTITIES, DueDeadline, EntityStore
@@ -41,7 +41,6 @@ def sweep(
         except StorageUnavailableError:
             # The rows stay due: the next sweep takes them up again.
             logger.exception("deadline sweep failed", extra={"entity": deadlines[0].entity.stream})
-    count_deadline_events(report.events)
     emit("DeadlinesDue", report.due)
     return report
 
@@ -65,5 +64,5 @@ def _sweep_entity(
         except ConditionFailedError:
             continue
         queue.send(work)
-        return [item.work_type for item in work]
+        return [event.type for entity in change.writes for event in entity.events]
     raise StorageUnavailableError("the entity kept changing during the sweep")

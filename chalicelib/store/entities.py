@@ -4,20 +4,22 @@ needs in one read, commit the decided change in one transaction.
 AWS budget per webhook: one TransactGetItems (the message's event-log row,
 entity, shop, and a case's order) and one TransactWriteItems (the event-log row
 put only if absent: the dedup; entity rows guarded by their versions, deadline
-index rows, outbox rows). A change to an order with after-sale cases reads them too (one more
-TransactGetItems). A well-signed message that cannot be applied costs one
-UpdateItem (quarantine).
+index rows; a thin message's fetch row). A change to an order with after-sale
+cases reads them too (one more TransactGetItems). A well-signed message that
+cannot be applied costs one UpdateItem (quarantine). What a write tells is read
+back from the orders' and cases' streams (`changed`, `outbound_row`).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from pynamodb.transactions import TransactGet, TransactWrite
 
@@ -32,7 +34,6 @@ from chalicelib.domain.change import (
     fetched_ref,
     message_ref,
     order_ref_of,
-    outbound,
 )
 from chalicelib.domain.ids import MAX_ID_LENGTH, EntityKind, EntityRef, platform_key
 from chalicelib.domain.model import (
@@ -213,31 +214,9 @@ def deadline_row(entity: EntityWrite, deadline: Deadline) -> DeadlineRecord:
     )
 
 
-def _outbound(entity: EntityWrite, now: datetime) -> list[OutboxRecord]:
-    """The outbox rows of the write, positioned in the order it all happened (the
-    new version, then each piece's place in the change)."""
-    group = order_ref_of(entity.ref, entity.new).key
-    position = f"{sortable(now)}#{entity.version + 1:010d}"
-    return [
-        new_row(
-            NewWork(
-                item.outbox_id,
-                item.kind,
-                item.work_type,
-                item.shop_id,
-                item.payload,
-                group,
-                f"{position}#{index:03d}",
-                subject=entity.ref.stream if item.kind is WorkKind.ACTION else None,
-            ),
-            now,
-        )
-        for index, item in enumerate(outbound(entity, now))
-    ]
-
-
-def _stage(write: TransactWrite, entity: EntityWrite, now: datetime) -> list[OutboxRecord]:
-    """The entity's row, its deadline index rows and its outbox rows."""
+def _stage(write: TransactWrite, entity: EntityWrite, now: datetime) -> None:
+    """The entity's row and its deadline index rows (what the change tells the
+    outside world follows from the row: `changed`)."""
     write.save(entity_record(entity))
     before = {
         deadline.rule: deadline for deadline in (entity.held.deadlines if entity.held else ())
@@ -253,10 +232,64 @@ def _stage(write: TransactWrite, entity: EntityWrite, now: datetime) -> list[Out
                 write.save(deadline_row(entity, new))
         elif _indexed(held) or refreshed:
             write.delete(DeadlineRecord(entity.ref.deadline_key(rule)))
-    rows = _outbound(entity, now)
-    for row in rows:
-        write.save(row)
-    return rows
+
+
+@dataclass(frozen=True)
+class Changed:
+    """An order or case as a committed write left it, what it was before (None:
+    new), and when it was written (the stream's time, to the second): one
+    record of its table's stream."""
+
+    before: Stored | None
+    after: Stored
+    at: datetime
+
+
+STREAMED = {record.Meta.table_name: record for record in (OrderRecord, CaseRecord)}
+
+
+def changed(stream_record: Mapping[str, Any]) -> Changed | None:
+    """The change a stream record shows; None for an item removed (which no
+    change does)."""
+    model = STREAMED[stream_record["eventSourceARN"].split("/")[1]]
+    images = stream_record["dynamodb"]
+    if "NewImage" not in images:
+        return None
+    after = _stored(model.from_raw_data(_from_json(images["NewImage"])))
+    assert after is not None, "an image is a record"
+    old = images.get("OldImage")
+    before = _stored(model.from_raw_data(_from_json(old))) if old else None
+    written = datetime.fromtimestamp(images["ApproximateCreationDateTime"], UTC)
+    return Changed(before, after, written)
+
+
+def _from_json(image: Mapping[str, Any]) -> dict[str, Any]:
+    # A stream record reaches Lambda as JSON: binary values base64-encoded.
+    return {
+        name: {"B": base64.b64decode(value["B"])} if "B" in value else value
+        for name, value in image.items()
+    }
+
+
+def outbound_row(
+    entity: EntityWrite, item: Outbound, index: int, at: datetime, now: datetime
+) -> OutboxRecord:
+    """An automatic action's outbox row, or the template of an event's
+    deliveries: grouped by order, positioned in the order it all happened (when,
+    the new version, then its place in the change)."""
+    return new_row(
+        NewWork(
+            item.outbox_id,
+            item.kind,
+            item.work_type,
+            item.shop_id,
+            item.payload,
+            order_ref_of(entity.ref, entity.new).key,
+            f"{sortable(at)}#{entity.version + 1:010d}#{index:03d}",
+            subject=entity.ref.stream if item.kind is WorkKind.ACTION else None,
+        ),
+        now,
+    )
 
 
 def _fetch_row(fetch: Outbound, now: datetime) -> OutboxRecord:
@@ -359,7 +392,7 @@ class DynamoEntities:
                         condition=EventLogRecord.sequence.does_not_exist(),
                     )
                 for entity in change.writes:
-                    rows += _stage(write, entity, now)
+                    _stage(write, entity, now)
                 if change.link is not None:
                     _link(write, change.link)
                 if change.fetch is not None:

@@ -25,7 +25,7 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.constants import BINARY, STRING
+from pynamodb.constants import BINARY, STREAM_NEW_AND_OLD_IMAGE, STRING
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
@@ -123,8 +123,14 @@ class ShopOrdersIndex(GlobalSecondaryIndex):
     updated_key = UnicodeAttribute(range_key=True)
 
 
+class _Streamed(_Meta):
+    # Each committed change is its own outbox: the stream's before and after
+    # images are what service.changes turns into events and actions.
+    stream_view_type = STREAM_NEW_AND_OLD_IMAGE
+
+
 class OrderRecord(Model):
-    class Meta(_Meta):
+    class Meta(_Streamed):
         table_name = f"{settings().table_prefix}orders"
 
     entity_key = UnicodeAttribute(hash_key=True)
@@ -173,7 +179,7 @@ class BreachedCasesIndex(GlobalSecondaryIndex):
 
 
 class CaseRecord(Model):
-    class Meta(_Meta):
+    class Meta(_Streamed):
         table_name = f"{settings().table_prefix}cases"
 
     entity_key = UnicodeAttribute(hash_key=True)
@@ -345,9 +351,10 @@ class SubjectActionsIndex(GlobalSecondaryIndex):
 
 
 class OutboxRecord(Model):
-    """Work for the outside world, written in the same transaction as the change
-    that caused it: a canonical event (fanned out to subscriptions), an action
-    for the platform, or one delivery of an event to one subscription."""
+    """Work for the outside world: an action for the platform, one delivery of an
+    event to one subscription (both made from a change's stream record, or by a
+    request), a reconciliation pull, a thin message's fetch, a channel call, or
+    a shop's event to fan out (a shop to reconnect)."""
 
     class Meta(_Meta):
         table_name = f"{settings().table_prefix}outbox"

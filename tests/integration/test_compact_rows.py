@@ -16,7 +16,7 @@ from chalicelib.domain.ids import EntityRef
 from chalicelib.store import entities
 from chalicelib.store.records import CompressedTextAttribute, OrderRecord, OutboxRecord
 from simulator.scenarios import taobao_order
-from tests.support import NOW
+from tests.support import NOW, told
 
 ATTRIBUTE = CompressedTextAttribute()
 
@@ -36,9 +36,9 @@ def _stored(record: type[OrderRecord | OutboxRecord], key: str) -> dict:
     return _dynamodb().get_item(TableName=record.Meta.table_name, Key={name: {"S": key}})["Item"]
 
 
-def test_an_order_and_its_events_are_stored_deflated_and_read_back_whole(stack):
+def test_an_order_and_its_events_are_stored_deflated_and_read_back_whole(stack, every_event):
     stack.deliver(taobao_order("3090001", NOW - timedelta(hours=2))[1])
-    (event, *_) = list(OutboxRecord.scan())
+    (event, *_) = told()
     stored = _stored(OutboxRecord, event.outbox_id)["payload"]
     assert set(stored) == {"B"}
     assert len(stored["B"]) < len(event.payload.encode())
@@ -49,11 +49,11 @@ def test_an_order_and_its_events_are_stored_deflated_and_read_back_whole(stack):
     assert entities.read(ref).state.order_id == "3090001"
 
 
-def test_rows_stored_as_plain_text_before_still_read(stack):
+def test_rows_stored_as_plain_text_before_still_read(stack, every_event):
     stack.deliver(taobao_order("3090002", NOW - timedelta(hours=2))[1])
     ref = EntityRef.order("taobao", "3090002")
     order = OrderRecord.get(ref.key)
-    (event, *_) = list(OutboxRecord.scan())
+    (event, *_) = told()
     for table, item, name, text in (
         (OrderRecord, _stored(OrderRecord, ref.key), "document", order.document),
         (OutboxRecord, _stored(OutboxRecord, event.outbox_id), "payload", event.payload),

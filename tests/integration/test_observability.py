@@ -10,7 +10,7 @@ import time_machine
 from chalicelib.platforms.doudian import push_sign
 from chalicelib.service.sweep import sweep
 from simulator.scenarios import DEMO_CREDENTIALS, Message, taobao_order
-from tests.support import NOW
+from tests.support import NOW, tell_changes
 
 START = NOW - timedelta(hours=40)
 ORDER = taobao_order("3090001", START)
@@ -60,9 +60,14 @@ def test_emf_metrics_for_a_webhook_a_rejection_a_duplicate_and_a_breach(stack, c
         == "stale_timestamp"
     )
 
+    # A breach is counted when the change that found it is told (its stream read).
+    tell_changes()
+    output_lines(capfd)
     due = START + timedelta(hours=0.1, seconds=48 * 3600 + 1)
     with time_machine.travel(due, tick=False):
         sweep(due)
+    assert "DeadlinesBreached" not in metric_names(output_lines(capfd))
+    tell_changes(due)
     assert "DeadlinesBreached" in metric_names(output_lines(capfd))
 
 

@@ -1,20 +1,25 @@
-"""What the rules write to the outbox, in the same transaction as the change."""
+"""What the rules' changes tell, once the stream consumer has read them: an
+automatic action's outbox row, and events (delivered to every subscription
+that wants them: here, one that wants every event)."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
 
+import pytest
+
 from chalicelib.store.records import OutboxRecord
 from simulator.scenarios import Message, taobao_order
-from tests.support import NOW, TAOBAO_SHOP
+from tests.support import NOW, TAOBAO_SHOP, told
 
+pytestmark = pytest.mark.usefixtures("every_event")
 START = NOW - timedelta(hours=5)
 
 
 def outbox() -> dict[str, list[OutboxRecord]]:
     rows: dict[str, list[OutboxRecord]] = {}
-    for row in OutboxRecord.scan():
+    for row in told():
         rows.setdefault(row.type, []).append(row)
     return rows
 
@@ -74,4 +79,4 @@ def test_postage_on_a_free_shipping_order_is_a_compliance_event(stack):
     body = json.loads(event.payload)
     assert body["type"] == "compliance.flagged"
     assert body["data"]["order"]["order_id"] == "3080003"
-    assert event.outbox_id.startswith("evt_")
+    assert event.event_id.startswith("evt_")

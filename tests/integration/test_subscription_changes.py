@@ -11,11 +11,9 @@ import pytest
 import time_machine
 from standardwebhooks import Webhook, WebhookVerificationError
 
-import app as app_module
 from chalicelib.service import keys, subscriptions
 from chalicelib.store.records import OutboxRecord, SubscriptionRouteRecord
 from shophook.cli import main
-from shophook.driver import consumers, poll
 from tests.integration.subscribers import (
     LATER,
     ORDER_EVENTS,
@@ -25,7 +23,7 @@ from tests.integration.subscribers import (
     subscribe,
     trade_messages,
 )
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, tell_changes
 
 
 def test_patch_changes_the_url_and_event_types_and_the_routes_follow(
@@ -147,10 +145,7 @@ def test_revoking_a_key_disables_its_subscriptions_and_cancels_their_queued_deli
     created = subscribe(stack, subscriber.url, event_types=["order.paid"], api_key=made["key"])
     # The order's events are fanned out (order.paid's delivery queued), not yet sent.
     stack.deliver(trade_messages()[1])
-    outbox_consumer = next(c for c in consumers(app_module) if c.name == "deliver_outbox")
-    with time_machine.travel(LATER, tick=False):
-        while poll(outbox_consumer):
-            pass
+    tell_changes(LATER)
     (queued,) = OutboxRecord.by_subscription.query(created["id"])
     assert queued.state == "pending"
 

@@ -10,12 +10,10 @@ from datetime import timedelta
 import pytest
 import time_machine
 
-import app as app_module
 from chalicelib.domain.retry import INTEGRATOR_DELIVERIES
 from chalicelib.service import keys
 from chalicelib.store import queues
 from chalicelib.store.records import OutboxRecord
-from shophook.driver import consumers, poll
 from tests.integration.subscribers import (
     LATER,
     ORDER_EVENTS,
@@ -26,7 +24,7 @@ from tests.integration.subscribers import (
     subscribe,
     trade_messages,
 )
-from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, set_env
+from tests.support import JD_SHOP, NOW, TAOBAO_SHOP, drain, set_env, tell_changes
 
 
 def test_a_subscriber_receives_each_event_signed_and_in_order(
@@ -148,9 +146,7 @@ def test_deleting_a_subscription_cancels_what_is_queued_for_it(
     created = subscribe(stack, subscriber.url, event_types=["order.created"])
     stack.deliver(trade_messages()[0])
     # Fanned out, then deleted before the delivery's turn.
-    outbox_consumer = next(c for c in consumers(app_module) if c.name == "deliver_outbox")
-    with time_machine.travel(LATER, tick=False):
-        poll(outbox_consumer)
+    tell_changes(LATER)
     assert call(stack, "DELETE", f"/subscriptions/{created['id']}").status == 204
     drain(LATER)
     assert subscriber.received == []

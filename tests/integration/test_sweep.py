@@ -10,10 +10,10 @@ import time_machine
 
 from chalicelib.service.sweep import sweep
 from chalicelib.store.entities import ENTITIES
-from chalicelib.store.records import DEADLINE_SHARDS, DeadlineRecord, OutboxRecord
+from chalicelib.store.records import DEADLINE_SHARDS, DeadlineRecord
 from chalicelib.store.work import sortable
 from simulator.scenarios import Message, taobao_order
-from tests.support import NOW, TAOBAO_SHOP
+from tests.support import NOW, TAOBAO_SHOP, tell_changes, told
 
 PAID = NOW - timedelta(hours=40)
 
@@ -23,16 +23,16 @@ def unshipped(tid: str) -> Message:
     return taobao_order(tid, PAID - timedelta(hours=0.1))[1]
 
 
-def outbox_types(entity_fragment: str = "") -> list[str]:
-    return sorted(row.type for row in OutboxRecord.scan() if entity_fragment in row.payload)
+def told_types(at=NOW) -> list[str]:
+    return sorted(row.type for row in told(at))
 
 
-def test_a_paid_order_with_no_shipment_is_breached_when_its_window_ends(stack):
+def test_a_paid_order_with_no_shipment_is_breached_when_its_window_ends(stack, every_event):
     assert stack.deliver(unshipped("600001")).status == 200
     order = stack.get(f"/shops/{TAOBAO_SHOP}/orders/600001").body
     assert order["flags"] == []
     # Paid 40h ago: the seller's 24h target is already missed, the platform's 48h not yet.
-    assert "after_sale.deadline_breached" in outbox_types()
+    assert "after_sale.deadline_breached" in told_types()
     due = PAID + timedelta(hours=48)
     with time_machine.travel(due, tick=False):
         assert sweep(due).events == []
@@ -45,7 +45,7 @@ def test_a_paid_order_with_no_shipment_is_breached_when_its_window_ends(stack):
     assert DeadlineRecord.count("taobao#order#600001#platform.ship_by") == 0
 
 
-def test_the_warning_at_three_quarters_is_sent_once(stack):
+def test_the_warning_at_three_quarters_is_sent_once(stack, every_event):
     late_pay = NOW - timedelta(hours=10)
     stack.deliver(taobao_order("600002", late_pay - timedelta(hours=0.1))[1])
     warn_at = late_pay + timedelta(hours=36)  # 75% of the platform's 48h
@@ -53,7 +53,7 @@ def test_the_warning_at_three_quarters_is_sent_once(stack):
         sweep(warn_at)
     due_events = [
         json.loads(row.payload)["data"]["deadline"]["rule"]
-        for row in OutboxRecord.scan()
+        for row in told(warn_at)
         if row.type == "after_sale.deadline_due"
     ]
     assert due_events.count("platform.ship_by") == 1
@@ -122,7 +122,7 @@ def test_sweep_reads_grow_with_due_deadlines_not_with_the_table(stack, aws_scann
     assert aws_scanned.calls("GetItem") == 10
 
 
-def test_the_local_driver_runs_every_schedule_of_the_app(stack):
+def test_the_local_driver_runs_every_schedule_of_the_app(stack, every_event):
     import app as app_module
     from shophook.driver import run_schedules, scheduled_handlers
 
@@ -134,12 +134,14 @@ def test_the_local_driver_runs_every_schedule_of_the_app(stack):
         "drain_channels",
     }
     stack.deliver(unshipped("600005"))
+    tell_changes()
     with time_machine.travel((PAID + timedelta(hours=49)).astimezone(UTC), tick=False):
         results = run_schedules(app_module, NOW)
     assert results["sweep_deadlines"]["entities"] == 1
     assert results["refresh_tokens"] == {"refreshed": [], "failed": []}
     # The demo shops here have no tokens: nothing to pull.
     assert results["reconcile_shops"] == {"queued": 0}
-    # No consumer ran in this test, so the order's events are still unseen: sent again.
+    # No queue consumer ran in this test, so the order's deliveries are still
+    # unseen: sent again.
     assert results["requeue_outbox"]["requeued"] >= 1
     assert DeadlineRecord.count("taobao#order#600005#platform.ship_by") == 0

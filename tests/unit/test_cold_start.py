@@ -39,6 +39,7 @@ OWN_LOADED_LATER = (
     "chalicelib.platforms.wire",
     "chalicelib.policies.validate",
     "chalicelib.service.actions",
+    "chalicelib.service.changes",
     "chalicelib.service.channel",
     "chalicelib.service.console",
     "chalicelib.service.deliver",

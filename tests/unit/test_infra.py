@@ -61,6 +61,8 @@ def test_every_table_with_its_indexes_ttl_recovery_and_encryption():
         ("DeliveriesDeadLetterDepthAlarm", "ApproximateNumberOfMessagesVisible"),
         ("DynamoDBReadThrottlesAlarm", "ReadThrottleEvents"),
         ("DynamoDBWriteThrottlesAlarm", "WriteThrottleEvents"),
+        ("TellChangesErrorsAlarm", "Errors"),
+        ("ChangesLagAlarm", "IteratorAge"),
         ("ReconcileErrorsAlarm", "ReconcileErrors"),
     ],
 )
@@ -97,6 +99,25 @@ def test_the_function_roles_grant_no_wildcard_actions_on_data(stage):
             assert all(f"table/shophook-{stage}-" in resource for resource in statement["Resource"])
 
 
+def test_the_orders_and_cases_streams_feed_the_change_teller_and_never_skip_a_record():
+    resources = template()["Resources"]
+    streamed = {
+        name
+        for name, resource in resources.items()
+        if "StreamSpecification" in resource.get("Properties", {})
+    }
+    assert streamed == {"OrderTable", "CaseTable"}
+    for table in streamed:
+        spec = resources[table]["Properties"]["StreamSpecification"]
+        assert spec == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    sources = resources["TellChanges"]["Properties"]["Events"].values()
+    assert {source["Properties"]["Stream"]["Fn::GetAtt"][0] for source in sources} == streamed
+    for source in sources:
+        properties = source["Properties"]
+        assert properties["MaximumRetryAttempts"] == properties["MaximumRecordAgeInSeconds"] == -1
+        assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
 def test_tokens_are_sealed_under_a_rotated_key_only_the_functions_may_use():
     resources = template()["Resources"]
     assert resources["TokenKey"]["Properties"]["EnableKeyRotation"] is True
@@ -112,6 +133,7 @@ def test_tokens_are_sealed_under_a_rotated_key_only_the_functions_may_use():
             "DrainChannels",
             "DeliverOutbox",
             "DeliverWebhooks",
+            "TellChanges",
         )
     ]
     (statement,) = use["PolicyDocument"]["Statement"]

@@ -1,0 +1,78 @@
+"""The committed changes are the outbox: every order or case write reaches this
+consumer on its table's DynamoDB stream, with the item before and after. What
+the write tells the outside world is decided again from the two, by the same
+pure `domain.change.write` that ingest and the sweeper decided with, and becomes
+work: an automatic action's outbox row, and one delivery per subscription that
+wants an event (no event row: nothing is written for an event nobody wants).
+So a webhook's request path writes no outbox row and sends no message.
+
+A record is handled at least once (Lambda retries a batch from the first record
+that failed): rows are put only if absent, so a retry makes none twice, and a
+row whose send failed is sent by the requeue schedule.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from chalicelib.domain.change import told
+from chalicelib.domain.work import ACTIVE, WorkKind, WorkState
+from chalicelib.observability import count_deadline_events, emit
+from chalicelib.service import fanout, outbox
+from chalicelib.store import entities, work
+from chalicelib.store import subscriptions as stored_subscriptions
+from chalicelib.store.records import OutboxRecord, SubscriptionRouteRecord
+
+Routes = Callable[[str], list[SubscriptionRouteRecord]]
+
+
+def consume(event: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A stream-triggered invocation: failures reported per record, so that Lambda
+    retries from the first one that failed."""
+    # Imported here: the batch utility loads pydantic models the API never needs.
+    from aws_lambda_powertools.utilities.batch import (
+        BatchProcessor,
+        EventType,
+        process_partial_response,
+    )
+
+    # A shop's subscriptions, read once per invocation however many of its changes it holds.
+    routes = functools.cache(stored_subscriptions.routes)
+    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+    # A batch whose every record failed is read again like any other: not a function error.
+    processor.raise_on_entire_batch_failure = False
+    return process_partial_response(
+        event=event,
+        record_handler=lambda record: tell(record.raw_event, now, routes),
+        processor=processor,
+    )
+
+
+def tell(
+    stream_record: Mapping[str, Any],
+    now: datetime,
+    routes: Routes = stored_subscriptions.routes,
+    queue: outbox.WorkQueue = outbox.SQS,
+) -> list[OutboxRecord]:
+    """Turn one committed write into its work; returns the rows it stored."""
+    changed = entities.changed(stream_record)
+    if changed is None:
+        return []
+    entity, outbound = told(changed.before, changed.after.state, changed.at)
+    rows: list[OutboxRecord] = []
+    for index, item in enumerate(outbound):
+        row = entities.outbound_row(entity, item, index, changed.at, now)
+        if item.kind is WorkKind.ACTION:
+            rows.append(row)
+        else:
+            rows += fanout.deliveries_of(row, routes(item.shop_id), now)
+    stored = work.save_new(rows)
+    queue.send([work.work_of(row) for row in stored if WorkState(row.state) in ACTIVE])
+    count_deadline_events([item.work_type for item in outbound])
+    deliveries = sum(row.kind == WorkKind.DELIVERY for row in stored)
+    if deliveries:
+        emit("DeliveriesCreated", deliveries)
+    return stored
