@@ -70,6 +70,20 @@ settings.register_profile("soak", database=None, print_blob=True, **_NOT_BY_THE_
 settings.load_profile("soak" if os.environ.get("SHOPHOOK_SOAK") == "1" else "ci")
 
 
+# `make test` hands whole files to two workers in the order collected: the
+# longest (full-stack reliability runs, the browser and the local stack) go
+# first, so that no long file starts last and runs alone at the end.
+LONGEST_FIRST = ("reliability", "e2e", "integration", "unit")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def weight(item: pytest.Item) -> int:
+        folder = item.path.parent.name
+        return LONGEST_FIRST.index(folder) if folder in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=weight)
+
+
 def _hint(secret: str) -> str:
     """Enough of a secret to find it, not enough to use it."""
     return f"{secret[:4]}… ({len(secret)} characters)"
