@@ -218,14 +218,17 @@ def forget_stream_positions() -> None:
 
 def _shards() -> list[_Shard]:
     if not _SHARDS:
+        # Every table's shards or none: a table being made anew is found next time.
         dynamodb = boto3.client("dynamodb", region_name=settings().region)
+        found = []
         for table in STREAMED:
             stream_arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
             described = _streams_client().describe_stream(StreamArn=stream_arn)
-            _SHARDS.extend(
+            found += [
                 _Shard(stream_arn, shard["ShardId"])
                 for shard in described["StreamDescription"]["Shards"]
-            )
+            ]
+        _SHARDS.extend(found)
     return _SHARDS
 
 

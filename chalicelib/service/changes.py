@@ -7,8 +7,9 @@ wants an event (no event row: nothing is written for an event nobody wants).
 So a webhook's request path writes no outbox row and sends no message.
 
 A record is handled at least once (Lambda retries a batch from the first record
-that failed): rows are put only if absent, so a retry makes none twice, and a
-row whose send failed is sent by the requeue schedule.
+that failed): its rows are put only if absent (in one transaction, or one by
+one once some are there), so a retry makes none twice, and a row whose send
+failed is sent by the requeue schedule.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def tell(
             rows.append(row)
         else:
             rows += fanout.deliveries_of(row, routes(item.shop_id), now)
-    stored = work.save_new(rows)
+    stored = work.save_new_together(rows)
     queue.send([work.work_of(row) for row in stored if WorkState(row.state) in ACTIVE])
     count_deadline_events([item.work_type for item in outbound])
     deliveries = sum(row.kind == WorkKind.DELIVERY for row in stored)

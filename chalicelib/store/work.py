@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -160,6 +160,35 @@ def save_new(rows: Iterable[OutboxRecord]) -> list[OutboxRecord]:
         except ConditionFailedError:
             continue
         stored.append(row)
+    return stored
+
+
+# What one DynamoDB transaction may hold.
+TRANSACTION_ITEMS = 100
+
+
+def save_new_together(rows: Sequence[OutboxRecord]) -> list[OutboxRecord]:
+    """Store the rows not stored yet, and return those stored: up to 100 in one
+    transaction when none of them is there (the usual case: one request), each
+    on its own when one is (the same work made again, by a stream record read
+    twice)."""
+    stored: list[OutboxRecord] = []
+    for start in range(0, len(rows), TRANSACTION_ITEMS):
+        chunk = rows[start : start + TRANSACTION_ITEMS]
+        if len(chunk) == 1:
+            stored += save_new(chunk)
+            continue
+        try:
+            with (
+                storage_errors("store outbound work"),
+                TransactWrite(connection=connection()) as write,
+            ):
+                for row in chunk:
+                    write.save(row, condition=OutboxRecord.outbox_id.does_not_exist())
+        except ConditionFailedError:
+            stored += save_new(chunk)
+            continue
+        stored += chunk
     return stored
 
 

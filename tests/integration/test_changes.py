@@ -42,11 +42,12 @@ def test_a_change_read_again_from_its_stream_makes_nothing_twice(every_event, aw
 
 def test_a_record_whose_work_could_not_be_stored_is_read_again(every_event, faults):
     assert every_event.deliver(PAID).status == 200
-    faults.fail_next("PutItem", code="InternalServerError")
+    faults.fail_next("TransactWriteItems", code="InternalServerError")
     tell_changes()
     assert faults.injected == 1
-    # The record failed with its first delivery row unwritten; the next poll
-    # reads it again, and both deliveries are there once.
+    assert list(OutboxRecord.scan()) == []
+    # The record failed with its delivery rows unwritten; the next poll reads it
+    # again, and both deliveries are there once.
     tell_changes()
     assert sorted(row.type for row in OutboxRecord.scan()) == ["order.created", "order.paid"]
     assert queued_deliveries() == 2
