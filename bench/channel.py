@@ -200,8 +200,8 @@ def channel_costs(orders: int = 150) -> Report:
     report.notes.append(
         "Thin contents (platforms.md 1.3): each message is stored once and confirmed, and "
         "queues its detail call (taobao.trade.fullinfo.get / taobao.refund.get) as FETCH "
-        "work; counted here with the drain: each fetch's SQS receive and delete, its outbox "
-        "row and shop reads, the session token's KMS decrypt, the detail call and the "
+        "work; counted here with the drain: each fetch's SQS send, receive and delete, its "
+        "outbox row and shop reads, the session token's KMS decrypt, the detail call and the "
         "store-once of what it returns. What the writes tell is read from their tables' "
         "streams, on every route alike, and not run here."
     )
