@@ -9,7 +9,7 @@ moves it to the DLQ after the redrive count.
 The orders' and cases' DynamoDB streams are read the way Lambda reads them:
 each shard in order from where the function last got to, a batch at a time; a
 batch is read again from its first failed record, until it is handled (the
-event source mapping never skips one: infra's MaximumRetryAttempts -1).
+event source mapping skips none: infra's MaximumRetryAttempts -1).
 """
 
 from __future__ import annotations
@@ -255,8 +255,8 @@ def _lambda_stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, 
                 for name in ("Keys", "NewImage", "OldImage")
                 if name in images
             },
-            # What Lambda hands a function: epoch seconds, not a datetime.
-            "ApproximateCreationDateTime": images["ApproximateCreationDateTime"].timestamp(),
+            # What Lambda hands a function: whole epoch seconds, not a datetime.
+            "ApproximateCreationDateTime": int(images["ApproximateCreationDateTime"].timestamp()),
         },
         "eventSourceARN": stream_arn,
     }

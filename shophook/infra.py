@@ -656,7 +656,8 @@ def _functions() -> dict[str, Any]:
             }
         if function == STREAM_CONSUMER:
             # Every committed write, in order per item; a failed record is read
-            # again (never skipped: nothing is lost) while the lag alarm says so.
+            # again, never skipped, for as long as the stream keeps it (24 hours),
+            # while the lag alarm says so.
             properties["Events"] = {
                 f"{_logical_id(record)}Stream": {
                     "Type": "DynamoDB",
@@ -681,7 +682,13 @@ def _functions() -> dict[str, Any]:
             if function in (*CONSUMERS, STREAM_CONSUMER)
             else SCHEDULE_CONCURRENCY
         )
-        resources[function] = {"Properties": properties}
+        # A function's new code writes no outbox row for what a change tells: it
+        # must not run before the tables stream their writes (records then wait
+        # for the stream's consumer, from the start of the stream).
+        resources[function] = {
+            "Properties": properties,
+            "DependsOn": [_logical_id(record) for record in STREAMED.values()],
+        }
     return resources
 
 
@@ -823,8 +830,8 @@ def _parameters() -> dict[str, Any]:
             "Type": "Number",
             "Default": 10,
             "MinValue": 2,
-            "Description": "reserved concurrency of each queue consumer, and its event "
-            "source's maximum concurrency",
+            "Description": "reserved concurrency of each queue consumer (and its event "
+            "source's maximum concurrency) and of the streams' consumer",
         },
     }
 

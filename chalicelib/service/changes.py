@@ -6,10 +6,11 @@ work: an automatic action's outbox row, and one delivery per subscription that
 wants an event (no event row: nothing is written for an event nobody wants).
 So a webhook's request path writes no outbox row and sends no message.
 
-A record is handled at least once (Lambda retries a batch from the first record
-that failed): its rows are put only if absent (in one transaction, or one by
-one once some are there), so a retry makes none twice, and a row whose send
-failed is sent by the requeue schedule.
+A record is handled at least once (Lambda reads a batch again from the first
+record that failed, and none after it is handled first): its rows are put only
+if absent (in one transaction, or one by one once some are there), so a retry
+makes none twice, and they are all sent again (a message for work done
+already does nothing).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from chalicelib.domain.change import told
 from chalicelib.domain.work import ACTIVE, WorkKind, WorkState
-from chalicelib.observability import count_deadline_events, emit
+from chalicelib.observability import count_deadline_events, emit, logger
 from chalicelib.service import fanout, outbox
 from chalicelib.store import entities, work
 from chalicelib.store import subscriptions as stored_subscriptions
@@ -31,25 +32,20 @@ Routes = Callable[[str], list[SubscriptionRouteRecord]]
 
 
 def consume(event: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """A stream-triggered invocation: failures reported per record, so that Lambda
-    retries from the first one that failed."""
-    # Imported here: the batch utility loads pydantic models the API never needs.
-    from aws_lambda_powertools.utilities.batch import (
-        BatchProcessor,
-        EventType,
-        process_partial_response,
-    )
-
+    """A stream-triggered invocation: its records in order, up to the first that
+    fails, which is reported (with those after it unread) so that Lambda reads
+    the batch again from there: a later write of the same item is never told
+    before an earlier one."""
     # A shop's subscriptions, read once per invocation however many of its changes it holds.
     routes = functools.cache(stored_subscriptions.routes)
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-    # A batch whose every record failed is read again like any other: not a function error.
-    processor.raise_on_entire_batch_failure = False
-    return process_partial_response(
-        event=event,
-        record_handler=lambda record: tell(record.raw_event, now, routes),
-        processor=processor,
-    )
+    for record in event["Records"]:
+        try:
+            tell(record, now, routes)
+        except Exception:
+            # Not a function error: the batch is read again from this record.
+            logger.exception("a change could not be told; read again from it")
+            return {"batchItemFailures": [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]}
+    return {"batchItemFailures": []}
 
 
 def tell(
@@ -58,7 +54,9 @@ def tell(
     routes: Routes = stored_subscriptions.routes,
     queue: outbox.WorkQueue = outbox.SQS,
 ) -> list[OutboxRecord]:
-    """Turn one committed write into its work; returns the rows it stored."""
+    """Turn one committed write into its work, and send all of it: a row stored by
+    an earlier read of the record may not have been sent (a message for work
+    done already does nothing). Returns the rows stored now."""
     changed = entities.changed(stream_record)
     if changed is None:
         return []
@@ -71,7 +69,7 @@ def tell(
         else:
             rows += fanout.deliveries_of(row, routes(item.shop_id), now)
     stored = work.save_new_together(rows)
-    queue.send([work.work_of(row) for row in stored if WorkState(row.state) in ACTIVE])
+    queue.send([work.work_of(row) for row in rows if WorkState(row.state) in ACTIVE])
     count_deadline_events([item.work_type for item in outbound])
     deliveries = sum(row.kind == WorkKind.DELIVERY for row in stored)
     if deliveries:

@@ -68,8 +68,12 @@ def fan_out(event: OutboxRecord, now: datetime, queue: outbox.WorkQueue = outbox
     """A stored event's deliveries, stored with its new state and sent."""
     deliveries = deliveries_of(event, stored_subscriptions.routes(event.shop_id), now)
     if not work.fan_out(event, deliveries, now):
-        logger.info("fanned out already", extra={"outbox_id": event.outbox_id})
-        return
+        # Fanned out meanwhile, or some deliveries were made already (an event row
+        # written by code before the change streams, told by them too): store the
+        # others one by one, and the event is done.
+        logger.info("some deliveries there already", extra={"outbox_id": event.outbox_id})
+        deliveries = work.save_new(deliveries)
+        work.mark_fanned_out(event, now)
     queue.send([work.work_of(row) for row in deliveries if row.pending_subscription])
     emit("DeliveriesCreated", len(deliveries))
 

@@ -275,11 +275,14 @@ def deliveries_page(
 def deliveries_between(
     subscription_id: str, since: datetime, until: datetime | None, limit: int
 ) -> list[OutboxRecord]:
-    """Deliveries of the events that happened from `since` (to `until`), oldest first."""
+    """Deliveries of the events that happened from `since` (to `until`), oldest first.
+    From the start of `since`'s second: a change's events are positioned by the
+    second its table's stream gives it."""
+    start = sortable(since.replace(microsecond=0))
     condition = (
-        OutboxRecord.position.between(sortable(since), sortable(until) + "~")
+        OutboxRecord.position.between(start, sortable(until) + "~")
         if until is not None
-        else OutboxRecord.position >= sortable(since)
+        else OutboxRecord.position >= start
     )
     with storage_errors("read the deliveries"):
         return list(

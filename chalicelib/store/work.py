@@ -302,26 +302,39 @@ def note_call(row: OutboxRecord, now: datetime) -> None:
         )
 
 
+def _fanned_out(now: datetime) -> list[Any]:
+    return [
+        OutboxRecord.state.set(WorkState.FANNED_OUT),
+        OutboxRecord.finished_at.set(now),
+        OutboxRecord.unsent_shard.remove(),
+        OutboxRecord.requeue_at.remove(),
+    ]
+
+
 def fan_out(event: OutboxRecord, deliveries: list[OutboxRecord], now: datetime) -> bool:
     """Store the event's deliveries with its new state, in one transaction; False
-    if it was fanned out already."""
+    if it was fanned out already, or one of the deliveries is there already."""
     try:
         with storage_errors("fan the event out"), TransactWrite(connection=connection()) as write:
             for delivery in deliveries:
                 write.save(delivery, condition=OutboxRecord.outbox_id.does_not_exist())
             write.update(
-                event,
-                actions=[
-                    OutboxRecord.state.set(WorkState.FANNED_OUT),
-                    OutboxRecord.finished_at.set(now),
-                    OutboxRecord.unsent_shard.remove(),
-                    OutboxRecord.requeue_at.remove(),
-                ],
-                condition=OutboxRecord.state == WorkState.PENDING,
+                event, actions=_fanned_out(now), condition=OutboxRecord.state == WorkState.PENDING
             )
     except ConditionFailedError:
         return False
     return True
+
+
+def mark_fanned_out(event: OutboxRecord, now: datetime) -> None:
+    """The event's deliveries are stored: it is fanned out (if it was pending)."""
+    try:
+        with storage_errors("mark the event fanned out"):
+            event.update(
+                actions=_fanned_out(now), condition=OutboxRecord.state == WorkState.PENDING
+            )
+    except ConditionFailedError:
+        return
 
 
 def cancel_pending_deliveries(subscription_id: str, now: datetime, why: str) -> int:
