@@ -682,13 +682,12 @@ def _functions() -> dict[str, Any]:
             if function in (*CONSUMERS, STREAM_CONSUMER)
             else SCHEDULE_CONCURRENCY
         )
-        # A function's new code writes no outbox row for what a change tells: it
-        # must not run before the tables stream their writes (records then wait
-        # for the stream's consumer, from the start of the stream).
-        resources[function] = {
-            "Properties": properties,
-            "DependsOn": [_logical_id(record) for record in STREAMED.values()],
-        }
+        resources[function] = {"Properties": properties}
+        if function != STREAM_CONSUMER:
+            # Its new code writes no outbox row for what a change tells: it must
+            # not run before the tables stream their writes (records then wait
+            # for the streams' consumer, which the streams' ARNs order already).
+            resources[function]["DependsOn"] = [_logical_id(record) for record in STREAMED.values()]
     return resources
 
 

@@ -116,6 +116,10 @@ def test_the_orders_and_cases_streams_feed_the_change_teller_and_never_skip_a_re
         properties = source["Properties"]
         assert properties["MaximumRetryAttempts"] == properties["MaximumRecordAgeInSeconds"] == -1
         assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # No function's code may commit a change before the tables stream it.
+    for function in FUNCTIONS:
+        if function != "TellChanges":
+            assert set(resources[function]["DependsOn"]) == streamed
 
 
 def test_tokens_are_sealed_under_a_rotated_key_only_the_functions_may_use():
