@@ -12,7 +12,6 @@ from chalicelib.domain.change import decide
 from chalicelib.domain.ids import EntityRef
 from chalicelib.observability import emit, logger, tracer
 from chalicelib.policies import default_policy
-from chalicelib.service import outbox
 from chalicelib.store.entities import ENTITIES, DueDeadline, EntityStore
 from chalicelib.store.errors import ConditionFailedError, StorageUnavailableError
 
@@ -27,9 +26,7 @@ class SweepReport:
 
 
 @tracer.capture_method(capture_response=False)
-def sweep(
-    now: datetime, store: EntityStore = ENTITIES, queue: outbox.WorkQueue = outbox.SQS
-) -> SweepReport:
+def sweep(now: datetime, store: EntityStore = ENTITIES) -> SweepReport:
     due = store.due(now)
     by_entity: dict[EntityRef, list[DueDeadline]] = defaultdict(list)
     for deadline in due:
@@ -37,7 +34,7 @@ def sweep(
     report = SweepReport(due=len(due), entities=len(by_entity))
     for deadlines in by_entity.values():
         try:
-            report.events += _sweep_entity(deadlines, now, store, queue)
+            report.events += _sweep_entity(deadlines, now, store)
         except StorageUnavailableError:
             # The rows stay due: the next sweep takes them up again.
             logger.exception("deadline sweep failed", extra={"entity": deadlines[0].entity.stream})
@@ -45,9 +42,7 @@ def sweep(
     return report
 
 
-def _sweep_entity(
-    deadlines: list[DueDeadline], now: datetime, store: EntityStore, queue: outbox.WorkQueue
-) -> list[str]:
+def _sweep_entity(deadlines: list[DueDeadline], now: datetime, store: EntityStore) -> list[str]:
     first = deadlines[0]
     # The due rows are rewritten even if their deadlines did not change.
     refresh = frozenset(deadline.rule for deadline in deadlines)
@@ -60,9 +55,9 @@ def _sweep_entity(
         change = decide(held, None, policy, now)
         change = replace(change, writes=tuple(replace(w, refresh=refresh) for w in change.writes))
         try:
-            work = store.commit(change)
+            # A sweep has no message, so no fetch: what it tells is read from the stream.
+            store.commit(change)
         except ConditionFailedError:
             continue
-        queue.send(work)
         return [event.type for entity in change.writes for event in entity.events]
     raise StorageUnavailableError("the entity kept changing during the sweep")

@@ -214,7 +214,7 @@ def deadline_row(entity: EntityWrite, deadline: Deadline) -> DeadlineRecord:
     )
 
 
-def _stage(write: TransactWrite, entity: EntityWrite, now: datetime) -> None:
+def _stage(write: TransactWrite, entity: EntityWrite) -> None:
     """The entity's row and its deadline index rows (what the change tells the
     outside world follows from the row: `changed`)."""
     write.save(entity_record(entity))
@@ -378,8 +378,9 @@ class DynamoEntities:
         )
 
     def commit(self, change: Change) -> list[Work]:
-        inbound, now = change.message, change.at
-        rows: list[OutboxRecord] = []
+        inbound = change.message
+        # A thin message's detail call: the only work a change commits beside it.
+        fetch = _fetch_row(change.fetch, change.at) if change.fetch is not None else None
         try:
             with (
                 storage_errors("write the change"),
@@ -392,17 +393,16 @@ class DynamoEntities:
                         condition=EventLogRecord.sequence.does_not_exist(),
                     )
                 for entity in change.writes:
-                    _stage(write, entity, now)
+                    _stage(write, entity)
                 if change.link is not None:
                     _link(write, change.link)
-                if change.fetch is not None:
-                    rows.append(_fetch_row(change.fetch, now))
-                    write.save(rows[-1])
+                if fetch is not None:
+                    write.save(fetch)
         except ConditionFailedError as refused:
             if inbound is not None and 0 in refused.items:
                 raise AlreadyStoredError("the message is held already", refused.items) from refused
             raise
-        return [work_of(row) for row in rows]
+        return [work_of(fetch)] if fetch is not None else []
 
     def quarantine(self, message: Quarantined, now: datetime) -> None:
         record = QuarantineRecord(message.key)

@@ -173,7 +173,7 @@ def test_the_sweep_breaches_what_is_due_and_tells_it_once(store, queue):
     receive(PAID, store, queue)
     told = len(store.told())
     later = NOW + timedelta(days=3)
-    report = sweep.sweep(later, store, queue)
+    report = sweep.sweep(later, store)
     assert report.entities == 1
     assert store.told()[told:] == report.events
     assert "after_sale.deadline_breached" in report.events
@@ -182,4 +182,4 @@ def test_the_sweep_breaches_what_is_due_and_tells_it_once(store, queue):
     )
     assert ship_by.state is DeadlineState.BREACHED
     told = len(store.told())
-    assert sweep.sweep(later, store, queue).due == 0 and len(store.told()) == told
+    assert sweep.sweep(later, store).due == 0 and len(store.told()) == told
