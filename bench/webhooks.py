@@ -70,19 +70,13 @@ def _run(
     return perf_counter() - began
 
 
-def _tell_changes() -> None:
-    """ShopHook's stream consumer, run as Lambda runs it on what was committed."""
-    import app
-    from shophook.driver import poll_streams
-
-    while poll_streams(app):
-        pass
-
-
 def metered(every: dict[str, Handler], orders: int) -> tuple[list, dict[str, Meter]]:
     """Each handler's AWS requests over the same stream (the same messages, new
     ids), with those of the stream consumer on what it committed (none commits
     to the baseline's tables, which have no stream)."""
+    import app
+    from shophook.driver import drain_streams
+
     meters: dict[str, Meter] = {}
     stream: list = []
     for offset, (name, handler) in enumerate(every.items()):
@@ -90,7 +84,8 @@ def metered(every: dict[str, Handler], orders: int) -> tuple[list, dict[str, Met
         _empty_queues()
         with metering() as meter:
             _run(handler, stream, fresh_queues=False)
-            _tell_changes()
+            # ShopHook's stream consumer, run as Lambda runs it on what was committed.
+            drain_streams(app)
         meters[name] = meter
     return stream, meters
 

@@ -270,6 +270,15 @@ def poll_streams(app_module: ModuleType) -> int:
         return sum(_poll_shard(app_module, shard) for shard in _shards())
 
 
+def drain_streams(app_module: ModuleType) -> int:
+    """Poll the streams until a poll hands the function nothing it handles;
+    returns how many records it handled."""
+    handled = 0
+    while polled := poll_streams(app_module):
+        handled += polled
+    return handled
+
+
 def _poll_shard(app_module: ModuleType, shard: _Shard) -> int:
     read = _streams_client().get_records(ShardIterator=shard.next_iterator(), Limit=STREAM_BATCH)
     records = read["Records"]
